@@ -1,0 +1,37 @@
+/* A minimal test harness: CHECK records failures and keeps going; ct_test_finish prints the
+ * summary line ("N passed, N failed") and returns the exit code for main. Exit 77 = skipped. */
+#ifndef CT_TEST_H
+#define CT_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int ct_test_passed, ct_test_failed;
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        if (cond) {                                                              \
+            ct_test_passed++;                                                    \
+        } else {                                                                 \
+            ct_test_failed++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+        }                                                                        \
+    } while (0)
+
+/* Absolute path of a file in the source tree (tests run from the source root under ctest). */
+static inline const char *ct_test_path(const char *relative) {
+    static char buf[4096];
+    const char *root = getenv("CT_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", relative);
+    return buf;
+}
+
+static inline int ct_test_finish(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, ct_test_passed, ct_test_failed);
+    return ct_test_failed ? 1 : 0;
+}
+
+#endif
