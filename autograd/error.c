@@ -23,7 +23,12 @@ int ct_fail_context(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, args);
     va_end(args);
     memcpy(previous, last_error, sizeof previous);
-    snprintf(last_error, sizeof last_error, "%s%s", prefix, previous);
+    size_t prefix_len = strlen(prefix);
+    size_t keep = sizeof last_error - 1 - prefix_len;
+    memcpy(last_error, prefix, prefix_len);
+    size_t previous_len = strnlen(previous, keep);
+    memcpy(last_error + prefix_len, previous, previous_len);
+    last_error[prefix_len + previous_len] = '\0';
     return -1;
 }
 

@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Records a formatted one-line message and returns -1, so `return ct_fail(...)` reads naturally. */
 int ct_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prepends context ("reading x.h5: ") to the current message; returns -1. */
@@ -16,6 +20,10 @@ void ct_clear_error(void);
 void *ct_malloc(size_t nbytes, const char *what);
 void *ct_calloc(size_t count, size_t size, const char *what);
 char *ct_strdup(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #define CT_TRY(expr) do { if ((expr) < 0) return -1; } while (0)
 

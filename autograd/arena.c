@@ -1,0 +1,135 @@
+#include "autograd/arena.h"
+
+#include <string.h>
+
+#include "autograd/error.h"
+#include "autograd/tape.h"
+#include "kernels/device.h"
+
+#define MIN_CHUNK_BYTES ((size_t)1 << 20)
+#define MAX_CHUNKS 48
+#define N_DEVICES 2
+
+typedef struct {
+    char *data;
+    size_t capacity;
+    size_t used;
+} chunk;
+
+typedef struct {
+    chunk chunks[MAX_CHUNKS];
+    int n_chunks;
+    size_t in_use;
+} arena;
+
+static arena arenas[N_DEVICES][CT_MAX_SCOPE_DEPTH + 1];
+static ct_node *tape_top_at_begin[CT_MAX_SCOPE_DEPTH + 1];
+static int depth;
+static size_t peak_in_use[N_DEVICES];
+static uint64_t chunk_allocations[N_DEVICES];
+
+static size_t total_in_use(ct_device device) {
+    size_t total = 0;
+    for (int d = 0; d <= depth; d++) total += arenas[device][d].in_use;
+    return total;
+}
+
+static size_t align_up(size_t n) { return (n + CT_ARENA_ALIGN - 1) & ~(size_t)(CT_ARENA_ALIGN - 1); }
+
+static int add_chunk(ct_device device, arena *a, size_t at_least) {
+    if (a->n_chunks == MAX_CHUNKS) return ct_fail("arena: more than %d chunks in one scope", MAX_CHUNKS);
+    size_t last = a->n_chunks ? a->chunks[a->n_chunks - 1].capacity : 0;
+    size_t capacity = align_up(last * 2 > at_least ? last * 2 : at_least);
+    if (capacity < MIN_CHUNK_BYTES) capacity = MIN_CHUNK_BYTES;
+    void *data = ct_device_alloc(device, capacity);
+    if (!data) return ct_fail_context("activations: ");
+    a->chunks[a->n_chunks++] = (chunk){data, capacity, 0};
+    chunk_allocations[device]++;
+    return 0;
+}
+
+void *ct_arena_alloc_on(ct_device device, size_t nbytes) {
+    arena *a = &arenas[device][depth];
+    size_t need = align_up(nbytes ? nbytes : 1);
+    /* Bump in the newest chunk only: a reset coalesces whatever this leaves unused. */
+    chunk *c = a->n_chunks ? &a->chunks[a->n_chunks - 1] : NULL;
+    if (!c || c->capacity - c->used < need) {
+        if (add_chunk(device, a, need) < 0) return NULL;
+        c = &a->chunks[a->n_chunks - 1];
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    a->in_use += need;
+    size_t now = total_in_use(device);
+    if (now > peak_in_use[device]) peak_in_use[device] = now;
+    return p;
+}
+
+void *ct_arena_alloc(size_t nbytes) { return ct_arena_alloc_on(CT_CPU, nbytes); }
+
+void *ct_arena_calloc(size_t nbytes) {
+    void *p = ct_arena_alloc(nbytes);
+    if (p) memset(p, 0, nbytes);
+    return p;
+}
+
+static void reset_arena(ct_device device, arena *a) {
+    if (a->n_chunks > 1) {
+        /* Coalesce: the next use of this depth will need about as much again, in one block. */
+        size_t total = 0;
+        for (int i = 0; i < a->n_chunks; i++) {
+            total += a->chunks[i].capacity;
+            ct_device_free(device, a->chunks[i].data);
+        }
+        a->n_chunks = 0;
+        void *data = ct_device_alloc(device, total);
+        if (data) {
+            a->chunks[0] = (chunk){data, total, 0};
+            a->n_chunks = 1;
+            chunk_allocations[device]++;
+        }
+    } else if (a->n_chunks == 1) {
+        a->chunks[0].used = 0;
+    }
+    a->in_use = 0;
+}
+
+int ct_scope_begin(void) {
+    if (depth == CT_MAX_SCOPE_DEPTH)
+        return ct_fail("scopes nest deeper than %d: a ct_scope_begin lacks its ct_scope_end", depth);
+    depth++;
+    tape_top_at_begin[depth] = ct_tape_top();
+    return depth;
+}
+
+void ct_scope_end(void) {
+    if (depth == 0) return;
+    ct_tape_truncate(tape_top_at_begin[depth]);
+    for (int device = 0; device < N_DEVICES; device++) reset_arena((ct_device)device, &arenas[device][depth]);
+    depth--;
+}
+
+int ct_scope_depth(void) { return depth; }
+
+ct_memory_stats ct_memory_get_stats(ct_device device) {
+    ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device]};
+    for (int d = 0; d <= CT_MAX_SCOPE_DEPTH; d++)
+        for (int i = 0; i < arenas[device][d].n_chunks; i++) stats.reserved += arenas[device][d].chunks[i].capacity;
+    return stats;
+}
+
+void ct_memory_reset_peak(void) {
+    for (int device = 0; device < N_DEVICES; device++) peak_in_use[device] = total_in_use((ct_device)device);
+}
+
+void ct_memory_release_all(void) {
+    while (depth > 0) ct_scope_end();
+    ct_tape_truncate(NULL);
+    for (int device = 0; device < N_DEVICES; device++)
+        for (int d = 0; d <= CT_MAX_SCOPE_DEPTH; d++) {
+            arena *a = &arenas[device][d];
+            for (int i = 0; i < a->n_chunks; i++) ct_device_free((ct_device)device, a->chunks[i].data);
+            a->n_chunks = 0;
+            a->in_use = 0;
+        }
+}

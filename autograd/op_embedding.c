@@ -1,0 +1,31 @@
+/* Embedding lookup: rows of a [vocab, dim] table picked by i32 ids. The table may be frozen in
+ * bf16 or i8 (read into f32 rows); a trainable table gets a deterministic scatter-add gradient. */
+#include "autograd/error.h"
+#include "autograd/ops.h"
+#include "autograd/tape.h"
+
+static int embedding_backward(ct_node *node) {
+    ct_tensor *gw;
+    CT_TRY(ct_grad_target(node->inputs[0], &gw));
+    if (!gw) return 0;
+    return ct_backend_for(gw->device)->embedding_backward(node->output->grad, node->inputs[1], gw);
+}
+
+ct_tensor *ct_embedding(ct_tensor *weight, ct_tensor *ids) {
+    if (!weight || !ids) return NULL;
+    if (weight->ndim != 2) return ct_fail_shapes("embedding", weight, ids, "the table must be 2-D [vocab, dim]");
+    if (ids->dtype != CT_I32) return ct_fail_shapes("embedding", weight, ids, "ids must be i32");
+    if (ids->ndim >= CT_MAX_DIMS) return ct_fail_shapes("embedding", weight, ids, "ids have too many dimensions");
+    if (weight->device != ids->device) return ct_fail_shapes("embedding", weight, ids, "different devices");
+    if (!ct_dtype_is_real(weight->dtype) && weight->requires_grad)
+        return ct_fail_shapes("embedding", weight, ids, "a bf16/i8 table must be frozen");
+    int64_t shape[CT_MAX_DIMS];
+    for (int i = 0; i < ids->ndim; i++) shape[i] = ids->shape[i];
+    shape[ids->ndim] = weight->shape[1];
+    ct_dtype dtype = ct_dtype_is_real(weight->dtype) ? weight->dtype : CT_F32;
+    ct_tensor *out = ct_empty_on(weight->device, dtype, ids->ndim + 1, shape);
+    if (!out || ct_backend_for(weight->device)->embedding_forward(weight, ids, out) < 0) return NULL;
+    ct_tensor *inputs[2] = {weight, ids};
+    if (ct_needs_grad(inputs, 2) && !ct_record("embedding", embedding_backward, inputs, 2, out, NULL)) return NULL;
+    return out;
+}

@@ -1,0 +1,60 @@
+/* Matrix product. With op(A) [M, K] and op(B) [K, N]:
+ *   dA' = dC @ op(B)^T  and  dB' = op(A)^T @ dC,
+ * written back through the transpose flags so that no transposed copy is ever made. */
+#include "autograd/arena.h"
+#include "autograd/error.h"
+#include "autograd/ops.h"
+#include "autograd/tape.h"
+
+typedef struct {
+    bool transpose_a, transpose_b;
+} matmul_ctx;
+
+static int matmul_backward(ct_node *node) {
+    const matmul_ctx *ctx = node->ctx;
+    ct_tensor *a = node->inputs[0], *b = node->inputs[1], *dc = node->output->grad;
+    const ct_backend *be = ct_backend_for(dc->device);
+    ct_tensor *ga, *gb;
+    CT_TRY(ct_grad_target(a, &ga));
+    CT_TRY(ct_grad_target(b, &gb));
+    if (ga) {
+        if (!ctx->transpose_a) CT_TRY(be->gemm(dc, false, b, !ctx->transpose_b, ga, 1.0, 1.0));
+        else CT_TRY(be->gemm(b, ctx->transpose_b, dc, true, ga, 1.0, 1.0));
+    }
+    if (gb) {
+        if (!ctx->transpose_b) CT_TRY(be->gemm(a, !ctx->transpose_a, dc, false, gb, 1.0, 1.0));
+        else CT_TRY(be->gemm(dc, true, a, ctx->transpose_a, gb, 1.0, 1.0));
+    }
+    return 0;
+}
+
+ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, bool transpose_a, bool transpose_b) {
+    if (!a || !b) return NULL;
+    bool frozen_narrow_weight = a->dtype == CT_F32 && (b->dtype == CT_BF16 || b->dtype == CT_I8);
+    if (frozen_narrow_weight && b->requires_grad)
+        return ct_fail_shapes("matmul", a, b, "a bf16/i8 weight must be frozen (train an f32 copy or an adapter)");
+    if (!frozen_narrow_weight && !ct_check_operands("matmul", a, b)) return NULL;
+    if (b->ndim != 2) return ct_fail_shapes("matmul", a, b, "b must be 2-D");
+    if (transpose_a && a->ndim != 2) return ct_fail_shapes("matmul", a, b, "a transposed must be 2-D");
+    if (a->ndim < 1) return ct_fail_shapes("matmul", a, b, "a must have at least one dimension");
+    int64_t k_a = transpose_a ? a->shape[0] : ct_cols(a);
+    int64_t k_b = transpose_b ? b->shape[1] : b->shape[0];
+    if (k_a != k_b) return ct_fail_shapes("matmul", a, b, "inner dimensions differ");
+
+    int64_t shape[CT_MAX_DIMS];
+    int ndim = transpose_a ? 2 : a->ndim;
+    for (int i = 0; i < ndim - 1; i++) shape[i] = transpose_a ? a->shape[1] : a->shape[i];
+    shape[ndim - 1] = transpose_b ? b->shape[0] : b->shape[1];
+    ct_tensor *c = ct_empty_on(a->device, a->dtype, ndim, shape);
+    if (!c) return NULL;
+    if (ct_backend_for(a->device)->gemm(a, transpose_a, b, transpose_b, c, 1.0, 0.0) < 0) return NULL;
+
+    ct_tensor *inputs[2] = {a, b};
+    if (ct_needs_grad(inputs, 2)) {
+        matmul_ctx *ctx = ct_arena_alloc(sizeof *ctx);
+        if (!ctx) return NULL;
+        *ctx = (matmul_ctx){transpose_a, transpose_b};
+        if (!ct_record("matmul", matmul_backward, inputs, 2, c, ctx)) return NULL;
+    }
+    return c;
+}

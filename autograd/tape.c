@@ -1,0 +1,115 @@
+#include "autograd/tape.h"
+
+#include <string.h>
+
+#include "autograd/arena.h"
+#include "autograd/error.h"
+#include "kernels/backend.h"
+
+static bool grad_mode = true;
+static ct_node *tape_top;
+
+bool ct_grad_enabled(void) { return grad_mode; }
+
+bool ct_set_grad_enabled(bool enabled) {
+    bool previous = grad_mode;
+    grad_mode = enabled;
+    return previous;
+}
+
+bool ct_needs_grad(ct_tensor *const *inputs, int n_inputs) {
+    if (!grad_mode) return false;
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] && inputs[i]->requires_grad) return true;
+    return false;
+}
+
+ct_node *ct_record(const char *op, ct_backward_fn backward, ct_tensor *const *inputs, int n_inputs,
+                   ct_tensor *output, void *ctx) {
+    if (n_inputs > CT_MAX_INPUTS) {
+        ct_fail("%s: %d inputs (the tape records at most %d)", op, n_inputs, CT_MAX_INPUTS);
+        return NULL;
+    }
+    ct_node *node = ct_arena_calloc(sizeof *node);
+    if (!node) return NULL;
+    node->op = op;
+    node->backward = backward;
+    memcpy(node->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    node->n_inputs = n_inputs;
+    node->output = output;
+    node->ctx = ctx;
+    node->prev = tape_top;
+    tape_top = node;
+    output->node = node;
+    output->requires_grad = true;
+    return node;
+}
+
+ct_node *ct_tape_top(void) { return tape_top; }
+
+void ct_tape_truncate(ct_node *top) { tape_top = top; }
+
+ct_tensor *ct_grad_of(ct_tensor *t) {
+    if (!t || !t->requires_grad) return NULL;
+    if (t->grad) return t->grad;
+    ct_dtype dtype = ct_dtype_is_real(t->dtype) ? t->dtype : CT_F32;
+    t->grad = t->persistent ? ct_tensor_new_on(t->device, dtype, t->ndim, t->shape, NULL)
+                            : ct_zeros_on(t->device, dtype, t->ndim, t->shape);
+    if (!t->grad) ct_fail_context("gradient of %s: ", t->name ? t->name : "a tensor");
+    return t->grad;
+}
+
+int ct_grad_target(ct_tensor *t, ct_tensor **grad) {
+    *grad = NULL;
+    if (!t || !t->requires_grad) return 0;
+    *grad = ct_grad_of(t);
+    return *grad ? 0 : -1;
+}
+
+/* Walks nodes from `start` back to `stop` (exclusive). A node whose output got no gradient is
+ * not on the path to the loss and is skipped. Gradients of intermediate outputs are dropped
+ * once consumed, so a second backward over a retained tape does not count them twice. */
+static int walk_backward(ct_node *start, ct_node *stop) {
+    for (ct_node *node = start; node && node != stop; node = node->prev) {
+        ct_tensor *output = node->output;
+        if (!output->grad) continue;
+        if (node->backward(node) < 0) return ct_fail_context("backward of %s: ", node->op);
+        if (!output->persistent) output->grad = NULL;
+    }
+    return 0;
+}
+
+int ct_backward(ct_tensor *loss) {
+    if (!loss) return -1;
+    if (ct_numel(loss) != 1) {
+        char shape[64];
+        return ct_fail("backward: the loss must have one element, got %s", ct_shape_str(loss, shape, sizeof shape));
+    }
+    if (!loss->requires_grad || !loss->node)
+        return ct_fail("backward: the loss does not depend on any tensor that requires grad "
+                       "(were its parameters frozen, or was it computed in no-grad mode?)");
+    ct_tensor *seed = ct_grad_of(loss);
+    if (!seed) return -1;
+    CT_TRY(ct_backend_for(loss->device)->add_scalar(seed, 1.0));
+    return walk_backward(loss->node, NULL);
+}
+
+int ct_backward_from(ct_tensor *output, const ct_tensor *grad_output, ct_node *stop) {
+    if (!output->requires_grad || !output->node) return 0;
+    ct_tensor *g = ct_grad_of(output);
+    if (!g) return -1;
+    CT_TRY(ct_backend_for(output->device)->axpby(1.0, grad_output, 1.0, g));
+    return walk_backward(output->node, stop);
+}
+
+void ct_zero_grad(ct_tensor *const *params, int n) {
+    for (int i = 0; i < n; i++)
+        if (params[i]->grad) memset(params[i]->grad->data, 0, ct_nbytes(params[i]->grad));
+}
+
+void ct_release_grad(ct_tensor *const *params, int n) {
+    for (int i = 0; i < n; i++) {
+        ct_tensor_free(params[i]->grad);
+        params[i]->grad = NULL;
+    }
+}

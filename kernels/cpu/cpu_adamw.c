@@ -1,0 +1,32 @@
+/* AdamW (Loshchilov & Hutter) as PyTorch computes it: decoupled weight decay applied to the
+ * parameter before the Adam step, bias-corrected moments, eps added after the square root. */
+#include <math.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+#define DEFINE_ADAMW(T, SUFFIX, SQRT)                                                              \
+    static void adamw_##SUFFIX(T *p, const T *g, T *m, T *v, int64_t n, const ct_adamw_hparams *h, \
+                               int64_t step) {                                                     \
+        double bias1 = 1.0 - pow(h->beta1, (double)step), bias2 = 1.0 - pow(h->beta2, (double)step); \
+        T decay = (T)(1.0 - h->lr * h->weight_decay), step_size = (T)(h->lr / bias1);              \
+        T beta1 = (T)h->beta1, beta2 = (T)h->beta2, eps = (T)h->eps;                              \
+        T inv_sqrt_bias2 = (T)(1.0 / sqrt(bias2));                                                  \
+        _Pragma("omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)")                  \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i];                                              \
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];                                       \
+            p[i] = p[i] * decay - step_size * m[i] / (SQRT(v[i]) * inv_sqrt_bias2 + eps);         \
+        }                                                                                          \
+    }
+
+DEFINE_ADAMW(float, f32, sqrtf)
+DEFINE_ADAMW(double, f64, sqrt)
+
+int ct_cpu_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
+                      const ct_adamw_hparams *h, int64_t step) {
+    if (param->dtype == CT_F64)
+        adamw_f64(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
+    else
+        adamw_f32(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
+    return 0;
+}

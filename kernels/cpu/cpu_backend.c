@@ -1,0 +1,36 @@
+/* The CPU backend's op table, and the device → backend lookup. */
+#include "autograd/error.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+static const ct_backend cpu_backend = {
+    .name = "cpu",
+    .gemm = ct_cpu_gemm,
+    .binary = ct_cpu_binary,
+    .axpby = ct_cpu_axpby,
+    .mul_accumulate = ct_cpu_mul_accumulate,
+    .sum_rows_accumulate = ct_cpu_sum_rows_accumulate,
+    .add_scalar = ct_cpu_add_scalar,
+    .sum = ct_cpu_sum,
+    .sum_squares = ct_cpu_sum_squares,
+    .embedding_forward = ct_cpu_embedding_forward,
+    .embedding_backward = ct_cpu_embedding_backward,
+    .log_softmax_forward = ct_cpu_log_softmax_forward,
+    .log_softmax_backward = ct_cpu_log_softmax_backward,
+    .cross_entropy_forward = ct_cpu_cross_entropy_forward,
+    .cross_entropy_backward = ct_cpu_cross_entropy_backward,
+    .adamw_step = ct_cpu_adamw_step,
+};
+
+const ct_backend *ct_cpu_backend(void) { return &cpu_backend; }
+
+#ifndef CT_HAVE_CUDA
+const ct_backend *ct_cuda_backend(void) { return NULL; }
+#endif
+
+const ct_backend *ct_backend_for(ct_device device) {
+    if (device == CT_CUDA) {
+        const ct_backend *cuda = ct_cuda_backend();
+        if (cuda) return cuda;
+    }
+    return &cpu_backend;
+}

@@ -1,0 +1,55 @@
+/* The ctune command line: subcommand dispatch. Each subcommand lives in train/cmd_<name>.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/error.h"
+#include "train/commands.h"
+
+static const ct_command commands[] = {
+    {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (what exists so far)"},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void print_help(FILE *out) {
+    fprintf(out,
+            "ctune %s: fine-tune, distill, prune and export LLaMA-family models\n\n"
+            "usage: ctune <command> [options]\n       ctune --help | --version\n\ncommands:\n",
+            CT_VERSION);
+    for (int i = 0; i < n_commands; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'ctune <command> --help' describes a command.\n");
+}
+
+int ct_usage_error(const char *cmd, const char *fmt, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    fprintf(stderr, "ctune %s: %s (try 'ctune %s --help')\n", cmd, message, cmd);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("ctune %s\n", CT_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(name, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (name[0] == '-')
+        fprintf(stderr, "ctune: unknown option '%s' (try 'ctune --help')\n", name);
+    else
+        fprintf(stderr, "ctune: unknown command '%s' (try 'ctune --help')\n", name);
+    return 2;
+}
