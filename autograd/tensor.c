@@ -8,6 +8,7 @@
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "autograd/rng.h"
+#include "kernels/backend.h"
 #include "kernels/device.h"
 
 static int set_shape(ct_tensor *t, int ndim, const int64_t *shape) {
@@ -50,7 +51,15 @@ const char *ct_shape_str(const ct_tensor *t, char *buf, size_t size) {
     return buf;
 }
 
+/* A tensor may only live where an op table can compute on it. */
+static int check_device(ct_device device) {
+    if (device == CT_CUDA && !ct_cuda_backend())
+        return ct_fail("cuda: this build has no CUDA op table yet; use device=cpu");
+    return 0;
+}
+
 ct_tensor *ct_tensor_new_on(ct_device device, ct_dtype dtype, int ndim, const int64_t *shape, const char *name) {
+    if (check_device(device) < 0) return NULL;
     ct_tensor *t = ct_calloc(1, sizeof *t, "a tensor header");
     if (!t) return NULL;
     t->dtype = dtype;
@@ -85,6 +94,7 @@ void ct_tensor_free(ct_tensor *t) {
 }
 
 ct_tensor *ct_empty_on(ct_device device, ct_dtype dtype, int ndim, const int64_t *shape) {
+    if (check_device(device) < 0) return NULL;
     ct_tensor *t = ct_arena_calloc(sizeof *t);
     if (!t) return NULL;
     t->dtype = dtype;

@@ -55,11 +55,17 @@ typedef struct ct_backend {
                       const ct_adamw_hparams *h, int64_t step);
 } ct_backend;
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 const ct_backend *ct_cpu_backend(void);
 /* The CUDA backend, or NULL when ctune was built without CUDA. */
 const ct_backend *ct_cuda_backend(void);
 /* The backend for a device. Tensors only reach a device whose backend exists (moving one to
  * CUDA fails in a build without it), so this never returns NULL. */
 const ct_backend *ct_backend_for(ct_device device);
+#ifdef __cplusplus
+}
+#endif
 
 #endif
