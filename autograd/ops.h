@@ -19,6 +19,8 @@ ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, bool transpose_a, bool transpos
 ct_tensor *ct_add(ct_tensor *a, ct_tensor *b);
 ct_tensor *ct_mul(ct_tensor *a, ct_tensor *b);
 ct_tensor *ct_scale(ct_tensor *a, double factor);
+/* tanh, elementwise (the activation of the small MLPs in tests and the demo). */
+ct_tensor *ct_tanh(ct_tensor *x);
 /* Sum and mean of all elements: a 0-d tensor. */
 ct_tensor *ct_sum(ct_tensor *a);
 ct_tensor *ct_mean(ct_tensor *a);

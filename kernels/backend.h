@@ -31,6 +31,9 @@ typedef struct ct_backend {
     int (*mul_accumulate)(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
     /* dst[c] += sum over rows r of x[r, c] * (y ? y[r, c] : 1); dst is one row. */
     int (*sum_rows_accumulate)(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
+    /* y = tanh(x); gx += gy * (1 - y^2) */
+    int (*tanh_forward)(const ct_tensor *x, ct_tensor *y);
+    int (*tanh_backward)(const ct_tensor *y, const ct_tensor *grad_y, ct_tensor *grad_x);
     /* every element of dst += value */
     int (*add_scalar)(ct_tensor *dst, double value);
     /* out (one element) = sum of x, in a fixed order */

@@ -45,6 +45,7 @@ static ct_tensor *fn_matmul(ct_tensor *const *in, int n, void *user) {
 static ct_tensor *fn_add(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_add(in[0], in[1]); }
 static ct_tensor *fn_mul(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_mul(in[0], in[1]); }
 static ct_tensor *fn_scale(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_scale(in[0], -1.7); }
+static ct_tensor *fn_tanh(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_tanh(in[0]); }
 static ct_tensor *fn_sum(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_sum(in[0]); }
 static ct_tensor *fn_mean(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_mean(in[0]); }
 static ct_tensor *fn_embedding(ct_tensor *const *in, int n, void *user) {
@@ -91,6 +92,7 @@ static void check_elementwise(void) {
     expect_gradcheck("mul", fn_mul, (ct_tensor *[]){a, b}, 2, NULL);
     expect_gradcheck("mul row broadcast", fn_mul, (ct_tensor *[]){a, row}, 2, NULL);
     expect_gradcheck("scale", fn_scale, (ct_tensor *[]){a}, 1, NULL);
+    expect_gradcheck("tanh", fn_tanh, (ct_tensor *[]){a}, 1, NULL);
     expect_gradcheck("sum", fn_sum, (ct_tensor *[]){rand_in(3, (int64_t[]){3, 5, 7})}, 1, NULL);
     expect_gradcheck("mean", fn_mean, (ct_tensor *[]){a}, 1, NULL);
     expect_gradcheck("reshape and slice views", fn_views, (ct_tensor *[]){rand_in(2, (int64_t[]){5, 6})}, 1, NULL);

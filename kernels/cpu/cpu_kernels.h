@@ -18,6 +18,8 @@ int ct_cpu_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y);
 int ct_cpu_mul_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
 int ct_cpu_sum_rows_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
 int ct_cpu_add_scalar(ct_tensor *dst, double value);
+int ct_cpu_tanh_forward(const ct_tensor *x, ct_tensor *y);
+int ct_cpu_tanh_backward(const ct_tensor *y, const ct_tensor *grad_y, ct_tensor *grad_x);
 int ct_cpu_sum(const ct_tensor *x, ct_tensor *out);
 int ct_cpu_sum_squares(const ct_tensor *x, double *result);
 int ct_cpu_embedding_forward(const ct_tensor *weight, const ct_tensor *ids, ct_tensor *out);

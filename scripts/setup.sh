@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what ctune needs from Debian's packages (only what is missing), then configures and
+# builds it in build/ (Release). Safe to run again: a second run only rebuilds what changed.
+#
+#   CT_BUILD_TYPE=Debug|Release|Sanitize  (default Release)
+#   CT_BUILD_DIR=path                      (default build)
+#   CT_WERROR=ON                           warnings are errors (CI sets it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libopenblas-openmp-dev, not libopenblas-dev: the latter pulls the pthread build of OpenBLAS,
+# whose own thread pool oversubscribes the cores (or deadlocks) when sgemm is called from inside
+# ctune's OpenMP parallel regions. The OpenMP build shares OpenMP's threads instead.
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
+          libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${CT_BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${CT_BUILD_TYPE:-Release}" -DCT_WERROR="${CT_WERROR:-OFF}" \
+      ${CT_CMAKE_ARGS:-} > "$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log"; exit 1; }
+grep -E "ctune:" "$build_dir.configure.log" || true
+cmake --build "$build_dir" -j "$(nproc)"

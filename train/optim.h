@@ -1,0 +1,37 @@
+/* AdamW with per-parameter weight decay (parameter groups: norms and biases usually get none),
+ * and global-norm gradient clipping. Moments are f32 (f64 for f64 parameters), on the
+ * parameter's device, allocated once at construction. */
+#ifndef CT_OPTIM_H
+#define CT_OPTIM_H
+
+#include "autograd/tensor.h"
+#include "kernels/backend.h"
+
+typedef struct {
+    ct_tensor *param;
+    ct_tensor *m, *v;
+    double weight_decay;
+} ct_adamw_slot;
+
+typedef struct {
+    ct_adamw_hparams hparams; /* lr may be changed between steps by a schedule */
+    int64_t step;             /* updates taken so far */
+    int n_slots;
+    ct_adamw_slot *slots;
+} ct_adamw;
+
+/* Every param must be a persistent real tensor that requires grad. */
+ct_adamw *ct_adamw_new(ct_tensor *const *params, int n, ct_adamw_hparams hparams);
+void ct_adamw_free(ct_adamw *opt);
+/* Overrides the weight decay of one parameter (a parameter group of one). */
+void ct_adamw_set_weight_decay(ct_adamw *opt, int index, double weight_decay);
+/* One update of every parameter that has a gradient. */
+int ct_adamw_step(ct_adamw *opt);
+
+/* sqrt of the sum of squared gradients over all params (those without .grad count as zero). */
+int ct_grad_global_norm(ct_tensor *const *params, int n, double *norm);
+/* Scales all gradients by max_norm / norm when norm > max_norm; returns the norm before
+ * clipping in *norm. A non-finite norm is an error naming it (the caller stops the run). */
+int ct_clip_grad_norm(ct_tensor *const *params, int n, double max_norm, double *norm);
+
+#endif
