@@ -41,6 +41,33 @@ static void check_memory_is_flat(void) {
           (unsigned long long)r.chunk_allocations_at_end);
 }
 
+/* A step that outgrows the first chunk: after one reset the arena is one coalesced chunk and
+ * later steps of the same shape ask the system for nothing. */
+static void check_arena_coalescing(void) {
+    uint64_t after_first = 0;
+    size_t reserved_first = 0;
+    for (int step = 0; step < 1000; step++) {
+        ct_scope_begin();
+        int failures = 0;
+        for (int i = 0; i < 24; i++) failures += ct_arena_alloc(300000 + 1000 * i) == NULL;
+        ct_scope_begin(); /* a nested segment's temporaries */
+        failures += ct_arena_alloc(2500000) == NULL;
+        ct_scope_end();
+        ct_scope_end();
+        if (failures) CHECK(failures == 0, "step %d: %d allocations failed: %s", step, failures, ct_last_error());
+        ct_memory_stats stats = ct_memory_get_stats(CT_CPU);
+        if (step == 0) {
+            after_first = stats.chunk_allocations;
+            reserved_first = stats.reserved;
+        } else if (step == 999) {
+            CHECK(stats.chunk_allocations == after_first, "system allocations went %llu -> %llu",
+                  (unsigned long long)after_first, (unsigned long long)stats.chunk_allocations);
+            CHECK(stats.reserved == reserved_first, "reserved went %zu -> %zu", reserved_first, stats.reserved);
+            CHECK(stats.in_use == 0, "%zu bytes still in use at depth 0", stats.in_use);
+        }
+    }
+}
+
 static ct_tensor *param(ct_rng *rng, int64_t rows, int64_t cols, bool trainable) {
     ct_tensor *p = ct_tensor_new(CT_F32, 2, (int64_t[]){rows, cols}, trainable ? "trainable" : "frozen");
     ct_fill_normal(p, rng, 0.0, 1.0);
@@ -159,6 +186,7 @@ static void check_adamw_and_clipping(void) {
 int main(void) {
     check_toy_task();
     check_memory_is_flat();
+    check_arena_coalescing();
     check_tape();
     check_adamw_and_clipping();
     ct_memory_release_all();
