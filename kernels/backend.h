@@ -56,6 +56,42 @@ typedef struct ct_backend {
     /* One AdamW update of param given its grad and moments; step counts from 1. */
     int (*adamw_step)(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
                       const ct_adamw_hparams *h, int64_t step);
+    /* attention */
+    /* Fused causal attention (autograd/op_attention.h): q [B, T, Hq, D], k and v [B, S, Hkv, D],
+     * i32 positions q_pos [B, T] and k_pos [B, S], optional i32 segment ids (NULL: none). Forward
+     * writes out and the row logsumexp lse [B, Hq, T]; backward recomputes scores block by block
+     * and accumulates into whichever of grad_q, grad_k, grad_v is not NULL. */
+    int (*attention_forward)(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                             const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                             ct_tensor *out, ct_tensor *lse);
+    int (*attention_backward)(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                              const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                              const ct_tensor *out, const ct_tensor *lse, const ct_tensor *grad_out,
+                              ct_tensor *grad_q, ct_tensor *grad_k, ct_tensor *grad_v);
+    /* transformer ops */
+    /* RMSNorm over rows: y = x * rstd * weight, rstd[r] = 1 / sqrt(mean(x[r]^2) + eps) saved for
+     * backward; backward accumulates into grad_x and grad_weight (either may be NULL). */
+    int (*rms_norm_forward)(const ct_tensor *x, const ct_tensor *weight, double eps, ct_tensor *rstd,
+                            ct_tensor *y);
+    int (*rms_norm_backward)(const ct_tensor *x, const ct_tensor *weight, const ct_tensor *rstd,
+                             const ct_tensor *grad_y, ct_tensor *grad_x, ct_tensor *grad_weight);
+    /* out = silu(gate) * up (up == NULL: plain SiLU); backward accumulates (targets may be NULL). */
+    int (*swiglu_forward)(const ct_tensor *gate, const ct_tensor *up, ct_tensor *out);
+    int (*swiglu_backward)(const ct_tensor *gate, const ct_tensor *up, const ct_tensor *grad_out,
+                           ct_tensor *grad_gate, ct_tensor *grad_up);
+    /* Rotate-half RoPE of x [B, T, H, D] by angle direction * position_ids[b, t] * inv_freq[i]
+     * (D/2 host doubles); y = result, or y += result when accumulate (backward: direction -1). */
+    int (*rope)(const ct_tensor *x, const ct_tensor *position_ids, const double *inv_freq, int direction,
+                bool accumulate, ct_tensor *y);
+    /* y (= or +=) x * keep / (1 - p), keep = ct_counter_uniform(seed, stream, i) >= p. */
+    int (*dropout)(const ct_tensor *x, double p, uint64_t seed, uint64_t stream, bool accumulate, ct_tensor *y);
+    /* Distillation KL over rows (see autograd/ops_transformer.h). row_stats: f64 [rows, 3] holding
+     * each row's student and teacher logsumexp of logits / temperature and its KL, for backward. */
+    int (*kl_div_forward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,
+                          double temperature, ct_tensor *row_stats, ct_tensor *out);
+    int (*kl_div_backward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,
+                           double temperature, const ct_tensor *row_stats, const ct_tensor *grad_out,
+                           ct_tensor *grad_student, ct_tensor *grad_teacher);
 } ct_backend;
 
 #ifdef __cplusplus

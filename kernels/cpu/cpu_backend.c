@@ -21,6 +21,17 @@ static const ct_backend cpu_backend = {
     .cross_entropy_forward = ct_cpu_cross_entropy_forward,
     .cross_entropy_backward = ct_cpu_cross_entropy_backward,
     .adamw_step = ct_cpu_adamw_step,
+    /* transformer ops */
+    .rms_norm_forward = ct_cpu_rms_norm_forward,
+    .rms_norm_backward = ct_cpu_rms_norm_backward,
+    .swiglu_forward = ct_cpu_swiglu_forward,
+    .swiglu_backward = ct_cpu_swiglu_backward,
+    .rope = ct_cpu_rope,
+    .dropout = ct_cpu_dropout,
+    .kl_div_forward = ct_cpu_kl_div_forward,
+    .kl_div_backward = ct_cpu_kl_div_backward,
+    .attention_forward = ct_cpu_attention_forward,
+    .attention_backward = ct_cpu_attention_backward,
 };
 
 const ct_backend *ct_cpu_backend(void) { return &cpu_backend; }

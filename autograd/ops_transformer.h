@@ -1,0 +1,57 @@
+/* Transformer building blocks of LLaMA-family models, each differentiable (see autograd/ops.h for
+ * the shared conventions: NULL in, NULL out; errors name the op and both shapes; operands share
+ * a real dtype and device). All compute in the operands' dtype (f32 in training, f64 for
+ * gradient checks); row sums end in double (the f32 KL sums chunks of 512 columns in f32 first).
+ * Results do not depend on the thread count. No bf16 inputs yet: convert to f32 first. */
+#ifndef CT_OPS_TRANSFORMER_H
+#define CT_OPS_TRANSFORMER_H
+
+#include <stdint.h>
+
+#include "autograd/tensor.h"
+
+/* RMSNorm over the last dimension, as HF LlamaRMSNorm:
+ *   y = x / sqrt(mean(x^2, last dim) + eps) * weight
+ * x [..., D], weight [D] (1-D). Typical eps: 1e-5 or 1e-6 (the model's rms_norm_eps). */
+ct_tensor *ct_rms_norm(ct_tensor *x, ct_tensor *weight, double eps);
+
+/* silu(x) = x * sigmoid(x), elementwise. */
+ct_tensor *ct_silu(ct_tensor *x);
+/* The LLaMA MLP's gate: silu(gate) * up, fused into one pass; gate and up share a shape. */
+ct_tensor *ct_swiglu(ct_tensor *gate, ct_tensor *up);
+
+/* Rotary position embedding in the HF rotate-half layout.
+ *   x [B, T, H, D] (D even), position_ids i32 [B, T]: explicit positions, so packed sequences
+ *   can restart at 0 and a KV cache can continue at an offset.
+ * Element i < D/2 of every head pairs with i + D/2 and rotates by angle = pos * inv_freq[i]:
+ *   out[i]       = x[i] * cos - x[i + D/2] * sin
+ *   out[i + D/2] = x[i + D/2] * cos + x[i] * sin
+ * inv_freq: D/2 frequencies (e.g. a Llama-3 "llama3"-scaled table), copied at the call; NULL
+ * means the plain table inv_freq[i] = theta^(-2i/D) (theta: rope_theta, e.g. 10000 or 500000). */
+ct_tensor *ct_rope(ct_tensor *x, ct_tensor *position_ids, double theta, const float *inv_freq);
+/* The plain table theta^(-2i/D) for i < D/2, into inv_freq (for building scaled variants). */
+void ct_rope_default_inv_freq(double theta, int64_t head_dim, double *inv_freq);
+
+/* Dropout with a stateless counter-based mask: element i (flat index into x) is kept when
+ * ct_counter_uniform(seed, stream, i) >= p, and kept elements are scaled by 1 / (1 - p).
+ * The mask is never stored: backward, and any recomputation of a checkpointed segment, redraw
+ * it from the same (seed, stream). Build stream with ct_dropout_stream so every dropout site of
+ * every step draws an independent mask. p in [0, 1); p == 0 returns x itself (no node). */
+ct_tensor *ct_dropout(ct_tensor *x, double p, uint64_t seed, uint64_t stream);
+/* stream = step in the high 40 bits, op id (the dropout site's index in the model, < 2^24) in the
+ * low 24 bits; ct_counter_hash mixes the stream, so nearby values give unrelated masks. */
+static inline uint64_t ct_dropout_stream(uint64_t step, uint32_t op_id) {
+    return (step << 24) | (op_id & 0xffffffu);
+}
+
+/* Hinton distillation loss between student and teacher logits [..., V] (rows = all but the last
+ * dimension), temperature tau > 0, optional mask (one value per row, f32 or the logits' dtype;
+ * rows where it is 0 are skipped; NULL = every row):
+ *   loss = tau^2 / n * sum over unmasked rows of KL(softmax(t / tau) || softmax(s / tau)),
+ * n = the number of unmasked rows (0 rows: loss 0). This is PyTorch's
+ * kl_div(log_softmax(s/tau), log_softmax(t/tau), reduction="sum") * tau^2 / n, i.e. the mean KL
+ * per token; tau^2 keeps the gradient scale independent of tau. A 0-d tensor. Both logits get
+ * gradients when they require grad (usually the teacher is frozen). */
+ct_tensor *ct_kl_div(ct_tensor *student_logits, ct_tensor *teacher_logits, ct_tensor *mask, double temperature);
+
+#endif

@@ -1,0 +1,252 @@
+/* The normalizer (utf8proc) and the Split pre-tokenizer (PCRE2) of a tokenizer.json.
+ *
+ * tokenizer.json regexes are written for Oniguruma, which the Hugging Face library compiles them
+ * with. PCRE2 in UTF + UCP mode reads them the same way except for \s: PCRE2 also counts
+ * U+180E (a space before Unicode 6.3) as \s, so \s and \S are rewritten as the explicit
+ * White_Space class Oniguruma uses. Invalid UTF-8 never matches (PCRE2_MATCH_INVALID_UTF), so
+ * it falls into the gaps between matches and reaches BPE as raw bytes. */
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "autograd/error.h"
+#include "datasets/tok_internal.h"
+
+#define SPACE_CLASS_BODY \
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
+    "\\x{202F}\\x{205F}\\x{3000}"
+
+static const char space_class[] = "[" SPACE_CLASS_BODY "]";
+static const char non_space_class[] = "[^" SPACE_CLASS_BODY "]";
+
+/* Rewrites \s and \S (see the file comment); everything else is copied as written. Inside a
+ * bracket class \s becomes the class body; \S stays (no class subtraction to express it). */
+static char *translate_pattern(const char *pattern) {
+    ct_tok_buf out = {0};
+    bool in_class = false;
+    int rc = 0;
+    for (const char *p = pattern; *p && rc == 0; p++) {
+        if (*p == '\\' && p[1] == 's')
+            rc = in_class ? ct_tok_buf_append(&out, SPACE_CLASS_BODY, strlen(SPACE_CLASS_BODY))
+                          : ct_tok_buf_append(&out, space_class, strlen(space_class));
+        else if (*p == '\\' && p[1] == 'S' && !in_class)
+            rc = ct_tok_buf_append(&out, non_space_class, strlen(non_space_class));
+        else if (*p == '\\' && p[1])
+            rc = ct_tok_buf_append(&out, p, 2);
+        else {
+            if (*p == '[') in_class = true;
+            else if (*p == ']') in_class = false;
+            rc = ct_tok_buf_append(&out, p, 1);
+            continue;
+        }
+        p++; /* the escaped character */
+    }
+    if (rc < 0 || ct_tok_buf_append(&out, "", 0) < 0) {
+        ct_tok_buf_free(&out);
+        return NULL;
+    }
+    return out.data;
+}
+
+int ct_pretok_add_split(ct_pretok *p, const char *pattern, bool literal, const char *file) {
+    char *translated = literal ? ct_strdup(pattern) : translate_pattern(pattern);
+    if (!translated) return -1;
+    int error;
+    PCRE2_SIZE error_at;
+    uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : 0);
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)translated, PCRE2_ZERO_TERMINATED, options, &error,
+                                     &error_at, NULL);
+    free(translated);
+    if (!code) {
+        PCRE2_UCHAR message[256];
+        pcre2_get_error_message(error, message, sizeof message);
+        return ct_fail("%s: pre-tokenizer regex does not compile (%s): %s", file, message, pattern);
+    }
+    /* Without JIT (some platforms) the interpreter gives the same matches, only slower. */
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    pcre2_code **grown = realloc(p->regexes, (size_t)(p->n_regexes + 1) * sizeof *grown);
+    if (!grown) {
+        pcre2_code_free(code);
+        return ct_fail("out of memory adding a pre-tokenizer regex");
+    }
+    p->regexes = grown;
+    p->regexes[p->n_regexes++] = code;
+    return 0;
+}
+
+void ct_pretok_free(ct_pretok *p) {
+    for (int i = 0; i < p->n_regexes; i++) pcre2_code_free(p->regexes[i]);
+    free(p->regexes);
+    *p = (ct_pretok){0};
+}
+
+void ct_pretok_scratch_free(ct_pretok_scratch *s) {
+    pcre2_match_data_free(s->match);
+    pcre2_match_context_free(s->context);
+    pcre2_jit_stack_free(s->jit_stack);
+    *s = (ct_pretok_scratch){0};
+}
+
+/* Characters whose NFC quick-check is Yes with combining class 0: a text made only of them is
+ * already NFC, so the common Chinese, Japanese, Korean and ASCII text skips utf8proc. */
+static bool nfc_inert(uint32_t cp) {
+    if (cp < 0x300) return true;
+    if (cp >= 0x4E00 && cp <= 0x9FFF) return true;
+    if (cp >= 0x3000 && cp <= 0x30FA) return !(cp >= 0x302A && cp <= 0x302F) &&
+                                             !(cp >= 0x3097 && cp <= 0x30A0);
+    if (cp >= 0xFF01 && cp <= 0xFFEF) return true;
+    if (cp >= 0xAC00 && cp <= 0xD7A3) return true;
+    if (cp >= 0x3400 && cp <= 0x4DBF) return true;
+    if (cp >= 0x2010 && cp <= 0x2027) return true;
+    if (cp >= 0x200B && cp <= 0x200F) return true;
+    if (cp >= 0xFE00 && cp <= 0xFE0F) return true;
+    return cp >= 0x1F300 && cp <= 0x1FAFF;
+}
+
+static bool already_normal(const uint8_t *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        int n = ct_utf8_decode(s + i, len - i, &cp);
+        if (n == 0) {
+            i++; /* invalid bytes are kept as they are */
+            continue;
+        }
+        if (!nfc_inert(cp)) return false;
+        i += (size_t)n;
+    }
+    return true;
+}
+
+/* Normalizes one run of valid UTF-8. */
+static int normalize_run(ct_tok_buf *out, const uint8_t *s, size_t len, int options) {
+    utf8proc_uint8_t *mapped = NULL;
+    utf8proc_ssize_t n = utf8proc_map(s, (utf8proc_ssize_t)len, &mapped, (utf8proc_option_t)options);
+    if (n < 0) return ct_fail("normalizer: %s", utf8proc_errmsg(n));
+    int rc = ct_tok_buf_append(out, mapped, (size_t)n);
+    free(mapped);
+    return rc;
+}
+
+int ct_pretok_normalize(const ct_pretok *p, const char *text, size_t len, char **out,
+                        size_t *out_len) {
+    const uint8_t *s = (const uint8_t *)text;
+    if (!p->utf8proc_options || (p->utf8proc_options & UTF8PROC_COMPOSE &&
+                                 !(p->utf8proc_options & UTF8PROC_COMPAT) && already_normal(s, len))) {
+        *out = (char *)text;
+        *out_len = len;
+        return 0;
+    }
+    ct_tok_buf buf = {0};
+    size_t run = 0, i = 0;
+    while (i <= len) {
+        uint32_t cp;
+        int n = i < len ? ct_utf8_decode(s + i, len - i, &cp) : 0;
+        if (n > 0) {
+            i += (size_t)n;
+            continue;
+        }
+        /* A run of valid text ends here (at an invalid byte or the end). */
+        if (i > run && normalize_run(&buf, s + run, i - run, p->utf8proc_options) < 0) break;
+        if (i < len && ct_tok_buf_append(&buf, s + i, 1) < 0) break;
+        run = ++i;
+    }
+    if (i <= len) {
+        ct_tok_buf_free(&buf);
+        return -1;
+    }
+    if (!buf.data && ct_tok_buf_append(&buf, "", 0) < 0) return -1;
+    *out = buf.data;
+    *out_len = buf.len;
+    return 0;
+}
+
+static int scratch_ready(ct_pretok_scratch *s) {
+    if (s->match) return 0;
+    s->match = pcre2_match_data_create(1, NULL);
+    if (!s->match) return ct_fail("out of memory for regex match data");
+    return 0;
+}
+
+/* Long runs of spaces backtrack through `\s+(?!\S)`; give JIT a bigger stack when asked. */
+static int grow_jit_stack(ct_pretok_scratch *s) {
+    if (s->jit_stack) return ct_fail("pre-tokenizer regex: JIT stack limit reached at 64 MiB");
+    s->context = pcre2_match_context_create(NULL);
+    s->jit_stack = pcre2_jit_stack_create(1 << 16, 64 << 20, NULL);
+    if (!s->context || !s->jit_stack) return ct_fail("out of memory for the regex JIT stack");
+    pcre2_jit_stack_assign(s->context, NULL, s->jit_stack);
+    return 0;
+}
+
+static int next_match(const pcre2_code *re, ct_pretok_scratch *s, const char *text, size_t len,
+                      size_t from, size_t *start, size_t *end) {
+    for (;;) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)text, len, from, 0, s->match, s->context);
+        if (rc == PCRE2_ERROR_NOMATCH) return 0;
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+            CT_TRY(grow_jit_stack(s));
+            continue;
+        }
+        if (rc < 0) {
+            PCRE2_UCHAR message[256];
+            pcre2_get_error_message(rc, message, sizeof message);
+            return ct_fail("pre-tokenizer regex: %s", message);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->match);
+        *start = ov[0];
+        *end = ov[1];
+        return 1;
+    }
+}
+
+typedef struct {
+    const ct_pretok *p;
+    ct_pretok_scratch *s;
+    ct_piece_fn fn;
+    void *ctx;
+} split_job;
+
+static int split_level(const split_job *job, int level, const char *text, size_t len,
+                       size_t offset);
+
+static int emit(const split_job *job, int level, const char *text, size_t len, size_t offset) {
+    if (level + 1 < job->p->n_regexes) return split_level(job, level + 1, text, len, offset);
+    return job->fn(job->ctx, text, len, offset);
+}
+
+/* An empty match splits nothing (none of the supported regexes has one): search on from the
+ * next character. */
+static int split_level(const split_job *job, int level, const char *text, size_t len,
+                       size_t offset) {
+    const pcre2_code *re = job->p->regexes[level];
+    size_t pos = 0, from = 0, start, end;
+    while (from < len) {
+        int found = next_match(re, job->s, text, len, from, &start, &end);
+        if (found < 0) return -1;
+        if (found == 0) break;
+        if (end == start) {
+            uint32_t cp;
+            int n = ct_utf8_decode((const uint8_t *)text + end, len - end, &cp);
+            from = end + (n ? (size_t)n : 1);
+            continue;
+        }
+        if (start > pos) CT_TRY(emit(job, level, text + pos, start - pos, offset + pos));
+        CT_TRY(emit(job, level, text + start, end - start, offset + start));
+        pos = from = end;
+    }
+    if (pos < len) CT_TRY(emit(job, level, text + pos, len - pos, offset + pos));
+    return 0;
+}
+
+int ct_pretok_split(const ct_pretok *p, ct_pretok_scratch *s, const char *text, size_t len,
+                    ct_piece_fn fn, void *ctx) {
+    if (len == 0) return 0;
+    if (p->n_regexes == 0) return fn(ctx, text, len, 0);
+    CT_TRY(scratch_ready(s));
+    split_job job = {p, s, fn, ctx};
+    return split_level(&job, 0, text, len, 0);
+}
