@@ -1,10 +1,15 @@
 /* The normalizer (utf8proc) and the Split pre-tokenizer (PCRE2) of a tokenizer.json.
  *
  * tokenizer.json regexes are written for Oniguruma, which the Hugging Face library compiles them
- * with. PCRE2 in UTF + UCP mode reads them the same way except for \s: PCRE2 also counts
- * U+180E (a space before Unicode 6.3) as \s, so \s and \S are rewritten as the explicit
- * White_Space class Oniguruma uses. Invalid UTF-8 never matches (PCRE2_MATCH_INVALID_UTF), so
- * it falls into the gaps between matches and reaches BPE as raw bytes. */
+ * with. PCRE2 in UTF + UCP mode reads them the same way except for its character classes:
+ *  - PCRE2 also counts U+180E (a space before Unicode 6.3) as \s, so \s and \S are rewritten
+ *    as the explicit White_Space class Oniguruma uses;
+ *  - the library's Oniguruma knows Unicode 16, PCRE2 10.42 only Unicode 14, so \p{L} and \p{N}
+ *    get the letters and numbers assigned since. The lists were found by probing every code
+ *    point with both (tokenizers 0.23.3 against PCRE2 10.42); with a newer PCRE2 they are
+ *    redundant, never wrong.
+ * Invalid UTF-8 never matches (PCRE2_MATCH_INVALID_UTF), so it falls into the gaps between
+ * matches and reaches BPE as raw bytes. */
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -16,30 +21,62 @@
     "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
     "\\x{202F}\\x{205F}\\x{3000}"
 
-static const char space_class[] = "[" SPACE_CLASS_BODY "]";
-static const char non_space_class[] = "[^" SPACE_CLASS_BODY "]";
+#define NEWER_L \
+    "\\x{1C89}-\\x{1C8A}\\x{A7CB}-\\x{A7CD}\\x{A7DA}-\\x{A7DC}\\x{105C0}-\\x{105F3}" \
+    "\\x{10D4A}-\\x{10D65}\\x{10D6F}-\\x{10D85}\\x{10EC2}-\\x{10EC4}\\x{1123F}-\\x{11240}" \
+    "\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}\\x{113B7}\\x{113D1}" \
+    "\\x{113D3}\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}" \
+    "\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}" \
+    "\\x{16D40}-\\x{16D6C}\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}" \
+    "\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}" \
+    "\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}"
+#define NEWER_N \
+    "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}" \
+    "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}" \
+    "\\x{1E4F0}-\\x{1E4F9}\\x{1E5F1}-\\x{1E5FA}"
 
-/* Rewrites \s and \S (see the file comment); everything else is copied as written. Inside a
- * bracket class \s becomes the class body; \S stays (no class subtraction to express it). */
+/* Escapes rewritten as a class body: inside a bracket class the body goes in as it is, outside
+ * it is wrapped in brackets. */
+static const struct {
+    const char *escape, *body;
+} class_rewrites[] = {
+    {"\\s", SPACE_CLASS_BODY},
+    {"\\p{L}", "\\p{L}" NEWER_L},
+    {"\\p{N}", "\\p{N}" NEWER_N},
+};
+
+static int append_class(ct_tok_buf *out, const char *body, bool in_class, bool negated) {
+    if (in_class) return ct_tok_buf_append(out, body, strlen(body));
+    CT_TRY(ct_tok_buf_append(out, negated ? "[^" : "[", negated ? 2 : 1));
+    CT_TRY(ct_tok_buf_append(out, body, strlen(body)));
+    return ct_tok_buf_append(out, "]", 1);
+}
+
+/* Rewrites the escapes above (see the file comment); everything else is copied as written.
+ * \S outside a class becomes the negated space class; inside one it stays PCRE2's (there is no
+ * class subtraction to express it). */
 static char *translate_pattern(const char *pattern) {
     ct_tok_buf out = {0};
     bool in_class = false;
     int rc = 0;
-    for (const char *p = pattern; *p && rc == 0; p++) {
-        if (*p == '\\' && p[1] == 's')
-            rc = in_class ? ct_tok_buf_append(&out, SPACE_CLASS_BODY, strlen(SPACE_CLASS_BODY))
-                          : ct_tok_buf_append(&out, space_class, strlen(space_class));
-        else if (*p == '\\' && p[1] == 'S' && !in_class)
-            rc = ct_tok_buf_append(&out, non_space_class, strlen(non_space_class));
-        else if (*p == '\\' && p[1])
-            rc = ct_tok_buf_append(&out, p, 2);
-        else {
+    for (const char *p = pattern; *p && rc == 0;) {
+        size_t n_rewrites = sizeof class_rewrites / sizeof class_rewrites[0], k = 0;
+        while (k < n_rewrites && strncmp(p, class_rewrites[k].escape, strlen(class_rewrites[k].escape)))
+            k++;
+        if (k < n_rewrites) {
+            rc = append_class(&out, class_rewrites[k].body, in_class, false);
+            p += strlen(class_rewrites[k].escape);
+        } else if (!strncmp(p, "\\S", 2) && !in_class) {
+            rc = append_class(&out, SPACE_CLASS_BODY, false, true);
+            p += 2;
+        } else if (*p == '\\' && p[1]) {
+            rc = ct_tok_buf_append(&out, p, 2); /* an escaped character, never a class bracket */
+            p += 2;
+        } else {
             if (*p == '[') in_class = true;
             else if (*p == ']') in_class = false;
-            rc = ct_tok_buf_append(&out, p, 1);
-            continue;
+            rc = ct_tok_buf_append(&out, p++, 1);
         }
-        p++; /* the escaped character */
     }
     if (rc < 0 || ct_tok_buf_append(&out, "", 0) < 0) {
         ct_tok_buf_free(&out);
@@ -122,6 +159,11 @@ static bool already_normal(const uint8_t *s, size_t len) {
     return true;
 }
 
+/* utf8proc 2.6 composes a Hangul LV syllable with U+11A7, the jamo just before the trailing
+ * consonants, and so drops it; Unicode (and the library) leave it alone. Nothing composes with
+ * it, so it is kept out of utf8proc's runs. */
+#define HANGUL_T_BASE 0x11A7
+
 /* Normalizes one run of valid UTF-8. */
 static int normalize_run(ct_tok_buf *out, const uint8_t *s, size_t len, int options) {
     utf8proc_uint8_t *mapped = NULL;
@@ -144,16 +186,18 @@ int ct_pretok_normalize(const ct_pretok *p, const char *text, size_t len, char *
     ct_tok_buf buf = {0};
     size_t run = 0, i = 0;
     while (i <= len) {
-        uint32_t cp;
+        uint32_t cp = 0;
         int n = i < len ? ct_utf8_decode(s + i, len - i, &cp) : 0;
-        if (n > 0) {
+        if (n > 0 && cp != HANGUL_T_BASE) {
             i += (size_t)n;
             continue;
         }
-        /* A run of valid text ends here (at an invalid byte or the end). */
+        /* A run of normalizable text ends here (at the end, an invalid byte or U+11A7). */
+        size_t kept = n > 0 ? (size_t)n : i < len ? 1 : 0;
         if (i > run && normalize_run(&buf, s + run, i - run, p->utf8proc_options) < 0) break;
-        if (i < len && ct_tok_buf_append(&buf, s + i, 1) < 0) break;
-        run = ++i;
+        if (kept && ct_tok_buf_append(&buf, s + i, kept) < 0) break;
+        i += kept ? kept : 1;
+        run = i;
     }
     if (i <= len) {
         ct_tok_buf_free(&buf);
