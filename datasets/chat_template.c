@@ -179,13 +179,11 @@ static void trim(const char **s, size_t *len) {
     int n;
     while (*len && (n = ct_utf8_decode((const uint8_t *)*s, *len, &cp)) && ct_unicode_is_py_space(cp))
         *s += n, *len -= (size_t)n;
-    while (*len) {
-        size_t p = *len - 1;
-        while (p > 0 && *len - p < 4 && ((uint8_t)(*s)[p] & 0xC0) == 0x80) p--;
-        n = ct_utf8_decode((const uint8_t *)*s + p, *len - p, &cp);
-        if (!n || p + (size_t)n != *len || !ct_unicode_is_py_space(cp)) break;
-        *len = p;
-    }
+    size_t start;
+    int64_t last;
+    while (*len && (last = ct_utf8_decode_before(*s, *len, &start)) >= 0 &&
+           ct_unicode_is_py_space((uint32_t)last))
+        *len = start;
 }
 
 static int chatml_turn(chat_builder *b, const ct_chat_message *m, bool masked) {

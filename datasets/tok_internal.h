@@ -16,11 +16,20 @@
 /* Length (1-4) of the valid UTF-8 character at s, storing its code point, or 0 when the bytes
  * there are not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
 int ct_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);
+/* The code point that ends at `pos` (> 0), its first byte's offset in *start, or -1 when the
+ * bytes just before `pos` are not one valid character. */
+int64_t ct_utf8_decode_before(const char *s, size_t pos, size_t *start);
 size_t ct_utf8_encode(uint32_t cp, char out[4]);
 /* The Unicode White_Space property: Rust's char::is_whitespace and Oniguruma's \s. */
 bool ct_unicode_is_space(uint32_t cp);
 /* Rust regex \w: letters, marks, decimal digits, connector punctuation, joiners. */
 bool ct_unicode_is_word(uint32_t cp);
+/* Code point ranges of the letters and numbers Unicode 15-16 added (the library knows them,
+ * PCRE2 10.42 and utf8proc 2.6 do not). */
+extern const uint32_t ct_newer_letters[][2];
+extern const size_t ct_n_newer_letters;
+extern const uint32_t ct_newer_numbers[][2];
+extern const size_t ct_n_newer_numbers;
 /* Python's str.isspace (what Jinja's trim strips). */
 bool ct_unicode_is_py_space(uint32_t cp);
 
@@ -160,8 +169,7 @@ typedef struct {
 struct ct_tokenizer {
     char *path;
     ct_bpe_model bpe;
-    ct_pretok pretok;
-    bool byte_level_decoder;
+    ct_pretok pretok; /* the decoder is always ByteLevel: others are refused */
 
     ct_added_token *added;
     int32_t n_added;
@@ -179,7 +187,7 @@ struct ct_tokenizer {
     ct_tok_arena strings;
 };
 
-enum { CT_ID_ADDED = 1, CT_ID_SPECIAL = 2, CT_ID_VOCAB = 4 };
+enum { CT_ID_ADDED = 1, CT_ID_SPECIAL = 2 };
 
 /* Encode with each token's end offset in `text` (inside a region the normalizer changed, the
  * offset is counted in the normalized text and clamped to the region). */

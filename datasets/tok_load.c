@@ -86,7 +86,7 @@ static int load_vocab(ct_tokenizer *tok, const cJSON *vocab) {
         int32_t *slot = text ? ct_strmap_upsert(&tok->bpe.vocab, text, len, &created) : NULL;
         if (!slot) return -1;
         *slot = (int32_t)id;
-        CT_TRY(set_id_text(tok, (int32_t)id, text, CT_ID_VOCAB));
+        CT_TRY(set_id_text(tok, (int32_t)id, text, 0));
     }
     return 0;
 }
@@ -229,7 +229,7 @@ static int add_pretokenizer(ct_tokenizer *tok, const cJSON *step, bool *byte_lev
     return ct_fail("%s: pre-tokenizer '%s' is not supported (" SUPPORTED ")", tok->path, type);
 }
 
-static int check_decoder(ct_tokenizer *tok, const cJSON *decoder) {
+static int check_decoder(const ct_tokenizer *tok, const cJSON *decoder) {
     const char *type = decoder && !cJSON_IsNull(decoder) ? type_of(decoder) : "(none)";
     if (!strcmp(type, "Sequence")) {
         const cJSON *steps = cJSON_GetObjectItemCaseSensitive(decoder, "decoders");
@@ -239,7 +239,6 @@ static int check_decoder(ct_tokenizer *tok, const cJSON *decoder) {
     }
     if (strcmp(type, "ByteLevel") != 0)
         return ct_fail("%s: decoder '%s' is not supported (" SUPPORTED ")", tok->path, type);
-    tok->byte_level_decoder = true;
     return 0;
 }
 

@@ -10,6 +10,7 @@
  *    redundant, never wrong.
  * Invalid UTF-8 never matches (PCRE2_MATCH_INVALID_UTF), so it falls into the gaps between
  * matches and reaches BPE as raw bytes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -21,38 +22,36 @@
     "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
     "\\x{202F}\\x{205F}\\x{3000}"
 
-#define NEWER_L \
-    "\\x{1C89}-\\x{1C8A}\\x{A7CB}-\\x{A7CD}\\x{A7DA}-\\x{A7DC}\\x{105C0}-\\x{105F3}" \
-    "\\x{10D4A}-\\x{10D65}\\x{10D6F}-\\x{10D85}\\x{10EC2}-\\x{10EC4}\\x{1123F}-\\x{11240}" \
-    "\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}\\x{113B7}\\x{113D1}" \
-    "\\x{113D3}\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}" \
-    "\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}" \
-    "\\x{16D40}-\\x{16D6C}\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}" \
-    "\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}" \
-    "\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}"
-#define NEWER_N \
-    "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}" \
-    "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}" \
-    "\\x{1E4F0}-\\x{1E4F9}\\x{1E5F1}-\\x{1E5FA}"
+/* "\p{L}\x{1C89}-\x{1C8A}...": a class body with the newer ranges added. */
+static int append_newer(ct_tok_buf *out, const char *base, const uint32_t (*ranges)[2], size_t n) {
+    CT_TRY(ct_tok_buf_append(out, base, strlen(base)));
+    for (size_t i = 0; i < n; i++) {
+        char range[48];
+        int len = snprintf(range, sizeof range, "\\x{%X}-\\x{%X}", (unsigned)ranges[i][0],
+                           (unsigned)ranges[i][1]);
+        CT_TRY(ct_tok_buf_append(out, range, (size_t)len));
+    }
+    return 0;
+}
 
 /* Escapes rewritten as a class body: inside a bracket class the body goes in as it is, outside
- * it is wrapped in brackets. */
-static const struct {
-    const char *escape, *body;
-} class_rewrites[] = {
-    {"\\s", SPACE_CLASS_BODY},
-    {"\\p{L}", "\\p{L}" NEWER_L},
-    {"\\p{N}", "\\p{N}" NEWER_N},
-};
+ * it is wrapped in brackets ([^...] for \S). */
+static const char *const class_escapes[] = {"\\s", "\\p{L}", "\\p{N}", "\\S"};
 
-static int append_class(ct_tok_buf *out, const char *body, bool in_class, bool negated) {
-    if (in_class) return ct_tok_buf_append(out, body, strlen(body));
-    CT_TRY(ct_tok_buf_append(out, negated ? "[^" : "[", negated ? 2 : 1));
-    CT_TRY(ct_tok_buf_append(out, body, strlen(body)));
+static int append_body(ct_tok_buf *out, int which) {
+    if (which == 1) return append_newer(out, "\\p{L}", ct_newer_letters, ct_n_newer_letters);
+    if (which == 2) return append_newer(out, "\\p{N}", ct_newer_numbers, ct_n_newer_numbers);
+    return ct_tok_buf_append(out, SPACE_CLASS_BODY, strlen(SPACE_CLASS_BODY));
+}
+
+static int append_class(ct_tok_buf *out, int which, bool in_class) {
+    if (in_class) return append_body(out, which);
+    CT_TRY(ct_tok_buf_append(out, which == 3 ? "[^" : "[", which == 3 ? 2 : 1));
+    CT_TRY(append_body(out, which));
     return ct_tok_buf_append(out, "]", 1);
 }
 
-/* Rewrites the escapes above (see the file comment); everything else is copied as written.
+/* Rewrites \s, \p{L}, \p{N} and \S (see the file comment); everything else is copied as written.
  * \S outside a class becomes the negated space class; inside one it stays PCRE2's (there is no
  * class subtraction to express it). */
 static char *translate_pattern(const char *pattern) {
@@ -60,15 +59,11 @@ static char *translate_pattern(const char *pattern) {
     bool in_class = false;
     int rc = 0;
     for (const char *p = pattern; *p && rc == 0;) {
-        size_t n_rewrites = sizeof class_rewrites / sizeof class_rewrites[0], k = 0;
-        while (k < n_rewrites && strncmp(p, class_rewrites[k].escape, strlen(class_rewrites[k].escape)))
-            k++;
-        if (k < n_rewrites) {
-            rc = append_class(&out, class_rewrites[k].body, in_class, false);
-            p += strlen(class_rewrites[k].escape);
-        } else if (!strncmp(p, "\\S", 2) && !in_class) {
-            rc = append_class(&out, SPACE_CLASS_BODY, false, true);
-            p += 2;
+        int k = 0;
+        while (k < 4 && strncmp(p, class_escapes[k], strlen(class_escapes[k]))) k++;
+        if (k < 4 && !(k == 3 && in_class)) {
+            rc = append_class(&out, k, in_class);
+            p += strlen(class_escapes[k]);
         } else if (*p == '\\' && p[1]) {
             rc = ct_tok_buf_append(&out, p, 2); /* an escaped character, never a class bracket */
             p += 2;

@@ -32,6 +32,15 @@ int ct_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp) {
     return n;
 }
 
+int64_t ct_utf8_decode_before(const char *s, size_t pos, size_t *start) {
+    size_t p = pos - 1;
+    while (p > 0 && pos - p < 4 && ((uint8_t)s[p] & 0xC0) == 0x80) p--;
+    uint32_t cp;
+    int n = ct_utf8_decode((const uint8_t *)s + p, pos - p, &cp);
+    *start = p;
+    return n > 0 && p + (size_t)n == pos ? (int64_t)cp : -1;
+}
+
 size_t ct_utf8_encode(uint32_t cp, char out[4]) {
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -70,6 +79,35 @@ bool ct_unicode_is_py_space(uint32_t cp) {
     return ct_unicode_is_space(cp) || (cp >= 0x1C && cp <= 0x1F);
 }
 
+/* Letters and numbers assigned in Unicode 15 and 16, which the Hugging Face library's regex
+ * engines know and PCRE2 10.42 / utf8proc 2.6 do not (see tok_pretok.c). */
+const uint32_t ct_newer_letters[][2] = {
+    {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CD}, {0xA7DA, 0xA7DC}, {0x105C0, 0x105F3}, {0x10D4A, 0x10D65},
+    {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC4}, {0x1123F, 0x11240}, {0x11380, 0x11389},
+    {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113B7},
+    {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0}, {0x11F02, 0x11F02},
+    {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F}, {0x13441, 0x13446},
+    {0x13460, 0x143FA}, {0x16100, 0x1611D}, {0x16D40, 0x16D6C}, {0x18CFF, 0x18CFF},
+    {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D},
+    {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x2B739, 0x2B739},
+    {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF},
+};
+const size_t ct_n_newer_letters = sizeof ct_newer_letters / sizeof ct_newer_letters[0];
+
+/* The last range (Kaktovik numerals) is No, the others decimal digits. */
+const uint32_t ct_newer_numbers[][2] = {
+    {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11F50, 0x11F59},
+    {0x16130, 0x16139}, {0x16D70, 0x16D79}, {0x1CCF0, 0x1CCF9}, {0x1E4F0, 0x1E4F9},
+    {0x1E5F1, 0x1E5FA}, {0x1D2C0, 0x1D2D3},
+};
+const size_t ct_n_newer_numbers = sizeof ct_newer_numbers / sizeof ct_newer_numbers[0];
+
+static bool in_ranges(uint32_t cp, const uint32_t (*ranges)[2], size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1]) return true;
+    return false;
+}
+
 bool ct_unicode_is_word(uint32_t cp) {
     if (cp < 0x80) return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') ||
                           (cp >= 'A' && cp <= 'Z') || cp == '_';
@@ -81,7 +119,8 @@ bool ct_unicode_is_word(uint32_t cp) {
     case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
         return true;
     default:
-        return false;
+        return in_ranges(cp, ct_newer_letters, ct_n_newer_letters) ||
+               in_ranges(cp, ct_newer_numbers, ct_n_newer_numbers - 1);
     }
 }
 

@@ -7,6 +7,9 @@
  * max-heap with lazy deletion finds the next best pair (an entry whose count went stale is
  * re-queued with its current count when it reaches the top). Ties go to the smallest pair of
  * ids, so training is deterministic. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -135,9 +138,23 @@ static int add_json_strings(ct_bpe_trainer *t, const cJSON *item) {
     return 0;
 }
 
-static bool is_jsonl(const char *path) {
+static bool has_extension(const char *path, const char *extension) {
     const char *dot = strrchr(path, '.');
-    return dot && (!strcmp(dot, ".jsonl") || !strcmp(dot, ".json"));
+    return dot && !strcmp(dot, extension);
+}
+
+/* A .json file is one JSON value (a list of records, or one record). */
+static int add_json_file(ct_bpe_trainer *t, const char *path) {
+    size_t len;
+    char *text = ct_tok_read_file(path, &len);
+    if (!text) return -1;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) return ct_fail("%s: malformed JSON (a .json corpus is one JSON value; use .jsonl "
+                              "for one record per line)", path);
+    int rc = add_json_strings(t, root);
+    cJSON_Delete(root);
+    return rc;
 }
 
 static int add_jsonl_file(ct_bpe_trainer *t, const char *path) {
@@ -167,7 +184,8 @@ static int add_jsonl_file(ct_bpe_trainer *t, const char *path) {
 }
 
 int ct_bpe_trainer_add_file(ct_bpe_trainer *t, const char *path) {
-    if (is_jsonl(path)) return add_jsonl_file(t, path);
+    if (has_extension(path, ".jsonl")) return add_jsonl_file(t, path);
+    if (has_extension(path, ".json")) return add_json_file(t, path);
     size_t len;
     char *text = ct_tok_read_file(path, &len);
     if (!text) return -1;

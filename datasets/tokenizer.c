@@ -74,21 +74,6 @@ static int32_t match_at(const ct_tokenizer *tok, const ct_added_matcher *m, cons
     return -1;
 }
 
-static size_t char_start_before(const char *s, size_t pos) {
-    size_t p = pos - 1;
-    while (p > 0 && pos - p < 4 && ((uint8_t)s[p] & 0xC0) == 0x80) p--;
-    return p;
-}
-
-/* The code point that ends at `pos`, or -1 when the bytes there are not valid UTF-8. */
-static int64_t char_before(const char *s, size_t pos, size_t *start) {
-    size_t p = char_start_before(s, pos);
-    uint32_t cp;
-    int n = ct_utf8_decode((const uint8_t *)s + p, pos - p, &cp);
-    *start = p;
-    return n > 0 && p + (size_t)n == pos ? (int64_t)cp : -1;
-}
-
 static int64_t char_at(const char *s, size_t len, size_t pos, size_t *next) {
     uint32_t cp;
     int n = ct_utf8_decode((const uint8_t *)s + pos, len - pos, &cp);
@@ -99,7 +84,7 @@ static int64_t char_at(const char *s, size_t len, size_t pos, size_t *next) {
 static bool single_word_ok(const char *s, size_t len, size_t start, size_t stop) {
     size_t unused;
     if (start > 0) {
-        int64_t cp = char_before(s, start, &unused);
+        int64_t cp = ct_utf8_decode_before(s, start, &unused);
         if (cp >= 0 && ct_unicode_is_word((uint32_t)cp)) return false;
     }
     if (stop < len) {
@@ -112,7 +97,7 @@ static bool single_word_ok(const char *s, size_t len, size_t start, size_t stop)
 static size_t strip_left(const char *s, size_t start, size_t floor) {
     while (start > floor) {
         size_t before;
-        int64_t cp = char_before(s, start, &before);
+        int64_t cp = ct_utf8_decode_before(s, start, &before);
         if (cp < 0 || !ct_unicode_is_space((uint32_t)cp)) break;
         start = before;
     }
@@ -228,25 +213,22 @@ int ct_tokenizer_encode(const ct_tokenizer *tok, const char *text, size_t len, i
 /* The ByteLevel decoder maps each character of a token back to its byte; a token with any
  * character outside the byte alphabet (an added token such as "<|im_end|>" maps, one with a
  * plain space would not) is copied as it is written. */
-static int decode_token(ct_tok_buf *out, const char *text, bool byte_level) {
-    size_t len = strlen(text), mark = out->len;
-    if (byte_level) {
-        CT_TRY(ct_tok_buf_reserve(out, len));
-        size_t i = 0;
-        while (i < len) {
-            uint32_t cp;
-            int n = ct_utf8_decode((const uint8_t *)text + i, len - i, &cp);
-            int byte = n ? ct_char_to_byte(cp) : -1;
-            if (byte < 0) break;
-            out->data[out->len++] = (char)byte;
-            i += (size_t)n;
-        }
-        if (i == len) {
-            out->data[out->len] = '\0';
-            return 0;
-        }
-        out->len = mark;
+static int decode_token(ct_tok_buf *out, const char *text) {
+    size_t len = strlen(text), mark = out->len, i = 0;
+    CT_TRY(ct_tok_buf_reserve(out, len));
+    while (i < len) {
+        uint32_t cp;
+        int n = ct_utf8_decode((const uint8_t *)text + i, len - i, &cp);
+        int byte = n ? ct_char_to_byte(cp) : -1;
+        if (byte < 0) break;
+        out->data[out->len++] = (char)byte;
+        i += (size_t)n;
     }
+    if (i == len) {
+        out->data[out->len] = '\0';
+        return 0;
+    }
+    out->len = mark;
     return ct_tok_buf_append(out, text, len);
 }
 
@@ -298,7 +280,7 @@ char *ct_tokenizer_decode(const ct_tokenizer *tok, const int32_t *ids, size_t n,
             break;
         }
         if ((flags & CT_DECODE_SKIP_SPECIAL) && (tok->id_flags[ids[i]] & CT_ID_SPECIAL)) continue;
-        rc = decode_token(&out, text, tok->byte_level_decoder);
+        rc = decode_token(&out, text);
     }
     if (rc == 0 && (flags & CT_DECODE_LOSSY)) rc = make_lossy(&out);
     if (rc < 0) {

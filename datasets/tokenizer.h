@@ -134,8 +134,9 @@ void ct_bpe_trainer_free(ct_bpe_trainer *trainer);
 /* Counts the pre-tokens of a text (NFC, then the Qwen2 split regex; the ChatML special tokens
  * are boundaries, not text). */
 int ct_bpe_trainer_add_text(ct_bpe_trainer *trainer, const char *text, size_t len);
-/* Adds a corpus file: JSONL (.jsonl/.json: every string value of each record except those of
- * keys named "id" and "role") or plain text (anything else, read whole). */
+/* Adds a corpus file: JSONL (.jsonl, one record per line) or JSON (.json, one value): every
+ * string value except those under keys named "id" and "role"; any other file is plain text,
+ * read whole. */
 int ct_bpe_trainer_add_file(ct_bpe_trainer *trainer, const char *path);
 /* Learns the merges. Call once, after the texts. */
 int ct_bpe_trainer_train(ct_bpe_trainer *trainer, const ct_bpe_train_options *options,

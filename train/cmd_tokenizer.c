@@ -195,8 +195,8 @@ static int tokenizer_usage(FILE *out) {
            "Learns a byte-level BPE tokenizer (NFC, the Qwen2 pre-tokenizer regex, ByteLevel) and\n"
            "writes DIR/tokenizer.json and DIR/tokenizer_config.json (ChatML chat template,\n"
            "<|endoftext|> <|im_start|> <|im_end|>), which the Hugging Face library loads.\n\n"
-           "  --data FILE          a corpus: .jsonl/.json (every string value except \"id\" and\n"
-           "                       \"role\") or plain text; repeat for several files\n"
+           "  --data FILE          a corpus: .jsonl or .json (every string value except those of\n"
+           "                       \"id\" and \"role\") or plain text; repeat for several files\n"
            "  --vocab-size N       the whole vocabulary: 256 bytes + merges + 3 special tokens\n"
            "  --out DIR            where to write (created if missing)\n"
            "  --min-frequency N    stop merging when the best pair occurs fewer times (default 2)\n");

@@ -4,10 +4,13 @@
 #include <string.h>
 
 #include "autograd/error.h"
+#include "train/cmd_tokenizer.h"
 #include "train/commands.h"
 
 static const ct_command commands[] = {
     {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (what exists so far)"},
+    {"tokenize", ct_cmd_tokenize, "print the token ids of a text with a Hugging Face tokenizer.json"},
+    {"tokenizer", ct_cmd_tokenizer, "'tokenizer train': train a byte-level BPE tokenizer on a corpus"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
