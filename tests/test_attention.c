@@ -13,10 +13,8 @@
 #include "autograd/rng.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
+#include "tests/ct_test_gradcheck.h"
 
-#define GRAD_TOLERANCE 1e-6
-#define F32_OUTPUT_TOLERANCE 1e-5
-#define F32_GRAD_TOLERANCE 1e-4
 
 static ct_rng rng;
 
@@ -33,17 +31,9 @@ static ct_tensor *fn_attention(ct_tensor *const *in, int n, void *user) {
     return ct_attention(in[0], in[1], in[2], user);
 }
 
-static void expect_gradcheck(const char *name, ct_tensor *q, ct_tensor *k, ct_tensor *v, ct_attention_args *args) {
-    ct_gradcheck_result r;
-    int status = ct_gradcheck(fn_attention, (ct_tensor *[]){q, k, v}, 3, args, 1e-6, &r);
-    CHECK(status == 0, "%s: gradcheck failed to run: %s", name, ct_last_error());
-    if (status) return;
-    CHECK(r.grad_error < GRAD_TOLERANCE, "%s: f64 gradient error %.3g", name, r.grad_error);
-    CHECK(r.f32_output_error < F32_OUTPUT_TOLERANCE, "%s: f32 output error %.3g", name, r.f32_output_error);
-    CHECK(r.f32_grad_error < F32_GRAD_TOLERANCE, "%s: f32 gradient error %.3g", name, r.f32_grad_error);
-    CHECK(r.elements_checked > 0, "%s: nothing was checked", name);
-    printf("%-36s grad %.2e  f32 out %.2e  f32 grad %.2e  (%lld elements)\n", name, r.grad_error,
-           r.f32_output_error, r.f32_grad_error, (long long)r.elements_checked);
+static void expect_attention_gradcheck(const char *name, ct_tensor *q, ct_tensor *k, ct_tensor *v,
+                                       ct_attention_args *args) {
+    expect_gradcheck(name, fn_attention, (ct_tensor *[]){q, k, v}, 3, args);
 }
 
 /* Naive attention in double: the full score matrix of each (row, head), masked, softmaxed.
@@ -104,33 +94,33 @@ static const int32_t packed_pos[2 * 9] = {0, 1, 2, 0, 1, 2, 3, 0, 1, 0, 1, 2, 3,
 static void check_gradients(void) {
     ct_tensor *q = rand_in(4, (int64_t[]){2, 7, 3, 5}), *k = rand_in(4, (int64_t[]){2, 7, 3, 5});
     ct_tensor *v = rand_in(4, (int64_t[]){2, 7, 3, 5});
-    expect_gradcheck("attention causal MHA", q, k, v, NULL);
+    expect_attention_gradcheck("attention causal MHA", q, k, v, NULL);
     expect_matches_reference("attention causal MHA", q, k, v, NULL);
 
     ct_tensor *q6 = rand_in(4, (int64_t[]){2, 7, 6, 5});
     ct_tensor *k2 = rand_in(4, (int64_t[]){2, 7, 2, 5}), *v2 = rand_in(4, (int64_t[]){2, 7, 2, 5});
     ct_attention_args scaled = {.scale = 0.3};
-    expect_gradcheck("attention GQA 6/2", q6, k2, v2, NULL);
-    expect_gradcheck("attention GQA 6/2, scale 0.3", q6, k2, v2, &scaled);
+    expect_attention_gradcheck("attention GQA 6/2", q6, k2, v2, NULL);
+    expect_attention_gradcheck("attention GQA 6/2, scale 0.3", q6, k2, v2, &scaled);
     expect_matches_reference("attention GQA 6/2", q6, k2, v2, NULL);
     expect_matches_reference("attention GQA 6/2, scale 0.3", q6, k2, v2, &scaled);
 
     ct_attention_args packed = {.q_pos = ids(2, 9, packed_pos), .q_seg = ids(2, 9, packed_seg)};
     ct_tensor *qp = rand_in(4, (int64_t[]){2, 9, 4, 3});
     ct_tensor *kp = rand_in(4, (int64_t[]){2, 9, 2, 3}), *vp = rand_in(4, (int64_t[]){2, 9, 2, 3});
-    expect_gradcheck("attention packed GQA 4/2", qp, kp, vp, &packed);
+    expect_attention_gradcheck("attention packed GQA 4/2", qp, kp, vp, &packed);
     expect_matches_reference("attention packed GQA 4/2", qp, kp, vp, &packed);
 
     ct_attention_args cache = {.kv_offset = 5};
     ct_tensor *qc = rand_in(4, (int64_t[]){2, 3, 4, 5});
     ct_tensor *kc = rand_in(4, (int64_t[]){2, 8, 2, 5}), *vc = rand_in(4, (int64_t[]){2, 8, 2, 5});
-    expect_gradcheck("attention KV cache T=3 S=8", qc, kc, vc, &cache);
+    expect_attention_gradcheck("attention KV cache T=3 S=8", qc, kc, vc, &cache);
     expect_matches_reference("attention KV cache T=3 S=8", qc, kc, vc, &cache);
 
     /* More than one block each way, one (batch, kv head) pair: key ranges and dQ buffers. */
     ct_tensor *ql = rand_in(4, (int64_t[]){1, 67, 2, 3});
     ct_tensor *kl = rand_in(4, (int64_t[]){1, 67, 1, 3}), *vl = rand_in(4, (int64_t[]){1, 67, 1, 3});
-    expect_gradcheck("attention T=67 MQA 2/1 (two blocks)", ql, kl, vl, NULL);
+    expect_attention_gradcheck("attention T=67 MQA 2/1 (two blocks)", ql, kl, vl, NULL);
 }
 
 /* Larger values against the reference: many blocks, packed rows whose sequences straddle block
