@@ -24,13 +24,14 @@ typedef struct {
 
 static arena arenas[N_DEVICES][CT_MAX_SCOPE_DEPTH + 1];
 static ct_node *tape_top_at_begin[CT_MAX_SCOPE_DEPTH + 1];
-static int depth;
+static int depth;            /* the scope allocations come from */
+static int open_depth;       /* the innermost open scope (> depth while one is suspended) */
 static size_t peak_in_use[N_DEVICES];
 static uint64_t chunk_allocations[N_DEVICES];
 
 static size_t total_in_use(ct_device device) {
     size_t total = 0;
-    for (int d = 0; d <= depth; d++) total += arenas[device][d].in_use;
+    for (int d = 0; d <= open_depth; d++) total += arenas[device][d].in_use;
     return total;
 }
 
@@ -95,21 +96,34 @@ static void reset_arena(ct_device device, arena *a) {
 }
 
 int ct_scope_begin(void) {
+    if (depth != open_depth) return ct_fail("ct_scope_begin inside a suspended scope: resume it first");
     if (depth == CT_MAX_SCOPE_DEPTH)
         return ct_fail("scopes nest deeper than %d: a ct_scope_begin lacks its ct_scope_end", depth);
     depth++;
+    open_depth = depth;
     tape_top_at_begin[depth] = ct_tape_top();
     return depth;
 }
 
 void ct_scope_end(void) {
+    if (depth != open_depth) ct_scope_resume();
     if (depth == 0) return;
     ct_tape_truncate(tape_top_at_begin[depth]);
     for (int device = 0; device < N_DEVICES; device++) reset_arena((ct_device)device, &arenas[device][depth]);
     depth--;
+    open_depth = depth;
 }
 
 int ct_scope_depth(void) { return depth; }
+
+int ct_scope_suspend(void) {
+    if (depth == 0) return ct_fail("ct_scope_suspend: no nested scope is open");
+    if (depth != open_depth) return ct_fail("ct_scope_suspend: the scope is already suspended");
+    depth--;
+    return 0;
+}
+
+void ct_scope_resume(void) { depth = open_depth; }
 
 ct_memory_stats ct_memory_get_stats(ct_device device) {
     ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device]};

@@ -33,6 +33,11 @@ int ct_scope_begin(void);
 /* Releases everything allocated since the matching ct_scope_begin, tape nodes included. */
 void ct_scope_end(void);
 int ct_scope_depth(void);
+/* While a nested scope is open, make allocations come from the enclosing scope's arenas until
+ * ct_scope_resume: this is how a checkpointed segment copies its result out before its own
+ * scope is released. The suspended scope keeps its contents and still counts as in use. */
+int ct_scope_suspend(void);
+void ct_scope_resume(void);
 
 typedef struct {
     size_t in_use;      /* bytes handed out by the active arenas right now */
