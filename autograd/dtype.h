@@ -29,4 +29,23 @@ static inline float ct_bf16_to_f32(uint16_t x) {
 uint16_t ct_f32_to_f16(float x);
 float ct_f16_to_f32(uint16_t x);
 
+/* Bulk f32 <-> bf16 conversion of n contiguous values, bit-identical to the scalar forms above
+ * (round to nearest even, NaN kept quiet, subnormals rounded like any other value). The fastest
+ * path this CPU supports is picked at run time, so the build needs no -march flags. */
+void ct_f32_to_bf16_array(const float *src, uint16_t *dst, int64_t n);
+void ct_bf16_to_f32_array(const uint16_t *src, float *dst, int64_t n);
+
+/* The conversion paths, slowest first. AVX512-BF16 rounds with vcvtne2ps2bf16, which flushes
+ * subnormal inputs to zero, so that path redoes any vector holding one with integer rounding. */
+typedef enum { CT_BF16_SCALAR, CT_BF16_AVX2, CT_BF16_AVX512F, CT_BF16_AVX512BF16, CT_BF16_PATH_COUNT } ct_bf16_path;
+
+const char *ct_bf16_path_name(ct_bf16_path path);
+int ct_bf16_path_supported(ct_bf16_path path);
+/* The path the array functions use on this CPU. */
+ct_bf16_path ct_bf16_best_path(void);
+/* Conversions through one given path, for tests that compare the paths; -1 when this CPU (or
+ * this compiler) lacks it. */
+int ct_f32_to_bf16_via(ct_bf16_path path, const float *src, uint16_t *dst, int64_t n);
+int ct_bf16_to_f32_via(ct_bf16_path path, const uint16_t *src, float *dst, int64_t n);
+
 #endif

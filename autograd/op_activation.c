@@ -1,4 +1,5 @@
-/* SiLU and SwiGLU. Backward recomputes the sigmoid from the saved inputs rather than keeping it. */
+/* SiLU and SwiGLU. Backward recomputes the sigmoid from the saved inputs rather than keeping it.
+ * gate and up may be f32 or bf16 in any mix; the output has gate's dtype. */
 #include "autograd/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
@@ -26,13 +27,14 @@ static ct_tensor *gated(const char *op, ct_tensor *gate, ct_tensor *up) {
 
 ct_tensor *ct_silu(ct_tensor *x) {
     if (!x) return NULL;
-    if (!ct_dtype_is_real(x->dtype)) return ct_fail_shapes("silu", x, x, "needs a real dtype (f32 or f64)");
+    if (!ct_dtype_is_real(x->dtype) && x->dtype != CT_BF16)
+        return ct_fail_shapes("silu", x, x, "needs f32, f64 or bf16");
     return gated("silu", x, NULL);
 }
 
 ct_tensor *ct_swiglu(ct_tensor *gate, ct_tensor *up) {
     if (!gate || !up) return NULL;
-    if (!ct_check_operands("swiglu", gate, up)) return NULL;
+    if (!ct_check_storage_operands("swiglu", gate, up)) return NULL;
     if (!ct_same_shape(gate, up)) return ct_fail_shapes("swiglu", gate, up, "gate and up must have the same shape");
     return gated("swiglu", gate, up);
 }

@@ -1,6 +1,7 @@
 /* Fused causal attention: operand checks, position resolution and the tape node. The kernels
  * (kernels/cpu/cpu_attention.c) do the blocked online-softmax work; backward recomputes scores
- * from q, k, v and the saved row logsumexp, so nothing of size T x S is kept between passes. */
+ * from q, k, v and the saved row logsumexp, so nothing of size T x S is kept between passes.
+ * bf16 q, k, v give a bf16 output; the row logsumexp and the gradients are f32. */
 #include "autograd/op_attention.h"
 
 #include <math.h>
@@ -48,8 +49,22 @@ static bool check_ids(const char *what, const ct_tensor *ids, int64_t batch, int
     return true;
 }
 
+/* q, k and v share one dtype: f32, f64, or bf16 (widened to f32 by the kernels). */
+static bool check_dtypes(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v) {
+    if (q->dtype == CT_BF16 && k->dtype == CT_BF16 && v->dtype == CT_BF16) {
+        if (q->device == k->device && k->device == v->device) return true;
+        ct_fail_shapes(OP, q, k, "operands are on different devices");
+        return false;
+    }
+    if (q->dtype == CT_BF16 || k->dtype == CT_BF16 || v->dtype == CT_BF16) {
+        ct_fail_shapes(OP, q, q->dtype == k->dtype ? v : k, "q, k and v must share one dtype (f32, f64 or bf16)");
+        return false;
+    }
+    return ct_check_operands(OP, q, k) && ct_check_operands(OP, k, v);
+}
+
 static bool check_qkv(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v) {
-    if (!ct_check_operands(OP, q, k) || !ct_check_operands(OP, k, v)) return false;
+    if (!check_dtypes(q, k, v)) return false;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
         ct_fail_shapes(OP, q, k, "q, k and v must be 4-D: q [B, T, Hq, D], k and v [B, S, Hkv, D]");
         return false;
@@ -139,7 +154,7 @@ ct_tensor *ct_attention(ct_tensor *q, ct_tensor *k, ct_tensor *v, const ct_atten
 
     int64_t lse_shape[3] = {q->shape[0], q->shape[2], q->shape[1]};
     ct_tensor *out = ct_empty_like(q);
-    ctx->lse = ct_empty_on(q->device, q->dtype, 3, lse_shape);
+    ctx->lse = ct_empty_on(q->device, q->dtype == CT_F64 ? CT_F64 : CT_F32, 3, lse_shape);
     if (!out || !ctx->lse) return NULL;
     if (be->attention_forward(q, k, v, ctx->q_pos, ctx->k_pos, ctx->q_seg, ctx->k_seg, ctx->scale, out, ctx->lse) < 0)
         return NULL;

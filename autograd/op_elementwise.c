@@ -1,5 +1,6 @@
-/* Elementwise add, multiply and scale, with one-row broadcasting of the second operand.
- * The gradient of a broadcast row is the sum over the rows it was repeated on. */
+/* Elementwise add, multiply and scale, with one-row broadcasting of the second operand, and the
+ * f32 <-> bf16 conversion. The gradient of a broadcast row is the sum over the rows it was
+ * repeated on. add and mul take f32 and bf16 operands in any mix (the output has a's dtype). */
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "autograd/ops.h"
@@ -11,7 +12,7 @@ static bool broadcasts_as_row(const ct_tensor *b, const ct_tensor *a) {
 
 static ct_tensor *binary_output(const char *op, ct_tensor *a, ct_tensor *b) {
     if (!a || !b) return NULL;
-    if (!ct_check_operands(op, a, b)) return NULL;
+    if (!ct_check_storage_operands(op, a, b)) return NULL;
     if (!ct_same_shape(a, b) && !broadcasts_as_row(b, a))
         return ct_fail_shapes(op, a, b, "b must have a's shape or be one row of a's last dimension");
     return ct_empty_like(a);
@@ -78,4 +79,25 @@ ct_tensor *ct_scale(ct_tensor *a, double factor) {
         if (!ct_record("scale", scale_backward, &a, 1, out, ctx)) return NULL;
     }
     return out;
+}
+
+static int to_dtype_backward(ct_node *node) {
+    ct_tensor *gx;
+    CT_TRY(ct_grad_target(node->inputs[0], &gx));
+    return gx ? ct_backend_for(gx->device)->axpby(1.0, node->output->grad, 1.0, gx) : 0;
+}
+
+ct_tensor *ct_to_dtype(ct_tensor *x, ct_dtype dtype) {
+    if (!x) return NULL;
+    if (!(x->dtype == dtype && ct_dtype_is_real(dtype)) &&
+        !(ct_dtype_is_f32_storage(x->dtype) && ct_dtype_is_f32_storage(dtype))) {
+        char sx[96];
+        ct_fail("to_dtype: x %s to %s: only f32 <-> bf16 (or a copy of a real tensor)", ct_shape_str(x, sx, sizeof sx),
+                ct_dtype_name(dtype));
+        return NULL;
+    }
+    ct_tensor *y = ct_empty_on(x->device, dtype, x->ndim, x->shape);
+    if (!y || ct_backend_for(x->device)->convert(x, y) < 0) return NULL;
+    if (ct_needs_grad(&x, 1) && !ct_record("to_dtype", to_dtype_backward, &x, 1, y, NULL)) return NULL;
+    return y;
 }

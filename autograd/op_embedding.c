@@ -1,5 +1,6 @@
-/* Embedding lookup: rows of a [vocab, dim] table picked by i32 ids. The table may be frozen in
- * bf16 or i8 (read into f32 rows); a trainable table gets a deterministic scatter-add gradient. */
+/* Embedding lookup: rows of a [vocab, dim] table picked by i32 ids. Rows keep the table's dtype
+ * (f32, f64, bf16); a frozen i8 or f16 table is read into f32 rows. A trainable table gets a
+ * deterministic scatter-add gradient (f32 for a bf16 table). */
 #include "autograd/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
@@ -17,12 +18,13 @@ ct_tensor *ct_embedding(ct_tensor *weight, ct_tensor *ids) {
     if (ids->dtype != CT_I32) return ct_fail_shapes("embedding", weight, ids, "ids must be i32");
     if (ids->ndim >= CT_MAX_DIMS) return ct_fail_shapes("embedding", weight, ids, "ids have too many dimensions");
     if (weight->device != ids->device) return ct_fail_shapes("embedding", weight, ids, "different devices");
-    if (!ct_dtype_is_real(weight->dtype) && weight->requires_grad)
-        return ct_fail_shapes("embedding", weight, ids, "a bf16/i8 table must be frozen");
+    bool f32_rows = !ct_dtype_is_real(weight->dtype) && weight->dtype != CT_BF16; /* i8, f16 */
+    if (f32_rows && weight->requires_grad)
+        return ct_fail_shapes("embedding", weight, ids, "an i8/f16 table must be frozen (train an f32 or bf16 table)");
     int64_t shape[CT_MAX_DIMS];
     for (int i = 0; i < ids->ndim; i++) shape[i] = ids->shape[i];
     shape[ids->ndim] = weight->shape[1];
-    ct_dtype dtype = ct_dtype_is_real(weight->dtype) ? weight->dtype : CT_F32;
+    ct_dtype dtype = f32_rows ? CT_F32 : weight->dtype;
     ct_tensor *out = ct_empty_on(weight->device, dtype, ids->ndim + 1, shape);
     if (!out || ct_backend_for(weight->device)->embedding_forward(weight, ids, out) < 0) return NULL;
     ct_tensor *inputs[2] = {weight, ids};

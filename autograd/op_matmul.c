@@ -1,6 +1,8 @@
 /* Matrix product. With op(A) [M, K] and op(B) [K, N]:
  *   dA' = dC @ op(B)^T  and  dB' = op(A)^T @ dC,
- * written back through the transpose flags so that no transposed copy is ever made. */
+ * written back through the transpose flags so that no transposed copy is ever made. bf16 (and
+ * i8) operands are widened by the GEMM kernel a tile at a time; C has a's dtype, and dC, dA and
+ * dB are f32 whatever a and b are stored in. */
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "autograd/ops.h"
@@ -30,10 +32,10 @@ static int matmul_backward(ct_node *node) {
 
 ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, bool transpose_a, bool transpose_b) {
     if (!a || !b) return NULL;
-    bool frozen_narrow_weight = a->dtype == CT_F32 && (b->dtype == CT_BF16 || b->dtype == CT_I8);
-    if (frozen_narrow_weight && b->requires_grad)
-        return ct_fail_shapes("matmul", a, b, "a bf16/i8 weight must be frozen (train an f32 copy or an adapter)");
-    if (!frozen_narrow_weight && !ct_check_operands("matmul", a, b)) return NULL;
+    bool i8_weight = ct_dtype_is_f32_storage(a->dtype) && b->dtype == CT_I8;
+    if (i8_weight && b->requires_grad)
+        return ct_fail_shapes("matmul", a, b, "an i8 weight must be frozen (train an f32 copy or an adapter)");
+    if (!i8_weight && !ct_check_storage_operands("matmul", a, b)) return NULL;
     if (b->ndim != 2) return ct_fail_shapes("matmul", a, b, "b must be 2-D");
     if (transpose_a && a->ndim != 2) return ct_fail_shapes("matmul", a, b, "a transposed must be 2-D");
     if (a->ndim < 1) return ct_fail_shapes("matmul", a, b, "a must have at least one dimension");

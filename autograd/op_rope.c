@@ -1,5 +1,6 @@
 /* Rotary position embedding (rotate-half layout). The frequency table is copied into the arena
- * at the call, so a caller's scaled table may change or die before backward runs. */
+ * at the call, so a caller's scaled table may change or die before backward runs. A bf16 x gives
+ * a bf16 y; its gradient (f32) rotates back in f32. */
 #include <math.h>
 
 #include "autograd/arena.h"
@@ -23,7 +24,7 @@ static int rope_backward(ct_node *node) {
 ct_tensor *ct_rope(ct_tensor *x, ct_tensor *position_ids, double theta, const float *inv_freq) {
     if (!x || !position_ids) return NULL;
     const char *why = NULL;
-    if (!ct_dtype_is_real(x->dtype)) why = "x must be real (f32 or f64)";
+    if (!ct_dtype_is_real(x->dtype) && x->dtype != CT_BF16) why = "x must be f32, f64 or bf16";
     else if (x->ndim != 4) why = "x must be [batch, time, heads, head_dim]";
     else if (x->shape[3] % 2) why = "head_dim must be even";
     else if (position_ids->dtype != CT_I32) why = "position_ids must be i32";

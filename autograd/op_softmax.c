@@ -1,4 +1,5 @@
-/* Log-softmax and softmax cross-entropy over the last dimension. */
+/* Log-softmax and softmax cross-entropy over the last dimension. Cross-entropy also takes bf16
+ * logits (an f32 loss, an f32 gradient). */
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "autograd/ops.h"
@@ -37,15 +38,17 @@ static int cross_entropy_backward(ct_node *node) {
 
 ct_tensor *ct_cross_entropy(ct_tensor *logits, ct_tensor *targets, ct_reduction reduction) {
     if (!logits || !targets) return NULL;
-    if (!ct_dtype_is_real(logits->dtype)) return ct_fail_shapes("cross_entropy", logits, targets, "logits must be real");
+    if (!ct_dtype_is_real(logits->dtype) && logits->dtype != CT_BF16)
+        return ct_fail_shapes("cross_entropy", logits, targets, "logits must be f32, f64 or bf16");
     if (targets->dtype != CT_I32) return ct_fail_shapes("cross_entropy", logits, targets, "targets must be i32");
     if (ct_numel(targets) != ct_rows(logits))
         return ct_fail_shapes("cross_entropy", logits, targets, "one target per row of logits expected");
     if (logits->device != targets->device) return ct_fail_shapes("cross_entropy", logits, targets, "different devices");
     cross_entropy_ctx *ctx = ct_arena_alloc(sizeof *ctx);
-    ct_tensor *out = ct_empty_on(logits->device, logits->dtype, 0, NULL);
+    ct_dtype dtype = logits->dtype == CT_F64 ? CT_F64 : CT_F32; /* of the loss and the row statistics */
+    ct_tensor *out = ct_empty_on(logits->device, dtype, 0, NULL);
     int64_t rows = ct_rows(logits);
-    if (!ctx || !out || !(ctx->row_logsumexp = ct_empty_on(logits->device, logits->dtype, 1, &rows))) return NULL;
+    if (!ctx || !out || !(ctx->row_logsumexp = ct_empty_on(logits->device, dtype, 1, &rows))) return NULL;
     ctx->reduction = reduction;
     if (ct_backend_for(logits->device)->cross_entropy_forward(logits, targets, reduction, ctx->row_logsumexp, out) < 0)
         return NULL;

@@ -1,8 +1,10 @@
 /* Transformer building blocks of LLaMA-family models, each differentiable (see autograd/ops.h for
  * the shared conventions: NULL in, NULL out; errors name the op and both shapes; operands share
- * a real dtype and device). All compute in the operands' dtype (f32 in training, f64 for
- * gradient checks); row sums end in double (the f32 KL sums chunks of 512 columns in f32 first).
- * Results do not depend on the thread count. No bf16 inputs yet: convert to f32 first. */
+ * a device). rms_norm, silu, swiglu and rope take f32 or f64 operands, or bf16 ones (alone or
+ * mixed with f32, computed in f32, the output in the first operand's dtype, rounded to nearest
+ * even; gradients of bf16 tensors are f32). kl_div and dropout take f32 or f64 only: convert bf16
+ * logits with ct_to_dtype first. Row sums end in double (the f32 and bf16 paths sum spans of
+ * columns in f32 vector lanes first). Results do not depend on the thread count. */
 #ifndef CT_OPS_TRANSFORMER_H
 #define CT_OPS_TRANSFORMER_H
 

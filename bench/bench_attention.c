@@ -6,11 +6,14 @@
  *   forward   4 * T^2 * D * H / 2   (q k^T and P v, causal: half the score matrix)
  *   backward  2.5 x forward         (q k^T recomputed, dO v^T, P^T dO, dS k, dS^T q)
  *   total     3.5 x forward
- * Prints one JSON object.   usage: bench_attention [T=512] [heads=8] [D=64] [repeats=5] */
+ * With dtype bf16, q, k and v (and the output) are stored in bf16; the kernels widen them to f32,
+ * so the ratio shows what bf16 storage costs in time.
+ * Prints one JSON object.   usage: bench_attention [T=512] [heads=8] [D=64] [repeats=5] [f32|bf16] */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "autograd/arena.h"
@@ -25,8 +28,8 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static ct_tensor *random_tensor(ct_rng *rng, int64_t T, int64_t H, int64_t D, const char *name) {
-    ct_tensor *t = ct_tensor_new(CT_F32, 4, (int64_t[]){1, T, H, D}, name);
+static ct_tensor *random_tensor(ct_rng *rng, ct_dtype dtype, int64_t T, int64_t H, int64_t D, const char *name) {
+    ct_tensor *t = ct_tensor_new(dtype, 4, (int64_t[]){1, T, H, D}, name);
     if (!t) exit(1);
     ct_fill_normal(t, rng, 0.0, 1.0);
     t->requires_grad = true;
@@ -73,10 +76,12 @@ int main(int argc, char **argv) {
     int64_t T = argc > 1 ? atoll(argv[1]) : 512, H = argc > 2 ? atoll(argv[2]) : 8;
     int64_t D = argc > 3 ? atoll(argv[3]) : 64;
     int repeats = argc > 4 ? atoi(argv[4]) : 5;
+    bool bf16 = argc > 5 && strcmp(argv[5], "bf16") == 0;
+    ct_dtype dtype = bf16 ? CT_BF16 : CT_F32;
     ct_rng rng;
     ct_rng_seed(&rng, 1);
-    ct_tensor *q = random_tensor(&rng, T, H, D, "q"), *k = random_tensor(&rng, T, H, D, "k");
-    ct_tensor *v = random_tensor(&rng, T, H, D, "v"), *dout = random_tensor(&rng, T, H, D, "dout");
+    ct_tensor *q = random_tensor(&rng, dtype, T, H, D, "q"), *k = random_tensor(&rng, dtype, T, H, D, "k");
+    ct_tensor *v = random_tensor(&rng, dtype, T, H, D, "v"), *dout = random_tensor(&rng, CT_F32, T, H, D, "dout");
     double flop_fwd = 4.0 * (double)T * (double)T * (double)D * (double)H / 2, flop = 3.5 * flop_fwd;
 
     double fwd_best = 1e30, total_best = 1e30;
@@ -93,12 +98,12 @@ int main(int argc, char **argv) {
         if (r && t2 - t0 < total_best) total_best = t2 - t0;
     }
     double bound = matmul_bound((int)T, (int)H, (int)D, repeats);
-    printf("{\"bench\": \"attention\", \"B\": 1, \"T\": %lld, \"heads\": %lld, \"D\": %lld, \"dtype\": \"f32\", "
+    printf("{\"bench\": \"attention\", \"B\": 1, \"T\": %lld, \"heads\": %lld, \"D\": %lld, \"dtype\": \"%s\", "
            "\"threads\": %d, \"flop_fwd\": %.0f, \"flop_fwd_bwd\": %.0f, "
            "\"flop_count\": \"fwd 4*T^2*D*H/2, bwd 2.5x fwd, fwd+bwd 3.5x fwd\", "
            "\"fwd_s\": %.6f, \"fwd_bwd_s\": %.6f, \"gflops\": %.2f, \"matmul_bound_s\": %.6f, "
            "\"matmul_gflops\": %.2f, \"ratio_to_matmul_bound\": %.3f}\n",
-           (long long)T, (long long)H, (long long)D, omp_get_max_threads(), flop_fwd, flop, fwd_best, total_best,
+           (long long)T, (long long)H, (long long)D, ct_dtype_name(dtype), omp_get_max_threads(), flop_fwd, flop, fwd_best, total_best,
            flop / total_best * 1e-9, bound, flop / bound * 1e-9, total_best / bound);
     ct_tensor_free(q), ct_tensor_free(k), ct_tensor_free(v), ct_tensor_free(dout);
     return 0;

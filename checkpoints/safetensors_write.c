@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "autograd/error.h"
+#include "checkpoints/atomic_file.h"
 
 /* Conversions are staged through a buffer of this many elements, bounding the extra memory. */
 #define STAGE_ELEMENTS ((size_t)1 << 20)
@@ -140,57 +141,27 @@ static int check_items(const ct_st_item *items, int n, ct_dtype store_dtype, ent
     return 0;
 }
 
-static int sync_dir(const char *path) {
-    char *dir = ct_strdup(path);
-    if (!dir) return -1;
-    char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) slash[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), status = 0;
-    if (fd < 0 || fsync(fd) < 0)
-        status = ct_fail("%s: cannot sync directory %s (%s)", path, dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return status;
-}
-
 int ct_safetensors_write(const char *path, const ct_st_item *items, int n, ct_dtype store_dtype) {
     entry *entries = ct_calloc((size_t)(n > 0 ? n : 1), sizeof *entries, "safetensors entries");
     if (!entries) return -1;
     char *header = NULL, *tmp = NULL;
     void *stage = NULL;
     size_t header_len = 0;
-    int fd = -1, status = check_items(items, n, store_dtype, entries, path);
+    int status = check_items(items, n, store_dtype, entries, path);
     if (status == 0 && !(header = build_header(entries, n, &header_len))) status = -1;
     if (status == 0 && !(stage = ct_malloc(STAGE_ELEMENTS * 8, "a safetensors write buffer"))) status = -1;
+    FILE *f = NULL;
+    if (status == 0 && !(f = ct_atomic_fopen(path, &tmp))) status = -1;
     if (status == 0) {
-        size_t len = strlen(path) + 16;
-        if (!(tmp = ct_malloc(len, "a path"))) status = -1;
-        else {
-            snprintf(tmp, len, "%s.tmp.XXXXXX", path);
-            if ((fd = mkstemp(tmp)) < 0) {
-                status = ct_fail("%s: cannot create a temporary file beside it (%s); check the directory "
-                                 "exists and is writable", path, strerror(errno));
-                free(tmp);
-                tmp = NULL;
-            }
-        }
-    }
-    if (status == 0) {
-        /* mkstemp makes the file 0600; a checkpoint is meant to be shared like any output. */
+        int fd = fileno(f);
         unsigned char len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-        if (fchmod(fd, 0644) < 0) status = ct_fail("%s: cannot set permissions (%s)", tmp, strerror(errno));
-        if (status == 0) status = write_all(fd, len8, 8, path);
+        status = write_all(fd, len8, 8, path);
         if (status == 0) status = write_all(fd, header, header_len, path);
         for (int i = 0; status == 0 && i < n; i++) status = write_tensor(fd, &entries[i], stage, path);
-        if (status == 0 && fsync(fd) < 0) status = ct_fail("%s: fsync failed (%s)", path, strerror(errno));
-        if (close(fd) < 0 && status == 0) status = ct_fail("%s: close failed (%s)", path, strerror(errno));
-        if (status == 0 && rename(tmp, path) < 0)
-            status = ct_fail("%s: cannot rename the temporary file over it (%s)", path, strerror(errno));
+        if (fclose(f) != 0 && status == 0) status = ct_fail("%s: close failed (%s)", path, strerror(errno));
         if (status < 0) unlink(tmp);
-        else status = sync_dir(path);
+        else status = ct_atomic_commit(tmp, path);
     }
     free(tmp);
     free(stage);

@@ -148,14 +148,14 @@ typedef struct {
     const ct_chat_template *tpl;
     int flags;
     ct_token_list *out;
-    ct_tok_buf mask, text;
+    ct_strbuf mask, text;
     ct_token_list ids, ends;
 } chat_builder;
 
 static int push(chat_builder *b, int32_t id, bool masked) {
     CT_TRY(ct_token_list_push(b->out, id));
     uint8_t m = masked;
-    return ct_tok_buf_append(&b->mask, &m, 1);
+    return ct_strbuf_append(&b->mask, &m, 1);
 }
 
 /* Encodes b->text as one piece; tokens ending past `header` bytes are masked when `masked`. */
@@ -169,8 +169,8 @@ static int push_text(chat_builder *b, size_t header, bool masked, int flags) {
 
 static int set_text(chat_builder *b, const char *a, size_t a_len, const char *c, size_t c_len) {
     b->text.len = 0;
-    CT_TRY(ct_tok_buf_append(&b->text, a, a_len));
-    return ct_tok_buf_append(&b->text, c, c_len);
+    CT_TRY(ct_strbuf_append(&b->text, a, a_len));
+    return ct_strbuf_append(&b->text, c, c_len);
 }
 
 /* Jinja's trim (Python's str.strip): whitespace off both ends. */
@@ -191,7 +191,7 @@ static int chatml_turn(chat_builder *b, const ct_chat_message *m, bool masked) {
     size_t role_len = strlen(m->role);
     CT_TRY(push(b, tpl->start_id, false));
     CT_TRY(set_text(b, m->role, role_len, "\n", 1));
-    CT_TRY(ct_tok_buf_append(&b->text, m->content, strlen(m->content)));
+    CT_TRY(ct_strbuf_append(&b->text, m->content, strlen(m->content)));
     CT_TRY(push_text(b, role_len + 1, masked, b->flags));
     CT_TRY(push(b, tpl->end_id, masked));
     CT_TRY(set_text(b, "\n", 1, "", 0));
@@ -263,13 +263,13 @@ int ct_chat_encode(const ct_chat_template *tpl, const ct_chat_message *messages,
     chat_builder b = {.tpl = tpl, .out = out};
     if (!options) options = &defaults;
     b.flags = options->allow_special ? CT_TOK_MATCH_SPECIAL : 0;
-    int rc = ct_tok_buf_append(&b.mask, "", 0);
+    int rc = ct_strbuf_append(&b.mask, "", 0);
     if (rc == 0) rc = render(&b, messages, n_messages, options);
-    ct_tok_buf_free(&b.text);
+    ct_strbuf_free(&b.text);
     ct_token_list_free(&b.ids);
     ct_token_list_free(&b.ends);
     if (rc < 0) {
-        ct_tok_buf_free(&b.mask);
+        ct_strbuf_free(&b.mask);
         return -1;
     }
     *mask = (uint8_t *)b.mask.data;

@@ -1,3 +1,4 @@
+#include "autograd/strbuf.h"
 #include "datasets/pii_mask.h"
 
 #include "autograd/error.h"
@@ -170,27 +171,6 @@ int ct_pii_masker_add_defaults(ct_pii_masker *m, const char *names) {
     return 0;
 }
 
-/* A growable output string. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} strbuf;
-
-static int sb_append(strbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) return ct_fail("out of memory: %zu bytes asked for a masked string", cap);
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
 #define NO_MATCH SIZE_MAX
 
 /* Finds the next match of entry i starting at or after pos; fills start and end, or sets
@@ -228,8 +208,8 @@ char *ct_pii_mask(ct_pii_masker *m, const char *text, size_t *n_masked) {
         return NULL;
     }
     size_t len = strlen(text);
-    strbuf out = {0};
-    if (sb_append(&out, "", 0) < 0) return NULL;
+    ct_strbuf out = {0};
+    if (ct_strbuf_append(&out, "", 0) < 0) return NULL;
     size_t *starts = ct_malloc((2 * m->n + 1) * sizeof(size_t), "PII match positions");
     if (!starts) {
         free(out.data);
@@ -261,15 +241,15 @@ char *ct_pii_mask(ct_pii_masker *m, const char *text, size_t *n_masked) {
         }
         if (failed || best == m->n) break;
         pii_entry *e = &m->entries[best];
-        if (sb_append(&out, text + pos, starts[best] - pos) < 0 ||
-            sb_append(&out, e->replacement, e->replacement_len) < 0) {
+        if (ct_strbuf_append(&out, text + pos, starts[best] - pos) < 0 ||
+            ct_strbuf_append(&out, e->replacement, e->replacement_len) < 0) {
             failed = 1;
             break;
         }
         counts[best]++;
         pos = ends[best];
     }
-    if (!failed && sb_append(&out, text + pos, len - pos) < 0) failed = 1;
+    if (!failed && ct_strbuf_append(&out, text + pos, len - pos) < 0) failed = 1;
     free(starts);
     if (failed) {
         free(counts);

@@ -149,7 +149,7 @@ void ct_bpe_scratch_free(ct_bpe_scratch *s) {
     free(s->next);
     free(s->len);
     free(s->heap);
-    ct_tok_buf_free(&s->text);
+    ct_strbuf_free(&s->text);
     *s = (ct_bpe_scratch){0};
 }
 

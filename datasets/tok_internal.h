@@ -4,6 +4,7 @@
 #define CT_TOK_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "autograd/strbuf.h"
 #include <pcre2.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,16 +39,8 @@ uint32_t ct_byte_to_char(uint8_t byte);
 /* The byte a code point stands for, or -1 when it is not in the alphabet. */
 int ct_char_to_byte(uint32_t cp);
 
-/* A growable byte buffer. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} ct_tok_buf;
-int ct_tok_buf_append(ct_tok_buf *b, const void *data, size_t len);
-int ct_tok_buf_reserve(ct_tok_buf *b, size_t extra);
-void ct_tok_buf_free(ct_tok_buf *b);
 /* Appends the byte-level form (one code point per byte, UTF-8) of `len` raw bytes. */
-int ct_tok_buf_append_byte_level(ct_tok_buf *b, const uint8_t *bytes, size_t len);
+int ct_tok_buf_append_byte_level(ct_strbuf *b, const uint8_t *bytes, size_t len);
 
 
 /* ---- hash maps and a string arena (tok_hash.c) ---- */
@@ -137,7 +130,7 @@ typedef struct {
     int32_t *id, *prev, *next, *len;
     uint64_t *heap;
     size_t cap, heap_cap;
-    ct_tok_buf text;
+    ct_strbuf text;
 } ct_bpe_scratch;
 
 /* Appends the ids of one pre-token (raw bytes) to `out`; with `ends`, also the end offset of

@@ -117,7 +117,7 @@ static int merge_parts(const cJSON *merge, const char **left, size_t *left_len, 
 static int load_merges(ct_tokenizer *tok, const cJSON *merges) {
     if (!cJSON_IsArray(merges)) return ct_fail("%s: model.merges is not an array", tok->path);
     CT_TRY(ct_u64map_init(&tok->bpe.merges, (size_t)cJSON_GetArraySize(merges)));
-    ct_tok_buf joined = {0};
+    ct_strbuf joined = {0};
     uint32_t rank = 0;
     int rc = 0;
     for (const cJSON *merge = merges->child; merge && rc == 0; merge = merge->next, rank++) {
@@ -129,8 +129,8 @@ static int load_merges(ct_tokenizer *tok, const cJSON *merges) {
         }
         size_t right_len = strlen(right);
         joined.len = 0;
-        if ((rc = ct_tok_buf_append(&joined, left, left_len)) < 0 ||
-            (rc = ct_tok_buf_append(&joined, right, right_len)) < 0)
+        if ((rc = ct_strbuf_append(&joined, left, left_len)) < 0 ||
+            (rc = ct_strbuf_append(&joined, right, right_len)) < 0)
             break;
         int32_t a = vocab_id(tok, left, left_len), b = vocab_id(tok, right, right_len);
         int32_t merged = vocab_id(tok, joined.data, joined.len);
@@ -144,7 +144,7 @@ static int load_merges(ct_tokenizer *tok, const cJSON *merges) {
         if (!slot) rc = -1;
         else *slot = (uint64_t)rank << 32 | (uint32_t)merged;
     }
-    ct_tok_buf_free(&joined);
+    ct_strbuf_free(&joined);
     return rc;
 }
 

@@ -23,13 +23,13 @@
     "\\x{202F}\\x{205F}\\x{3000}"
 
 /* "\p{L}\x{1C89}-\x{1C8A}...": a class body with the newer ranges added. */
-static int append_newer(ct_tok_buf *out, const char *base, const uint32_t (*ranges)[2], size_t n) {
-    CT_TRY(ct_tok_buf_append(out, base, strlen(base)));
+static int append_newer(ct_strbuf *out, const char *base, const uint32_t (*ranges)[2], size_t n) {
+    CT_TRY(ct_strbuf_append(out, base, strlen(base)));
     for (size_t i = 0; i < n; i++) {
         char range[48];
         int len = snprintf(range, sizeof range, "\\x{%X}-\\x{%X}", (unsigned)ranges[i][0],
                            (unsigned)ranges[i][1]);
-        CT_TRY(ct_tok_buf_append(out, range, (size_t)len));
+        CT_TRY(ct_strbuf_append(out, range, (size_t)len));
     }
     return 0;
 }
@@ -38,24 +38,24 @@ static int append_newer(ct_tok_buf *out, const char *base, const uint32_t (*rang
  * it is wrapped in brackets ([^...] for \S). */
 static const char *const class_escapes[] = {"\\s", "\\p{L}", "\\p{N}", "\\S"};
 
-static int append_body(ct_tok_buf *out, int which) {
+static int append_body(ct_strbuf *out, int which) {
     if (which == 1) return append_newer(out, "\\p{L}", ct_newer_letters, ct_n_newer_letters);
     if (which == 2) return append_newer(out, "\\p{N}", ct_newer_numbers, ct_n_newer_numbers);
-    return ct_tok_buf_append(out, SPACE_CLASS_BODY, strlen(SPACE_CLASS_BODY));
+    return ct_strbuf_append(out, SPACE_CLASS_BODY, strlen(SPACE_CLASS_BODY));
 }
 
-static int append_class(ct_tok_buf *out, int which, bool in_class) {
+static int append_class(ct_strbuf *out, int which, bool in_class) {
     if (in_class) return append_body(out, which);
-    CT_TRY(ct_tok_buf_append(out, which == 3 ? "[^" : "[", which == 3 ? 2 : 1));
+    CT_TRY(ct_strbuf_append(out, which == 3 ? "[^" : "[", which == 3 ? 2 : 1));
     CT_TRY(append_body(out, which));
-    return ct_tok_buf_append(out, "]", 1);
+    return ct_strbuf_append(out, "]", 1);
 }
 
 /* Rewrites \s, \p{L}, \p{N} and \S (see the file comment); everything else is copied as written.
  * \S outside a class becomes the negated space class; inside one it stays PCRE2's (there is no
  * class subtraction to express it). */
 static char *translate_pattern(const char *pattern) {
-    ct_tok_buf out = {0};
+    ct_strbuf out = {0};
     bool in_class = false;
     int rc = 0;
     for (const char *p = pattern; *p && rc == 0;) {
@@ -65,16 +65,16 @@ static char *translate_pattern(const char *pattern) {
             rc = append_class(&out, k, in_class);
             p += strlen(class_escapes[k]);
         } else if (*p == '\\' && p[1]) {
-            rc = ct_tok_buf_append(&out, p, 2); /* an escaped character, never a class bracket */
+            rc = ct_strbuf_append(&out, p, 2); /* an escaped character, never a class bracket */
             p += 2;
         } else {
             if (*p == '[') in_class = true;
             else if (*p == ']') in_class = false;
-            rc = ct_tok_buf_append(&out, p++, 1);
+            rc = ct_strbuf_append(&out, p++, 1);
         }
     }
-    if (rc < 0 || ct_tok_buf_append(&out, "", 0) < 0) {
-        ct_tok_buf_free(&out);
+    if (rc < 0 || ct_strbuf_append(&out, "", 0) < 0) {
+        ct_strbuf_free(&out);
         return NULL;
     }
     return out.data;
@@ -160,11 +160,11 @@ static bool already_normal(const uint8_t *s, size_t len) {
 #define HANGUL_T_BASE 0x11A7
 
 /* Normalizes one run of valid UTF-8. */
-static int normalize_run(ct_tok_buf *out, const uint8_t *s, size_t len, int options) {
+static int normalize_run(ct_strbuf *out, const uint8_t *s, size_t len, int options) {
     utf8proc_uint8_t *mapped = NULL;
     utf8proc_ssize_t n = utf8proc_map(s, (utf8proc_ssize_t)len, &mapped, (utf8proc_option_t)options);
     if (n < 0) return ct_fail("normalizer: %s", utf8proc_errmsg(n));
-    int rc = ct_tok_buf_append(out, mapped, (size_t)n);
+    int rc = ct_strbuf_append(out, mapped, (size_t)n);
     free(mapped);
     return rc;
 }
@@ -178,7 +178,7 @@ int ct_pretok_normalize(const ct_pretok *p, const char *text, size_t len, char *
         *out_len = len;
         return 0;
     }
-    ct_tok_buf buf = {0};
+    ct_strbuf buf = {0};
     size_t run = 0, i = 0;
     while (i <= len) {
         uint32_t cp = 0;
@@ -190,15 +190,15 @@ int ct_pretok_normalize(const ct_pretok *p, const char *text, size_t len, char *
         /* A run of normalizable text ends here (at the end, an invalid byte or U+11A7). */
         size_t kept = n > 0 ? (size_t)n : i < len ? 1 : 0;
         if (i > run && normalize_run(&buf, s + run, i - run, p->utf8proc_options) < 0) break;
-        if (kept && ct_tok_buf_append(&buf, s + i, kept) < 0) break;
+        if (kept && ct_strbuf_append(&buf, s + i, kept) < 0) break;
         i += kept ? kept : 1;
         run = i;
     }
     if (i <= len) {
-        ct_tok_buf_free(&buf);
+        ct_strbuf_free(&buf);
         return -1;
     }
-    if (!buf.data && ct_tok_buf_append(&buf, "", 0) < 0) return -1;
+    if (!buf.data && ct_strbuf_append(&buf, "", 0) < 0) return -1;
     *out = buf.data;
     *out_len = buf.len;
     return 0;

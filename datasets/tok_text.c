@@ -142,36 +142,12 @@ int ct_char_to_byte(uint32_t cp) {
     return -1;
 }
 
-int ct_tok_buf_reserve(ct_tok_buf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra + 1) cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (!data) return ct_fail("out of memory: %zu bytes asked for a text buffer", cap);
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-int ct_tok_buf_append(ct_tok_buf *b, const void *data, size_t len) {
-    CT_TRY(ct_tok_buf_reserve(b, len));
-    if (len) memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int ct_tok_buf_append_byte_level(ct_tok_buf *b, const uint8_t *bytes, size_t len) {
-    CT_TRY(ct_tok_buf_reserve(b, 2 * len));
+int ct_tok_buf_append_byte_level(ct_strbuf *b, const uint8_t *bytes, size_t len) {
+    CT_TRY(ct_strbuf_reserve(b, 2 * len));
     for (size_t i = 0; i < len; i++)
         b->len += ct_utf8_encode(ct_byte_to_char(bytes[i]), b->data + b->len);
     b->data[b->len] = '\0';
     return 0;
-}
-
-void ct_tok_buf_free(ct_tok_buf *b) {
-    free(b->data);
-    *b = (ct_tok_buf){0};
 }
 
 char *ct_tok_read_file(const char *path, size_t *len) {
@@ -181,16 +157,16 @@ char *ct_tok_read_file(const char *path, size_t *len) {
         ct_fail("%s: cannot open (%s)", path, strerror(errno));
         return NULL;
     }
-    ct_tok_buf b = {0};
+    ct_strbuf b = {0};
     char chunk[1 << 16];
     size_t n;
-    int failed = ct_tok_buf_append(&b, "", 0) < 0;
+    int failed = ct_strbuf_append(&b, "", 0) < 0;
     while (!failed && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        failed = ct_tok_buf_append(&b, chunk, n) < 0;
+        failed = ct_strbuf_append(&b, chunk, n) < 0;
     if (!failed && ferror(f)) failed = ct_fail("%s: read failed (%s)", path, strerror(errno));
     if (!is_stdin) fclose(f);
     if (failed) {
-        ct_tok_buf_free(&b);
+        ct_strbuf_free(&b);
         return NULL;
     }
     if (len) *len = b.len;

@@ -417,11 +417,11 @@ static heap_entry best_pair(train_state *st) {
 static int apply_merge(train_state *st, uint64_t pair) {
     ct_bpe_trainer *t = st->t;
     int32_t a = (int32_t)(pair >> 32), b = (int32_t)(pair & 0xFFFFFFFFu), merged;
-    ct_tok_buf joined = {0};
-    int rc = ct_tok_buf_append(&joined, t->tokens[a].bytes, t->tokens[a].len);
-    if (rc == 0) rc = ct_tok_buf_append(&joined, t->tokens[b].bytes, t->tokens[b].len);
+    ct_strbuf joined = {0};
+    int rc = ct_strbuf_append(&joined, t->tokens[a].bytes, t->tokens[a].len);
+    if (rc == 0) rc = ct_strbuf_append(&joined, t->tokens[b].bytes, t->tokens[b].len);
     if (rc == 0) rc = add_token(st, joined.data, joined.len, &merged);
-    ct_tok_buf_free(&joined);
+    ct_strbuf_free(&joined);
     CT_TRY(rc);
     t->merges[t->n_merges][0] = a;
     t->merges[t->n_merges][1] = b;

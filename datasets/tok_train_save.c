@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "autograd/error.h"
+#include "checkpoints/atomic_file.h"
 #include "datasets/tok_internal.h"
 
 static const char chatml_template[] =
@@ -63,7 +64,7 @@ static cJSON *added_tokens(const ct_bpe_trainer *t) {
 }
 
 static char *byte_level_text(const ct_train_token *token) {
-    ct_tok_buf b = {0};
+    ct_strbuf b = {0};
     if (ct_tok_buf_append_byte_level(&b, (const uint8_t *)token->bytes, token->len) < 0) return NULL;
     return b.data;
 }
@@ -79,16 +80,16 @@ static int add_vocab_and_merges(const ct_bpe_trainer *t, cJSON *model) {
     }
     /* "left right" strings: readable by every tokenizers version (byte-level text has no spaces). */
     cJSON *merges = cJSON_AddArrayToObject(model, "merges");
-    ct_tok_buf line = {0};
+    ct_strbuf line = {0};
     for (int32_t i = 0; i < t->n_merges && rc == 0 && merges; i++) {
         line.len = 0;
         const char *left = texts[t->merges[i][0]], *right = texts[t->merges[i][1]];
-        rc = ct_tok_buf_append(&line, left, strlen(left));
-        if (rc == 0) rc = ct_tok_buf_append(&line, " ", 1);
-        if (rc == 0) rc = ct_tok_buf_append(&line, right, strlen(right));
+        rc = ct_strbuf_append(&line, left, strlen(left));
+        if (rc == 0) rc = ct_strbuf_append(&line, " ", 1);
+        if (rc == 0) rc = ct_strbuf_append(&line, right, strlen(right));
         if (rc == 0 && !cJSON_AddItemToArray(merges, cJSON_CreateString(line.data))) rc = -1;
     }
-    ct_tok_buf_free(&line);
+    ct_strbuf_free(&line);
     for (int32_t id = 0; id < t->n_tokens; id++) free(texts[id]);
     free(texts);
     return merges ? rc : -1;
@@ -155,27 +156,19 @@ static cJSON *config_json(const ct_bpe_trainer *t) {
     return root;
 }
 
+/* dir/name holds text and a newline, written atomically. */
 static int write_atomically(const char *dir, const char *name, const char *text) {
-    size_t n = strlen(dir) + strlen(name) + 16;
-    char *path = ct_malloc(n, "a path"), *tmp = ct_malloc(n, "a path");
-    int rc = path && tmp ? 0 : -1;
+    size_t n = strlen(dir) + strlen(name) + 2, len = strlen(text);
+    char *path = ct_malloc(n, "a path"), *data = ct_malloc(len + 1, "a file");
+    int rc = path && data ? 0 : -1;
     if (rc == 0) {
         snprintf(path, n, "%s/%s", dir, name);
-        snprintf(tmp, n, "%s/.%s.tmp", dir, name);
-        FILE *f = fopen(tmp, "wb");
-        if (!f) rc = ct_fail("%s: cannot create (%s)", tmp, strerror(errno));
-        else {
-            size_t len = strlen(text);
-            bool ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
-            ok = (fclose(f) == 0) && ok;
-            if (!ok) rc = ct_fail("%s: write failed (%s); is the disk full?", tmp, strerror(errno));
-            else if (rename(tmp, path) != 0)
-                rc = ct_fail("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
-            if (rc < 0) remove(tmp);
-        }
+        memcpy(data, text, len);
+        data[len] = '\n';
+        rc = ct_atomic_write_file(path, data, len + 1);
     }
     free(path);
-    free(tmp);
+    free(data);
     return rc;
 }
 

@@ -213,9 +213,9 @@ int ct_tokenizer_encode(const ct_tokenizer *tok, const char *text, size_t len, i
 /* The ByteLevel decoder maps each character of a token back to its byte; a token with any
  * character outside the byte alphabet (an added token such as "<|im_end|>" maps, one with a
  * plain space would not) is copied as it is written. */
-static int decode_token(ct_tok_buf *out, const char *text) {
+static int decode_token(ct_strbuf *out, const char *text) {
     size_t len = strlen(text), mark = out->len, i = 0;
-    CT_TRY(ct_tok_buf_reserve(out, len));
+    CT_TRY(ct_strbuf_reserve(out, len));
     while (i < len) {
         uint32_t cp;
         int n = ct_utf8_decode((const uint8_t *)text + i, len - i, &cp);
@@ -229,7 +229,7 @@ static int decode_token(ct_tok_buf *out, const char *text) {
         return 0;
     }
     out->len = mark;
-    return ct_tok_buf_append(out, text, len);
+    return ct_strbuf_append(out, text, len);
 }
 
 /* Each maximal invalid subsequence (the longest start of a valid character, or one byte)
@@ -250,29 +250,29 @@ static size_t invalid_prefix(const uint8_t *s, size_t len) {
     return n;
 }
 
-static int make_lossy(ct_tok_buf *b) {
-    ct_tok_buf out = {0};
-    int rc = ct_tok_buf_append(&out, "", 0);
+static int make_lossy(ct_strbuf *b) {
+    ct_strbuf out = {0};
+    int rc = ct_strbuf_append(&out, "", 0);
     for (size_t i = 0; i < b->len && rc == 0;) {
         uint32_t cp;
         int n = ct_utf8_decode((const uint8_t *)b->data + i, b->len - i, &cp);
         if (n > 0) {
-            rc = ct_tok_buf_append(&out, b->data + i, (size_t)n);
+            rc = ct_strbuf_append(&out, b->data + i, (size_t)n);
             i += (size_t)n;
         } else {
-            rc = ct_tok_buf_append(&out, "\xEF\xBF\xBD", 3);
+            rc = ct_strbuf_append(&out, "\xEF\xBF\xBD", 3);
             i += invalid_prefix((const uint8_t *)b->data + i, b->len - i);
         }
     }
-    ct_tok_buf_free(b);
+    ct_strbuf_free(b);
     *b = out;
     return rc;
 }
 
 char *ct_tokenizer_decode(const ct_tokenizer *tok, const int32_t *ids, size_t n, int flags,
                           size_t *out_len) {
-    ct_tok_buf out = {0};
-    int rc = ct_tok_buf_append(&out, "", 0);
+    ct_strbuf out = {0};
+    int rc = ct_strbuf_append(&out, "", 0);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *text = ct_tokenizer_token_text(tok, ids[i]);
         if (!text) {
@@ -284,7 +284,7 @@ char *ct_tokenizer_decode(const ct_tokenizer *tok, const int32_t *ids, size_t n,
     }
     if (rc == 0 && (flags & CT_DECODE_LOSSY)) rc = make_lossy(&out);
     if (rc < 0) {
-        ct_tok_buf_free(&out);
+        ct_strbuf_free(&out);
         return NULL;
     }
     if (out_len) *out_len = out.len;
@@ -304,21 +304,34 @@ static char *tokenizer_file(const char *path) {
     return ct_strdup(path);
 }
 
-ct_tokenizer *ct_tokenizer_load(const char *path) {
+static ct_tokenizer *tokenizer_from_json(char *path, const char *json, size_t len) {
     ct_tokenizer *tok = ct_calloc(1, sizeof *tok, "a tokenizer");
-    if (!tok) return NULL;
-    tok->path = tokenizer_file(path);
-    size_t len = 0;
-    char *json = tok->path ? ct_tok_read_file(tok->path, &len) : NULL;
-    int rc = json ? ct_tok_load_json(tok, json, len) : -1;
-    free(json);
-    if (rc < 0) {
+    if (!tok) {
+        free(path);
+        return NULL;
+    }
+    tok->path = path;
+    if (!path || !json || ct_tok_load_json(tok, json, len) < 0) {
         ct_tokenizer_free(tok);
         return NULL;
     }
     for (int32_t id = tok->n_ids - 1; id >= 0 && !tok->size; id--)
         if (tok->id_text[id]) tok->size = id + 1;
     return tok;
+}
+
+ct_tokenizer *ct_tokenizer_load(const char *path) {
+    char *file = tokenizer_file(path);
+    size_t len = 0;
+    char *json = file ? ct_tok_read_file(file, &len) : NULL;
+    ct_tokenizer *tok = json ? tokenizer_from_json(file, json, len) : NULL;
+    if (!json) free(file);
+    free(json);
+    return tok;
+}
+
+ct_tokenizer *ct_tokenizer_load_text(const char *json, size_t len, const char *source) {
+    return tokenizer_from_json(ct_strdup(source), json, len);
 }
 
 void ct_tokenizer_free(ct_tokenizer *tok) {

@@ -25,6 +25,9 @@ void ct_token_list_free(ct_token_list *list);
  * implement (a Unigram or WordPiece model, SentencePiece-style BPE, an unknown normalizer or
  * pre-tokenizer) are refused by name. NULL on failure (ct_last_error names the file). */
 ct_tokenizer *ct_tokenizer_load(const char *path);
+/* The same from tokenizer.json text in memory (a copy kept in a checkpoint); `source` names it
+ * in messages and is what ct_tokenizer_path returns. */
+ct_tokenizer *ct_tokenizer_load_text(const char *json, size_t len, const char *source);
 void ct_tokenizer_free(ct_tokenizer *tok);
 
 /* Encoding flags. By default a special added token's text (e.g. "<|im_end|>") inside the input

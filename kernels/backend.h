@@ -1,7 +1,11 @@
 /* The backend interface: every kernel an op needs, implemented once per device
  * (kernels/cpu for the CPU, kernels/cuda for NVIDIA GPUs). Ops in autograd/ check shapes and
  * dtypes, record the tape, and call these; a kernel may assume its arguments were checked.
- * All kernels return 0, or -1 with ct_fail. "Accumulate" means += into the destination. */
+ * All kernels return 0, or -1 with ct_fail. "Accumulate" means += into the destination.
+ *
+ * dtypes: every kernel takes f64 (gradient checks) and f32. The kernels of the bf16-capable ops
+ * (autograd/ops.h) also take bf16 inputs and outputs, computing in f32; gradients, and so every
+ * destination that accumulates, are f32 (f64 in gradient checks), never bf16. */
 #ifndef CT_BACKEND_H
 #define CT_BACKEND_H
 
@@ -20,11 +24,14 @@ typedef struct {
 typedef struct ct_backend {
     const char *name;
     /* c = alpha * op(a) @ op(b) + beta * c, with a and b viewed as [rows, cols] (leading
-     * dimensions flattened). b may be f32/f64 or a frozen bf16 / i8 weight (widened on the fly). */
+     * dimensions flattened). All f64, or: a and c f32 or bf16, b f32, bf16 or i8 (narrow operands
+     * are widened to f32 on the fly, a tile at a time). */
     int (*gemm)(const ct_tensor *a, bool transpose_a, const ct_tensor *b, bool transpose_b, ct_tensor *c,
                 double alpha, double beta);
     /* out = a (op) b, where b has a's shape or is one row broadcast over a's rows. */
     int (*binary)(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_tensor *out);
+    /* y = x converted between f32 and bf16 (rounded to nearest even), or copied (same dtype). */
+    int (*convert)(const ct_tensor *x, ct_tensor *y);
     /* y = alpha * x + beta * y (same element count). */
     int (*axpby)(double alpha, const ct_tensor *x, double beta, ct_tensor *y);
     /* dst += x * y, where y has x's shape or is one row broadcast over x's rows. */

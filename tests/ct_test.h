@@ -29,6 +29,22 @@ static inline const char *ct_test_path(const char *relative) {
     return buf;
 }
 
+/* A whole file, NUL-terminated, in a buffer the caller frees; NULL when it cannot be read.
+ * *len (if not NULL) gets its length. */
+static inline char *ct_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (text) text[got] = '\0';
+    if (len) *len = got;
+    return text;
+}
+
 static inline int ct_test_finish(const char *name) {
     printf("%s: %d passed, %d failed\n", name, ct_test_passed, ct_test_failed);
     return ct_test_failed ? 1 : 0;

@@ -7,6 +7,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "autograd/rng.h"
+#include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_gradcheck.h"
 
@@ -120,6 +121,46 @@ static void check_cross_entropy_value(void) {
           loss ? ct_get(loss, 0) : NAN, expected);
 }
 
+/* f32 rows longer than the kernels' spans (1024 columns): cross-entropy's loss and gradient and
+ * log-softmax against double formulas (softmax - onehot, divided by the target count). */
+static void check_long_rows_f32(void) {
+    enum { R = 7, V = 3001 };
+    ct_tensor *logits = ct_empty(CT_F32, 2, (int64_t[]){R, V});
+    ct_fill_normal(logits, &rng, 0.0, 3.0);
+    logits->requires_grad = true;
+    ct_tensor *targets = ids_tensor(R, V, true);
+    ct_tensor *loss = ct_cross_entropy(logits, targets, CT_REDUCE_MEAN);
+    CHECK(loss && ct_backward(loss) == 0, "cross_entropy f32 [7, 3001]: %s", ct_last_error());
+    double expected = 0, worst_grad = 0, lse[R];
+    int count = 0;
+    for (int r = 0; r < R; r++) {
+        double max = -1e300, total = 0;
+        for (int c = 0; c < V; c++) max = fmax(max, ct_get(logits, r * V + c));
+        for (int c = 0; c < V; c++) total += exp(ct_get(logits, r * V + c) - max);
+        lse[r] = max + log(total);
+        int t = (int)ct_get(targets, r);
+        if (t == -100) continue;
+        expected += lse[r] - ct_get(logits, r * V + t);
+        count++;
+    }
+    for (int r = 0; r < R && logits->grad; r++) {
+        int t = (int)ct_get(targets, r);
+        for (int c = 0; c < V; c++) {
+            double g = t == -100 ? 0 : (exp(ct_get(logits, r * V + c) - lse[r]) - (c == t)) / count;
+            worst_grad = fmax(worst_grad, fabs(ct_get(logits->grad, r * V + c) - g));
+        }
+    }
+    expected /= count;
+    CHECK(loss && fabs(ct_get(loss, 0) - expected) < 1e-5 * fabs(expected), "cross_entropy f32 %.9g, expected %.9g",
+          loss ? ct_get(loss, 0) : NAN, expected);
+    CHECK(logits->grad && worst_grad < 1e-7, "cross_entropy f32 gradient: worst absolute error %.3g", worst_grad);
+    ct_tensor *y = ct_log_softmax(logits);
+    double worst = 0;
+    for (int r = 0; r < R && y; r++)
+        for (int c = 0; c < V; c++) worst = fmax(worst, fabs(ct_get(y, r * V + c) - (ct_get(logits, r * V + c) - lse[r])));
+    CHECK(y && worst < 1e-5, "log_softmax f32 [7, 3001]: worst absolute error %.3g", worst);
+}
+
 static void expect_error(ct_tensor *result, const char *needle, const char *what) {
     CHECK(result == NULL, "%s: expected an error", what);
     CHECK(strstr(ct_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, ct_last_error(), needle);
@@ -153,6 +194,7 @@ int main(void) {
     check_elementwise();
     check_embedding_and_losses();
     check_cross_entropy_value();
+    check_long_rows_f32();
     check_bad_input();
     ct_scope_end();
     return ct_test_finish("test_ops");

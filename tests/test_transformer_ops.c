@@ -353,6 +353,47 @@ static void check_large_f32(void) {
           "rope backward differs between 1 and 2 threads");
 }
 
+/* Rows longer than the kernels' spans (1024 values): RMSNorm over 2500 columns, RoPE with a head
+ * of 2200 values (a half longer than a span) and with heads converted in groups, f32 against
+ * double formulas. */
+static void check_long_rows_f32(void) {
+    enum { R = 5, D = 2500 };
+    ct_tensor *x = random_f32(2, (int64_t[]){R, D}), *w = random_f32(1, (int64_t[]){D});
+    ct_tensor *y = ct_rms_norm(x, w, 1e-6);
+    double worst = 0;
+    for (int r = 0; r < R && y; r++) {
+        double ms = 0;
+        for (int c = 0; c < D; c++) ms += ct_get(x, r * D + c) * ct_get(x, r * D + c) / D;
+        for (int c = 0; c < D; c++) {
+            double e = ct_get(x, r * D + c) / sqrt(ms + 1e-6) * ct_get(w, c);
+            worst = fmax(worst, fabs(ct_get(y, r * D + c) - e) / (fabs(e) + 1e-3));
+        }
+    }
+    CHECK(y && worst < 1e-5, "rms_norm f32 [5, 2500]: worst relative error %.3g", worst);
+
+    /* a head longer than a span; then 7 heads of 200, converted 5 heads at a time (5 + 2) */
+    const int64_t shapes[2][4] = {{1, 3, 2, 2200}, {2, 3, 7, 200}};
+    for (int k = 0; k < 2; k++) {
+        const int64_t *sh = shapes[k];
+        ct_tensor *q = random_f32(4, sh), *pos = positions(sh[0], sh[1]);
+        y = ct_rope(q, pos, 10000.0, NULL);
+        int64_t H = sh[2], HD = sh[3];
+        worst = 0;
+        for (int64_t bt = 0; bt < sh[0] * sh[1] && y; bt++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = 0; i < HD / 2; i++) {
+                    double angle = ct_get(pos, bt) / pow(10000.0, 2.0 * (double)i / (double)HD);
+                    int64_t base = (bt * H + h) * HD;
+                    double x1 = ct_get(q, base + i), x2 = ct_get(q, base + i + HD / 2);
+                    double e1 = x1 * cos(angle) - x2 * sin(angle), e2 = x2 * cos(angle) + x1 * sin(angle);
+                    worst = fmax(worst, fabs(ct_get(y, base + i) - e1) / (fabs(e1) + 1e-3));
+                    worst = fmax(worst, fabs(ct_get(y, base + i + HD / 2) - e2) / (fabs(e2) + 1e-3));
+                }
+        CHECK(y && worst < 1e-4, "rope f32 [%lld, %lld, %lld, %lld]: worst relative error %.3g", (long long)sh[0],
+              (long long)sh[1], (long long)H, (long long)HD, worst);
+    }
+}
+
 static void expect_error(ct_tensor *result, const char *needle, const char *what) {
     CHECK(result == NULL, "%s: expected an error", what);
     CHECK(strstr(ct_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, ct_last_error(), needle);
@@ -391,6 +432,7 @@ int main(void) {
     check_values();
     check_dropout_mask();
     check_large_f32();
+    check_long_rows_f32();
     check_bad_input();
     ct_scope_end();
     return ct_test_finish("test_transformer_ops");

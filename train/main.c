@@ -7,9 +7,14 @@
 #include "train/cmd_tokenizer.h"
 #include "train/commands.h"
 
+int ct_cmd_generate(int argc, char **argv); /* train/cmd_generate.c */
+
 static const ct_command commands[] = {
     {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (what exists so far)"},
     {"tokenize", ct_cmd_tokenize, "print the token ids of a text with a Hugging Face tokenizer.json"},
+    {"generate", ct_cmd_generate, "generate a reply with a model folder (chat template, greedy or sampling)"},
+    {"train", ct_cmd_train, "run a training recipe: ctune train recipes/NAME.yaml [key=value ...]"},
+    {"eval", ct_cmd_eval, "evaluate a model or checkpoint on a data file (intent accuracy, perplexity)"},
     {"tokenizer", ct_cmd_tokenizer, "'tokenizer train': train a byte-level BPE tokenizer on a corpus"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

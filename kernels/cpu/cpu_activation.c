@@ -1,14 +1,14 @@
 /* SiLU and the fused SwiGLU, silu(gate) * up, in one pass over the operands. The backward
  * recomputes the sigmoid instead of saving it: one exp is cheaper than another tensor's traffic.
  *   silu(g) = g * s,  s = 1 / (1 + exp(-g)),  silu'(g) = s * (1 + g * (1 - s)).
- * Threads take spans of SPAN elements; each span's loops are branch-free (the optional operands
- * are chosen outside them) so they vectorize. f32 uses ct_cpu_expf and AVX2 clones: at SSE2
- * width the exp, not memory, is the bottleneck. */
+ * Threads take spans of CT_CPU_SPAN elements; each span's loops are branch-free (the optional
+ * operands are chosen outside them) so they vectorize. f32 uses ct_cpu_expf and AVX2 / AVX-512
+ * clones: at SSE2 width the exp, not memory, is the bottleneck. bf16 gate / up / output spans are
+ * converted around the f32 loops (kernels/cpu/cpu_kernels.h). */
 #include <math.h>
 
 #include "kernels/cpu/cpu_kernels.h"
 
-#define SPAN 4096
 #define SIGMOID(T, EXP, g) ((T)1 / ((T)1 + EXP(-(g))))
 #define DSILU(T, g, s) ((s) * ((T)1 + (g) * ((T)1 - (s))))
 #define AT(p, offset) ((p) ? (p) + (offset) : NULL)
@@ -50,42 +50,52 @@
             _Pragma("omp simd")                                                                    \
             for (int64_t i = 0; i < n; i++) gu[i] += go[i] * g[i] * SIGMOID(T, EXP, g[i]);         \
         }                                                                                          \
-    }                                                                                              \
-    static void swiglu_forward_##SUFFIX(const T *g, const T *u, T *out, int64_t n) {               \
-        int64_t spans = (n + SPAN - 1) / SPAN;                                                     \
-        _Pragma("omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)")                  \
-        for (int64_t b = 0; b < spans; b++)                                                        \
-            forward_span_##SUFFIX(g + b * SPAN, AT(u, b * SPAN), out + b * SPAN,                   \
-                                  n - b * SPAN < SPAN ? n - b * SPAN : SPAN);                      \
-    }                                                                                              \
-    static void swiglu_backward_##SUFFIX(const T *g, const T *u, const T *go, T *gg, T *gu,        \
-                                         int64_t n) {                                              \
-        int64_t spans = (n + SPAN - 1) / SPAN;                                                     \
-        _Pragma("omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)")                  \
-        for (int64_t b = 0; b < spans; b++)                                                        \
-            backward_span_##SUFFIX(g + b * SPAN, AT(u, b * SPAN), go + b * SPAN, AT(gg, b * SPAN), \
-                                   AT(gu, b * SPAN), n - b * SPAN < SPAN ? n - b * SPAN : SPAN);   \
     }
 
-DEFINE_SWIGLU(float, f32, ct_cpu_expf, CT_CPU_AVX2_CLONES)
+DEFINE_SWIGLU(float, f32, ct_cpu_expf, CT_CPU_CLONES)
 DEFINE_SWIGLU(double, f64, exp, )
 
+static void forward_span(const ct_tensor *gate, const ct_tensor *up, ct_tensor *out, int64_t at, int64_t n) {
+    if (gate->dtype == CT_F64) {
+        forward_span_f64((const double *)gate->data + at, AT((const double *)(up ? up->data : NULL), at),
+                         (double *)out->data + at, n);
+        return;
+    }
+    float gate_buf[CT_CPU_SPAN], up_buf[CT_CPU_SPAN], out_buf[CT_CPU_SPAN];
+    float *o = ct_cpu_span_out(out, at, out_buf);
+    forward_span_f32(ct_cpu_span_in(gate, at, n, gate_buf), up ? ct_cpu_span_in(up, at, n, up_buf) : NULL, o, n);
+    ct_cpu_span_store(out, at, n, out_buf);
+}
+
+/* Gradients (and grad_out) are f32 or f64, never bf16: only gate and up may need widening. */
+static void backward_span(const ct_tensor *gate, const ct_tensor *up, const ct_tensor *grad_out, ct_tensor *grad_gate,
+                          ct_tensor *grad_up, int64_t at, int64_t n) {
+    if (gate->dtype == CT_F64) {
+        backward_span_f64((const double *)gate->data + at, AT((const double *)(up ? up->data : NULL), at),
+                          (const double *)grad_out->data + at, AT((double *)(grad_gate ? grad_gate->data : NULL), at),
+                          AT((double *)(grad_up ? grad_up->data : NULL), at), n);
+        return;
+    }
+    float gate_buf[CT_CPU_SPAN], up_buf[CT_CPU_SPAN];
+    backward_span_f32(ct_cpu_span_in(gate, at, n, gate_buf), up ? ct_cpu_span_in(up, at, n, up_buf) : NULL,
+                      (const float *)grad_out->data + at, AT((float *)(grad_gate ? grad_gate->data : NULL), at),
+                      AT((float *)(grad_up ? grad_up->data : NULL), at), n);
+}
+
 int ct_cpu_swiglu_forward(const ct_tensor *gate, const ct_tensor *up, ct_tensor *out) {
-    const void *u = up ? up->data : NULL;
-    if (gate->dtype == CT_F64)
-        swiglu_forward_f64(gate->data, u, out->data, ct_numel(gate));
-    else
-        swiglu_forward_f32(gate->data, u, out->data, ct_numel(gate));
+    int64_t n = ct_numel(gate), spans = (n + CT_CPU_SPAN - 1) / CT_CPU_SPAN;
+#pragma omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)
+    for (int64_t s = 0; s < spans; s++)
+        forward_span(gate, up, out, s * CT_CPU_SPAN, ct_cpu_min64(CT_CPU_SPAN, n - s * CT_CPU_SPAN));
     return 0;
 }
 
 int ct_cpu_swiglu_backward(const ct_tensor *gate, const ct_tensor *up, const ct_tensor *grad_out,
                            ct_tensor *grad_gate, ct_tensor *grad_up) {
-    const void *u = up ? up->data : NULL;
-    void *gg = grad_gate ? grad_gate->data : NULL, *gu = grad_up ? grad_up->data : NULL;
-    if (gate->dtype == CT_F64)
-        swiglu_backward_f64(gate->data, u, grad_out->data, gg, gu, ct_numel(gate));
-    else
-        swiglu_backward_f32(gate->data, u, grad_out->data, gg, gu, ct_numel(gate));
+    int64_t n = ct_numel(gate), spans = (n + CT_CPU_SPAN - 1) / CT_CPU_SPAN;
+#pragma omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)
+    for (int64_t s = 0; s < spans; s++)
+        backward_span(gate, up, grad_out, grad_gate, grad_up, s * CT_CPU_SPAN,
+                      ct_cpu_min64(CT_CPU_SPAN, n - s * CT_CPU_SPAN));
     return 0;
 }

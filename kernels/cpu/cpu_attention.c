@@ -14,7 +14,8 @@
  * Visibility is decided per element from position and segment ids, but whole tiles are skipped
  * (or taken without per-element checks) from per-block min / max summaries, which for ordinary
  * causal rows skips the upper triangle. The tile products run through sgemm / dgemm on strided
- * views of q, k, v (no copies); inside the parallel region OpenBLAS runs them single-threaded. */
+ * views of q, k, v (no copies); inside the parallel region OpenBLAS runs them single-threaded.
+ * bf16 q, k, v are widened to f32 copies first (the end of this file). */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -116,35 +117,11 @@ static void split_key_blocks(const attn_plan *p, int64_t n, int64_t *start) {
     start[n] = p->nkb;
 }
 
-/* Row helpers of the softmax, the only non-GEMM work per score. f32 uses its own exp: glibc's
- * expf is scalar, and one exp per score would otherwise cost as much as the GEMMs. It is the
- * Cephes polynomial (about 1 ulp), written with plain arithmetic so the loops vectorize, and it
- * returns exactly 0 for arguments below the f32 range (masked scores are -inf). The clones
- * pick AVX-512 or AVX2 at load time; the baseline build only promises SSE2. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ATTN_CLONES
-#endif
-
-static inline float exp_f32(float x) {
-    const float lo = -87.33654f, magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float xc = x < lo ? lo : (x > 88.0f ? 88.0f : x);
-    float t = xc * 1.44269504088896341f + magic, n = t - magic;
-    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-    float poly = 1.9875691500e-4f;
-    poly = poly * r + 1.3981999507e-3f;
-    poly = poly * r + 8.3334519073e-3f;
-    poly = poly * r + 4.1665795894e-2f;
-    poly = poly * r + 1.6666665459e-1f;
-    poly = poly * r + 5.0000001201e-1f;
-    poly = poly * r * r + r + 1.0f;
-    union { float f; int32_t i; } bits = {.f = t}, scale;
-    scale.i = (bits.i - 0x4B400000 + 127) << 23; /* 2^n from the integer in t's mantissa */
-    return x < lo ? 0.0f : poly * scale.f;
-}
-
-ATTN_CLONES static float row_max_f32(const float *row, int64_t n, float mx) {
+/* Row helpers of the softmax, the only non-GEMM work per score. f32 uses ct_cpu_expf: glibc's
+ * expf is scalar, and one exp per score would otherwise cost as much as the GEMMs; it returns
+ * exactly 0 for masked (-inf) scores. The clones pick AVX-512 or AVX2 at load time; the baseline
+ * build only promises SSE2. */
+CT_CPU_CLONES static float row_max_f32(const float *row, int64_t n, float mx) {
     _Pragma("omp simd reduction(max : mx)") for (int64_t c = 0; c < n; c++) mx = row[c] > mx ? row[c] : mx;
     return mx;
 }
@@ -154,10 +131,10 @@ static double row_max_f64(const double *row, int64_t n, double mx) {
 }
 
 /* row = exp(row - shift); returns the sum. */
-ATTN_CLONES static float exp_shift_sum_f32(float *row, int64_t n, float shift) {
+CT_CPU_CLONES static float exp_shift_sum_f32(float *row, int64_t n, float shift) {
     float sum = 0;
     _Pragma("omp simd reduction(+ : sum)") for (int64_t c = 0; c < n; c++) {
-        float e = exp_f32(row[c] - shift);
+        float e = ct_cpu_expf(row[c] - shift);
         row[c] = e;
         sum += e;
     }
@@ -170,9 +147,9 @@ static double exp_shift_sum_f64(double *row, int64_t n, double shift) {
 }
 
 /* Backward: p = exp(s - lse) in place, and dp becomes dS = p * (dp - delta). */
-ATTN_CLONES static void softmax_grad_f32(float *s, float *dp, int64_t n, float lse, float delta) {
+CT_CPU_CLONES static void softmax_grad_f32(float *s, float *dp, int64_t n, float lse, float delta) {
     _Pragma("omp simd") for (int64_t c = 0; c < n; c++) {
-        float e = exp_f32(s[c] - lse);
+        float e = ct_cpu_expf(s[c] - lse);
         s[c] = e;
         dp[c] = e * (dp[c] - delta);
     }
@@ -347,9 +324,9 @@ static int64_t forward_scratch(int64_t D) { return ATTN_BLOCK * ATTN_BLOCK + ATT
 
 static bool empty_problem(const attn_plan *p) { return p->B == 0 || p->T == 0 || p->Hq == 0; }
 
-int ct_cpu_attention_forward(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
-                             const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
-                             ct_tensor *out, ct_tensor *lse) {
+static int forward_real(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                        const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                        ct_tensor *out, ct_tensor *lse) {
     attn_plan p;
     CT_TRY(ct_scope_begin());
     int status = plan_init(&p, q, k, q_pos, k_pos, q_seg, k_seg);
@@ -382,10 +359,10 @@ static int64_t key_ranges(const attn_plan *p) {
     return n < p->nkb ? n : p->nkb;
 }
 
-int ct_cpu_attention_backward(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
-                              const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
-                              const ct_tensor *out, const ct_tensor *lse, const ct_tensor *grad_out,
-                              ct_tensor *grad_q, ct_tensor *grad_k, ct_tensor *grad_v) {
+static int backward_real(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                         const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                         const ct_tensor *out, const ct_tensor *lse, const ct_tensor *grad_out, ct_tensor *grad_q,
+                         ct_tensor *grad_k, ct_tensor *grad_v) {
     attn_plan p;
     CT_TRY(ct_scope_begin());
     int status = plan_init(&p, q, k, q_pos, k_pos, q_seg, k_seg);
@@ -422,4 +399,41 @@ int ct_cpu_attention_backward(const ct_tensor *q, const ct_tensor *k, const ct_t
     }
     ct_scope_end();
     return 0;
+}
+
+/* bf16 q, k, v (and out): the tiles multiply through sgemm on strided views, so the bf16 tensors
+ * are widened to f32 copies in a scratch scope (the size of the inputs, never T x S), and the
+ * f32 kernels run on those. lse and the gradients are f32. */
+static const ct_tensor *widened(const ct_tensor *t) {
+    if (t->dtype != CT_BF16) return t;
+    ct_tensor *f = ct_empty(CT_F32, t->ndim, t->shape);
+    return f && ct_cpu_convert(t, f) == 0 ? f : NULL;
+}
+
+int ct_cpu_attention_forward(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                             const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                             ct_tensor *out, ct_tensor *lse) {
+    if (q->dtype != CT_BF16) return forward_real(q, k, v, q_pos, k_pos, q_seg, k_seg, scale, out, lse);
+    CT_TRY(ct_scope_begin());
+    const ct_tensor *qf = widened(q), *kf = widened(k), *vf = widened(v);
+    ct_tensor *of = ct_empty(CT_F32, out->ndim, out->shape);
+    int status = qf && kf && vf && of ? forward_real(qf, kf, vf, q_pos, k_pos, q_seg, k_seg, scale, of, lse) : -1;
+    if (status == 0) status = ct_cpu_convert(of, out);
+    ct_scope_end();
+    return status;
+}
+
+int ct_cpu_attention_backward(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
+                              const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,
+                              const ct_tensor *out, const ct_tensor *lse, const ct_tensor *grad_out,
+                              ct_tensor *grad_q, ct_tensor *grad_k, ct_tensor *grad_v) {
+    if (q->dtype != CT_BF16)
+        return backward_real(q, k, v, q_pos, k_pos, q_seg, k_seg, scale, out, lse, grad_out, grad_q, grad_k, grad_v);
+    CT_TRY(ct_scope_begin());
+    const ct_tensor *qf = widened(q), *kf = widened(k), *vf = widened(v), *of = widened(out);
+    int status = qf && kf && vf && of ? backward_real(qf, kf, vf, q_pos, k_pos, q_seg, k_seg, scale, of, lse, grad_out,
+                                                      grad_q, grad_k, grad_v)
+                                      : -1;
+    ct_scope_end();
+    return status;
 }

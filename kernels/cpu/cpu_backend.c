@@ -6,6 +6,7 @@ static const ct_backend cpu_backend = {
     .name = "cpu",
     .gemm = ct_cpu_gemm,
     .binary = ct_cpu_binary,
+    .convert = ct_cpu_convert,
     .axpby = ct_cpu_axpby,
     .mul_accumulate = ct_cpu_mul_accumulate,
     .sum_rows_accumulate = ct_cpu_sum_rows_accumulate,

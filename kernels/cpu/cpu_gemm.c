@@ -1,18 +1,22 @@
-/* GEMM on the CPU: OpenBLAS (OpenMP build) sgemm/dgemm. A frozen bf16 or i8 weight is widened
- * to f32 in a scratch scope first: Debian's OpenBLAS has no bf16 GEMM. */
+/* GEMM on the CPU: OpenBLAS (OpenMP build) sgemm/dgemm.
+ *
+ * Debian's OpenBLAS has no bf16 GEMM, so narrow operands go through f32 tiles: a bf16 or i8 a,
+ * a bf16, f16 or i8 b and a bf16 c are converted a block at a time into scratch memory (a nested
+ * scope), never as whole matrices. C is cut into tiles of up to TILE_M rows (when a or c is
+ * narrow) by TILE_N columns (when b or c is narrow); each tile is one sgemm over the full K, fed
+ * with the rows of op(a) and the columns of op(b) it needs, widened, and a bf16 tile is rounded
+ * into c afterwards. Loops run over column blocks outside and row blocks inside, so a narrow b is
+ * widened once; a narrow a is widened once per column block, which at TILE_N columns costs under
+ * 1% of the GEMM's time. f32 operands are used in place. */
 #include <cblas.h>
+#include <string.h>
 
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
-static int widen_to_f32(const ct_tensor *b, const ct_tensor **widened) {
-    ct_tensor *f = ct_empty(CT_F32, b->ndim, b->shape);
-    if (!f) return -1;
-    CT_TRY(ct_copy(f, b));
-    *widened = f;
-    return 0;
-}
+#define TILE_M 256
+#define TILE_N 1024
 
 static int gemm_real(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct_tensor *c, double alpha,
                      double beta) {
@@ -31,16 +35,114 @@ static int gemm_real(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, c
     return 0;
 }
 
+/* Scale of element (row, col) of an i8 tensor: one per row, or one per scale_block of a row. */
+static float i8_scale(const ct_tensor *t, int64_t row, int64_t col, int64_t cols) {
+    if (!t->scale) return 1.0f;
+    const float *s = t->scale->data;
+    if (!t->scale_block) return s[row];
+    return s[row * ((cols + t->scale_block - 1) / t->scale_block) + col / t->scale_block];
+}
+
+/* Rows [r0, r0 + nr) x columns [c0, c0 + nc) of t (viewed as [rows, cols]) as f32, into the
+ * contiguous [nr, nc] dst. */
+static void widen_block(const ct_tensor *t, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *dst) {
+    int64_t cols = ct_cols(t);
+#pragma omp parallel for schedule(static) if (nr * nc > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < nr; r++) {
+        int64_t at = (r0 + r) * cols + c0;
+        float *out = dst + r * nc;
+        switch (t->dtype) {
+        case CT_F32: memcpy(out, (const float *)t->data + at, (size_t)nc * sizeof(float)); break;
+        case CT_BF16: ct_bf16_to_f32_array((const uint16_t *)t->data + at, out, nc); break;
+        case CT_F16:
+            for (int64_t c = 0; c < nc; c++) out[c] = ct_f16_to_f32(((const uint16_t *)t->data)[at + c]);
+            break;
+        default: /* i8: q * scale, the product rounded once, as ct_get gives it */
+            for (int64_t c = 0; c < nc; c++)
+                out[c] = (float)((const int8_t *)t->data)[at + c] * i8_scale(t, r0 + r, c0 + c, cols);
+            break;
+        }
+    }
+}
+
+/* The inverse for a bf16 c: rounds the [nr, nc] src into rows r0.. and columns c0.. of t. */
+static void narrow_block(const float *src, ct_tensor *t, int64_t r0, int64_t nr, int64_t c0, int64_t nc) {
+    int64_t cols = ct_cols(t);
+#pragma omp parallel for schedule(static) if (nr * nc > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < nr; r++)
+        ct_f32_to_bf16_array(src + r * nc, (uint16_t *)t->data + (r0 + r) * cols + c0, nc);
+}
+
+/* An f32 view of the part of an operand one tile needs: `data` with leading dimension `ld`. */
+typedef struct {
+    const float *data;
+    int64_t ld;
+} f32_view;
+
+/* The part of operand t that covers indices [i0, i0 + n) of its non-K dimension (op(a)'s rows,
+ * op(b)'s columns), K entries each. `along_rows` says whether that dimension runs along t's
+ * memory rows (a without transpose, b transposed) or along its columns. */
+static f32_view operand_part(const ct_tensor *t, bool along_rows, int64_t i0, int64_t n, int64_t K, float *scratch) {
+    int64_t cols = ct_cols(t);
+    if (t->dtype == CT_F32)
+        return (f32_view){(const float *)t->data + (along_rows ? i0 * cols : i0), cols};
+    if (along_rows) {
+        widen_block(t, i0, n, 0, K, scratch);
+        return (f32_view){scratch, K};
+    }
+    widen_block(t, 0, K, i0, n, scratch);
+    return (f32_view){scratch, n};
+}
+
+static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct_tensor *c, double alpha,
+                      double beta) {
+    int64_t M = ta ? ct_cols(a) : ct_rows(a), K = ta ? ct_rows(a) : ct_cols(a);
+    int64_t N = tb ? ct_rows(b) : ct_cols(b);
+    if (M == 0 || N == 0) return 0;
+    bool a_narrow = a->dtype != CT_F32, b_narrow = b->dtype != CT_F32, c_narrow = c->dtype != CT_F32;
+    int64_t tile_m = a_narrow || c_narrow ? ct_cpu_min64(M, TILE_M) : M;
+    int64_t tile_n = b_narrow || c_narrow ? ct_cpu_min64(N, TILE_N) : N;
+    float *a_tile = a_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * K) + 1) : NULL;
+    float *b_tile = b_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_n * K) + 1) : NULL;
+    float *c_tile = c_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * tile_n)) : NULL;
+    if ((a_narrow && !a_tile) || (b_narrow && !b_tile) || (c_narrow && !c_tile)) return -1;
+    enum CBLAS_TRANSPOSE op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
+    for (int64_t n0 = 0; n0 < N; n0 += tile_n) {
+        int64_t nn = ct_cpu_min64(tile_n, N - n0);
+        f32_view bv = operand_part(b, tb, n0, nn, K, b_tile);
+        for (int64_t m0 = 0; m0 < M; m0 += tile_m) {
+            int64_t mm = ct_cpu_min64(tile_m, M - m0);
+            f32_view av = operand_part(a, !ta, m0, mm, K, a_tile);
+            f32_view cv = {(const float *)c->data + m0 * N + n0, N};
+            if (c_narrow) {
+                if (beta != 0) widen_block(c, m0, mm, n0, nn, c_tile);
+                cv = (f32_view){c_tile, nn};
+            }
+            cblas_sgemm(CblasRowMajor, op_a, op_b, (blasint)mm, (blasint)nn, (blasint)K, (float)alpha, av.data,
+                        (blasint)av.ld, bv.data, (blasint)bv.ld, (float)beta, (float *)cv.data, (blasint)cv.ld);
+            if (c_narrow) narrow_block(c_tile, c, m0, mm, n0, nn);
+        }
+    }
+    return 0;
+}
+
+/* Mixed dtypes go through f32 tiles. a is the weight itself in the backward of a matmul with a
+ * transposed a (gemm(b, ..., dc, ...)), so it may be i8 as well. */
+static bool tiled_dtypes_ok(ct_dtype a, ct_dtype b, ct_dtype c) {
+    bool a_ok = a == CT_F32 || a == CT_BF16 || a == CT_I8;
+    bool b_ok = b == CT_F32 || b == CT_BF16 || b == CT_F16 || b == CT_I8;
+    return a_ok && b_ok && (c == CT_F32 || c == CT_BF16);
+}
+
 int ct_cpu_gemm(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct_tensor *c, double alpha,
                 double beta) {
-    if (b->dtype == a->dtype) return gemm_real(a, ta, b, tb, c, alpha, beta);
-    if (a->dtype != CT_F32)
-        return ct_fail("gemm: a %s activation with a %s weight (only f32 activations take bf16/i8 weights)",
-                       ct_dtype_name(a->dtype), ct_dtype_name(b->dtype));
+    if (a->dtype == b->dtype && a->dtype == c->dtype && (a->dtype == CT_F32 || a->dtype == CT_F64))
+        return gemm_real(a, ta, b, tb, c, alpha, beta);
+    if (!tiled_dtypes_ok(a->dtype, b->dtype, c->dtype))
+        return ct_fail("gemm: %s a, %s b, %s c: either all f64, or a f32/bf16/i8, b f32/bf16/f16/i8 and c f32/bf16",
+                       ct_dtype_name(a->dtype), ct_dtype_name(b->dtype), ct_dtype_name(c->dtype));
     CT_TRY(ct_scope_begin());
-    const ct_tensor *widened = NULL;
-    int status = widen_to_f32(b, &widened);
-    if (status == 0) status = gemm_real(a, ta, widened, tb, c, alpha, beta);
+    int status = gemm_tiled(a, ta, b, tb, c, alpha, beta);
     ct_scope_end();
     return status;
 }

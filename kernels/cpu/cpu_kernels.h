@@ -1,6 +1,7 @@
 /* The CPU backend's kernels (OpenMP, CBLAS). Shapes and dtypes were checked by the op layer;
- * every kernel handles f32 and f64 (f64 for gradient checks). Parallel reductions add fixed-size
- * blocks in a fixed order, so results do not depend on the thread count or scheduling. */
+ * every kernel handles f32 and f64 (f64 for gradient checks), the bf16-capable ones bf16 too
+ * (see the span helpers below). Parallel reductions add fixed-size blocks in a fixed order, so
+ * results do not depend on the thread count or scheduling. */
 #ifndef CT_CPU_KERNELS_H
 #define CT_CPU_KERNELS_H
 
@@ -14,6 +15,7 @@
 int ct_cpu_gemm(const ct_tensor *a, bool transpose_a, const ct_tensor *b, bool transpose_b, ct_tensor *c,
                 double alpha, double beta);
 int ct_cpu_binary(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_tensor *out);
+int ct_cpu_convert(const ct_tensor *x, ct_tensor *y);
 int ct_cpu_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y);
 int ct_cpu_mul_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
 int ct_cpu_sum_rows_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
@@ -58,38 +60,85 @@ int ct_cpu_kl_div_backward(const ct_tensor *student, const ct_tensor *teacher, c
                            double temperature, const ct_tensor *row_stats, const ct_tensor *grad_out,
                            ct_tensor *grad_student, ct_tensor *grad_teacher);
 
-/* exp(x) in f32 without a libm call, so loops using it vectorize: 2^k * p(r) with k = round(x / ln 2),
- * r = x - k ln 2 (|r| <= ln2 / 2) and p the degree-7 Taylor polynomial; relative error about
- * 1e-7 (an ulp or two). x is clamped to [-87, 88]: no overflow, and exp of very negative x is
- * ~1e-38 instead of 0, which no softmax or sigmoid can tell apart. A NaN x gives a finite value
- * (a NaN test would stop the loop vectorizing); the callers' other uses of x carry the NaN on. */
+/* exp(x) in f32 without a libm call, so loops using it vectorize: 2^n * p(r) with n = round(x / ln 2),
+ * r = x - n ln 2 (|r| <= ln 2 / 2, ln 2 split in two so n * hi is exact) and p the Cephes
+ * polynomial; relative error under 1e-7 (about 1 ulp) wherever the result is a normal f32.
+ * Edges: below -88 (masked scores are -inf) the result is exactly 0, and between -88 and
+ * ln(FLT_MIN) = -87.34 it is a subnormal or 0, as expf underflows; from 88.38 up it is +inf
+ * (expf: from 88.72); NaN gives NaN. x is clamped into [-88, 88.72] so that 2^n's exponent
+ * bits stay defined; 2^n comes out as 0 for n <= -127, and NaN reaches the result through p.
+ * Selects are on integer bits: a float select followed by arithmetic does not vectorize at -O2
+ * below AVX-512 (GCC keeps it a branch under trapping math), an integer select does. */
 static inline __attribute__((always_inline)) float ct_cpu_expf(float x) {
-    /* Clamp on the bits: a float select followed by arithmetic does not vectorize at -O2 (GCC
-     * keeps it a branch under trapping math), an integer select does. NaN lands on a bound, so
-     * the int conversion below is always defined. */
-    union { float f; int32_t i; } bits = {x};
-    int32_t magnitude = bits.i & 0x7fffffff, limit = bits.i < 0 ? 0x42ae0000 : 0x42b00000; /* 87, 88 */
-    bits.i = magnitude > limit ? (int32_t)((uint32_t)bits.i & 0x80000000u) | limit : bits.i;
-    float c = bits.f;
-    float k = (c * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest via 1.5 * 2^23 */
-    float r = (c - k * 0.693145752f) - k * 1.42860677e-6f;    /* ln 2 split hi + lo: exact k * hi */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-              r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    union { int32_t i; float f; } scale = {.i = ((int32_t)k + 127) << 23};
+    union { float f; int32_t i; uint32_t u; } in = {x}, clamped, t, scale;
+    int32_t magnitude = in.i & 0x7fffffff;
+    int32_t limit = in.i < 0 ? 0x42b00000 : 0x42b17217; /* 88.0f, 88.72283f */
+    int32_t beyond = (magnitude > limit) & (magnitude <= 0x7f800000); /* not NaN */
+    clamped.i = beyond ? (in.i & (int32_t)0x80000000) | limit : in.i;
+    float c = clamped.f;
+    t.f = c * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23 rounds to an integer n */
+    float n = t.f - 12582912.0f;
+    float r = c - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t biased = (int32_t)(t.u - 0x4b400000u) + 127; /* n sits in t's low mantissa bits */
+    biased = biased > 0 ? biased : 0;
+    scale.u = (uint32_t)biased << 23;
     return p * scale.f;
 }
 
-/* Compiles a hot f32 function twice, for baseline x86-64 (SSE2) and for AVX2, and picks one
- * at load time (function multiversioning). The exp-heavy kernels (SwiGLU, KL) are compute-bound at
- * SSE2 width and memory-bound at AVX2 width. Only for functions without reductions, or whose
- * reduction order may depend on the machine (never on the thread count). */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define CT_CPU_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+/* Compiles a hot function three times, for baseline x86-64 (SSE2), x86-64-v3 (AVX2 + FMA) and
+ * x86-64-v4 (AVX-512), and picks one at load time (function multiversioning). The exp-heavy
+ * kernels (softmax, SwiGLU, KL) are compute-bound at SSE2 width and memory-bound at AVX-512
+ * width. The build is ISO C (-std=c11), in which GCC does not contract a * b + c into an FMA;
+ * these functions opt back in (ct_cpu_expf costs about 30% less). Only for functions without
+ * reductions, or whose reduction order may depend on the machine (never on the thread count).
+ * GCC on x86-64 only (the compiler this was measured with); elsewhere one portable build. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CT_CPU_CLONES                                                                              \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#else
+#define CT_CPU_CLONES
 #endif
-#endif
-#ifndef CT_CPU_AVX2_CLONES
-#define CT_CPU_AVX2_CLONES
-#endif
+
+/* bf16 storage. f32 kernels run on spans of at most CT_CPU_SPAN elements: an f32 operand's span is
+ * used in place, a bf16 operand's span is widened into a stack buffer, and a bf16 output's span
+ * is computed into a buffer and rounded (to nearest even) on the way out. Gradients are never
+ * bf16, so outputs that accumulate (+=) are always used in place. */
+#define CT_CPU_SPAN 1024
+
+/* Elements [offset, offset + n) of t as f32: t's own memory, or buf holding them widened. */
+static inline const float *ct_cpu_span_in(const ct_tensor *t, int64_t offset, int64_t n, float *buf) {
+    if (t->dtype == CT_F32) return (const float *)t->data + offset;
+    ct_bf16_to_f32_array((const uint16_t *)t->data + offset, buf, n);
+    return buf;
+}
+
+/* Where a kernel writes elements [offset, ...) of t: t's memory when f32, else buf. */
+static inline float *ct_cpu_span_out(ct_tensor *t, int64_t offset, float *buf) {
+    return t->dtype == CT_F32 ? (float *)t->data + offset : buf;
+}
+
+/* Finishes a span written through ct_cpu_span_out: rounds buf into a bf16 t. */
+static inline void ct_cpu_span_store(ct_tensor *t, int64_t offset, int64_t n, const float *buf) {
+    if (t->dtype == CT_BF16) ct_f32_to_bf16_array(buf, (uint16_t *)t->data + offset, n);
+}
+
+static inline int64_t ct_cpu_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Asks for elements [offset, offset + CT_CPU_SPAN) of t (clipped to t) ahead of use. A span of
+ * f32 is one 4 KiB page, and the hardware prefetchers stop at page boundaries: a kernel that
+ * computes on one span while the next one loads keeps memory busy during its arithmetic. */
+static inline void ct_cpu_prefetch_span(const ct_tensor *t, int64_t offset) {
+    int64_t n = ct_cpu_min64(CT_CPU_SPAN, ct_numel(t) - offset);
+    size_t esize = ct_dtype_size(t->dtype);
+    const char *p = (const char *)t->data + (size_t)offset * esize;
+    for (size_t byte = 0; n > 0 && byte < (size_t)n * esize; byte += 64) __builtin_prefetch(p + byte, 0, 3);
+}
 
 #endif

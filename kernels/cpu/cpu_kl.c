@@ -93,7 +93,7 @@ static int64_t count_rows(const ct_tensor *mask, int64_t rows) {
                                          gs ? gs + r * cols : NULL, gt ? gt + r * cols : NULL, cols); \
     }
 
-DEFINE_KL(float, f32, ct_cpu_expf, CT_CPU_AVX2_CLONES)
+DEFINE_KL(float, f32, ct_cpu_expf, CT_CPU_CLONES)
 DEFINE_KL(double, f64, exp, )
 
 int ct_cpu_kl_div_forward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,

@@ -1,6 +1,12 @@
 /* Log-softmax and softmax cross-entropy over the last dimension, one row per thread iteration.
  * Cross-entropy never materializes probabilities: forward keeps each row's logsumexp, backward
- * recomputes exp(x - lse) on the fly. Row losses are added in row order (deterministic). */
+ * recomputes exp(x - lse) on the fly. Row losses are added in row order (deterministic).
+ *
+ * f32 and bf16 rows are read once, in spans of CT_CPU_SPAN columns (bf16 spans widened to f32):
+ * the logsumexp is an online one, each span's max rescaling the running sum, so a row of any
+ * vocabulary size streams through the cache once. Within a span the exps (ct_cpu_expf) and sums
+ * run in f32 vector lanes; span sums are added in double. The order depends on the machine's
+ * vector width (AVX2 / AVX-512 clones), never on the thread count. f64 rows use libm. */
 #include <math.h>
 
 #include "autograd/error.h"
@@ -8,70 +14,121 @@
 
 #define CT_IGNORE_INDEX (-100)
 
-#define DEFINE_SOFTMAX(T, SUFFIX, EXP, LOG)                                                       \
-    static double row_logsumexp_##SUFFIX(const T *x, int64_t cols) {                             \
-        T max = x[0];                                                                             \
-        for (int64_t c = 1; c < cols; c++) max = x[c] > max ? x[c] : max;                         \
-        double total = 0;                                                                         \
-        for (int64_t c = 0; c < cols; c++) total += EXP(x[c] - max);                              \
-        return (double)max + log(total);                                                          \
-    }                                                                                             \
-    static void log_softmax_##SUFFIX(const T *x, T *y, int64_t rows, int64_t cols) {             \
-        _Pragma("omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)")       \
-        for (int64_t r = 0; r < rows; r++) {                                                      \
-            T lse = (T)row_logsumexp_##SUFFIX(x + r * cols, cols);                                \
-            for (int64_t c = 0; c < cols; c++) y[r * cols + c] = x[r * cols + c] - lse;           \
-        }                                                                                         \
-    }                                                                                             \
-    static void log_softmax_backward_##SUFFIX(const T *y, const T *gy, T *gx, int64_t rows,      \
-                                              int64_t cols) {                                     \
-        _Pragma("omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)")       \
-        for (int64_t r = 0; r < rows; r++) {                                                      \
-            double total = 0;                                                                     \
-            for (int64_t c = 0; c < cols; c++) total += gy[r * cols + c];                         \
-            for (int64_t c = 0; c < cols; c++)                                                    \
-                gx[r * cols + c] += gy[r * cols + c] - EXP(y[r * cols + c]) * (T)total;           \
-        }                                                                                         \
-    }                                                                                             \
-    static double cross_entropy_##SUFFIX(const T *x, const int32_t *t, T *lse, int64_t rows,     \
-                                         int64_t cols) {                                          \
-        _Pragma("omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)")       \
-        for (int64_t r = 0; r < rows; r++)                                                        \
-            lse[r] = t[r] == CT_IGNORE_INDEX ? 0 : (T)row_logsumexp_##SUFFIX(x + r * cols, cols); \
-        double total = 0;                                                                         \
-        for (int64_t r = 0; r < rows; r++)                                                        \
-            if (t[r] != CT_IGNORE_INDEX) total += (double)lse[r] - (double)x[r * cols + t[r]];    \
-        return total;                                                                             \
-    }                                                                                             \
-    static void cross_entropy_backward_##SUFFIX(const T *x, const int32_t *t, const T *lse,      \
-                                                T scale, T *gx, int64_t rows, int64_t cols) {     \
-        _Pragma("omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)")       \
-        for (int64_t r = 0; r < rows; r++) {                                                      \
-            if (t[r] == CT_IGNORE_INDEX) continue;                                                \
-            for (int64_t c = 0; c < cols; c++)                                                    \
-                gx[r * cols + c] += scale * EXP(x[r * cols + c] - lse[r]);                        \
-            gx[r * cols + t[r]] -= scale;                                                         \
-        }                                                                                         \
-    }
+/* ---- f32 spans ---- */
 
-DEFINE_SOFTMAX(float, f32, expf, logf)
-DEFINE_SOFTMAX(double, f64, exp, log)
+CT_CPU_CLONES static float span_max(const float *restrict x, int64_t n) {
+    float max = -INFINITY;
+    _Pragma("omp simd reduction(max : max)")
+    for (int64_t c = 0; c < n; c++) max = x[c] > max ? x[c] : max;
+    return max;
+}
+
+CT_CPU_CLONES static float span_sum_exp(const float *restrict x, int64_t n, float shift) {
+    float total = 0;
+    _Pragma("omp simd reduction(+ : total)")
+    for (int64_t c = 0; c < n; c++) total += ct_cpu_expf(x[c] - shift);
+    return total;
+}
+
+/* g += scale * exp(x - shift) */
+CT_CPU_CLONES static void span_add_scaled_exp(const float *restrict x, int64_t n, float shift, float scale,
+                                              float *restrict g) {
+    _Pragma("omp simd")
+    for (int64_t c = 0; c < n; c++) g[c] += scale * ct_cpu_expf(x[c] - shift);
+}
+
+/* logsumexp of row r of an f32 or bf16 [rows, cols] tensor, online over spans. */
+static double row_logsumexp_f32(const ct_tensor *x, int64_t r, int64_t cols) {
+    float buf[CT_CPU_SPAN];
+    double max = -INFINITY, total = 0;
+    for (int64_t c0 = 0; c0 < cols; c0 += CT_CPU_SPAN) {
+        int64_t n = ct_cpu_min64(CT_CPU_SPAN, cols - c0);
+        ct_cpu_prefetch_span(x, r * cols + c0 + CT_CPU_SPAN);
+        const float *xs = ct_cpu_span_in(x, r * cols + c0, n, buf);
+        double span = span_max(xs, n);
+        if (span > max) {
+            total *= exp(max - span); /* 0 while nothing was added (max = -inf) */
+            max = span;
+        }
+        if (max != -INFINITY) total += span_sum_exp(xs, n, (float)max);
+        else total += span_sum_exp(xs, n, 0.0f); /* all -inf or NaN: adds 0 or carries the NaN */
+    }
+    return max + log(total);
+}
+
+/* One element of an f32 or bf16 tensor. */
+static float element_f32(const ct_tensor *x, int64_t i) {
+    return x->dtype == CT_F32 ? ((const float *)x->data)[i] : ct_bf16_to_f32(((const uint16_t *)x->data)[i]);
+}
+
+/* ---- f64 rows: the plain formulas ---- */
+
+static double row_logsumexp_f64(const double *x, int64_t cols) {
+    double max = -INFINITY, total = 0;
+    for (int64_t c = 0; c < cols; c++) max = x[c] > max ? x[c] : max;
+    for (int64_t c = 0; c < cols; c++) total += exp(x[c] - max);
+    return max + log(total);
+}
+
+/* ---- log-softmax (f32 and f64 tensors) ---- */
+
+CT_CPU_CLONES static void span_shift(const float *restrict x, int64_t n, float shift, float *restrict y) {
+    _Pragma("omp simd")
+    for (int64_t c = 0; c < n; c++) y[c] = x[c] - shift;
+}
+
+/* gx += gy - exp(y) * total */
+CT_CPU_CLONES static void span_log_softmax_grad(const float *restrict y, const float *restrict gy, int64_t n,
+                                                float total, float *restrict gx) {
+    _Pragma("omp simd")
+    for (int64_t c = 0; c < n; c++) gx[c] += gy[c] - ct_cpu_expf(y[c]) * total;
+}
 
 int ct_cpu_log_softmax_forward(const ct_tensor *x, ct_tensor *y) {
-    if (x->dtype == CT_F64)
-        log_softmax_f64(x->data, y->data, ct_rows(x), ct_cols(x));
-    else
-        log_softmax_f32(x->data, y->data, ct_rows(x), ct_cols(x));
+    int64_t rows = ct_rows(x), cols = ct_cols(x);
+    if (x->dtype == CT_F64) {
+        const double *xd = x->data;
+        double *yd = y->data;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            double lse = row_logsumexp_f64(xd + r * cols, cols);
+            for (int64_t c = 0; c < cols; c++) yd[r * cols + c] = xd[r * cols + c] - lse;
+        }
+        return 0;
+    }
+    const float *xf = x->data;
+    float *yf = y->data;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++)
+        span_shift(xf + r * cols, cols, (float)row_logsumexp_f32(x, r, cols), yf + r * cols);
     return 0;
 }
 
 int ct_cpu_log_softmax_backward(const ct_tensor *y, const ct_tensor *grad_y, ct_tensor *grad_x) {
-    if (y->dtype == CT_F64)
-        log_softmax_backward_f64(y->data, grad_y->data, grad_x->data, ct_rows(y), ct_cols(y));
-    else
-        log_softmax_backward_f32(y->data, grad_y->data, grad_x->data, ct_rows(y), ct_cols(y));
+    int64_t rows = ct_rows(y), cols = ct_cols(y);
+    if (y->dtype == CT_F64) {
+        const double *yd = y->data, *gy = grad_y->data;
+        double *gx = grad_x->data;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+        for (int64_t r = 0; r < rows; r++) {
+            double total = 0;
+            for (int64_t c = 0; c < cols; c++) total += gy[r * cols + c];
+            for (int64_t c = 0; c < cols; c++) gx[r * cols + c] += gy[r * cols + c] - exp(yd[r * cols + c]) * total;
+        }
+        return 0;
+    }
+    const float *yf = y->data, *gy = grad_y->data;
+    float *gx = grad_x->data;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        double total = 0;
+        for (int64_t c = 0; c < cols; c++) total += gy[r * cols + c];
+        span_log_softmax_grad(yf + r * cols, gy + r * cols, cols, (float)total, gx + r * cols);
+    }
     return 0;
 }
+
+/* ---- cross-entropy (f32, bf16 and f64 logits) ---- */
 
 static int64_t count_targets(const ct_tensor *targets, int64_t cols) {
     const int32_t *t = targets->data;
@@ -88,17 +145,45 @@ static int64_t count_targets(const ct_tensor *targets, int64_t cols) {
     return count;
 }
 
+/* Writes each row's logsumexp (0 for ignored rows) and returns the summed loss. */
+static double cross_entropy_rows(const ct_tensor *logits, const int32_t *t, ct_tensor *row_lse) {
+    int64_t rows = ct_rows(logits), cols = ct_cols(logits);
+    bool f64 = logits->dtype == CT_F64;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        if (f64)
+            ((double *)row_lse->data)[r] =
+                t[r] == CT_IGNORE_INDEX ? 0 : row_logsumexp_f64((const double *)logits->data + r * cols, cols);
+        else
+            ((float *)row_lse->data)[r] = t[r] == CT_IGNORE_INDEX ? 0 : (float)row_logsumexp_f32(logits, r, cols);
+    }
+    double total = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (t[r] == CT_IGNORE_INDEX) continue;
+        total += f64 ? ((const double *)row_lse->data)[r] - ((const double *)logits->data)[r * cols + t[r]]
+                     : (double)((const float *)row_lse->data)[r] - (double)element_f32(logits, r * cols + t[r]);
+    }
+    return total;
+}
+
 int ct_cpu_cross_entropy_forward(const ct_tensor *logits, const ct_tensor *targets, ct_reduction reduction,
                                  ct_tensor *row_logsumexp, ct_tensor *out) {
-    int64_t rows = ct_rows(logits), cols = ct_cols(logits);
-    int64_t count = count_targets(targets, cols);
+    int64_t count = count_targets(targets, ct_cols(logits));
     if (count < 0) return -1;
-    double total = logits->dtype == CT_F64
-                       ? cross_entropy_f64(logits->data, targets->data, row_logsumexp->data, rows, cols)
-                       : cross_entropy_f32(logits->data, targets->data, row_logsumexp->data, rows, cols);
+    double total = cross_entropy_rows(logits, targets->data, row_logsumexp);
     /* The mean over zero targets is 0 (nothing to learn from), not NaN. */
     ct_set(out, 0, reduction == CT_REDUCE_MEAN ? (count ? total / (double)count : 0.0) : total);
     return 0;
+}
+
+/* grad[r] += scale * (softmax(x[r]) - onehot(t[r])) for one f32 / bf16 row, span by span. */
+static void cross_entropy_row_backward_f32(const ct_tensor *logits, int64_t r, int64_t cols, float lse, float scale,
+                                           float *g) {
+    float buf[CT_CPU_SPAN];
+    for (int64_t c0 = 0; c0 < cols; c0 += CT_CPU_SPAN) {
+        int64_t n = ct_cpu_min64(CT_CPU_SPAN, cols - c0);
+        span_add_scaled_exp(ct_cpu_span_in(logits, r * cols + c0, n, buf), n, lse, scale, g + c0);
+    }
 }
 
 int ct_cpu_cross_entropy_backward(const ct_tensor *logits, const ct_tensor *targets, ct_reduction reduction,
@@ -108,11 +193,21 @@ int ct_cpu_cross_entropy_backward(const ct_tensor *logits, const ct_tensor *targ
     int64_t count = count_targets(targets, cols);
     if (count <= 0) return count;
     double scale = ct_get(grad_out, 0) / (reduction == CT_REDUCE_MEAN ? (double)count : 1.0);
-    if (logits->dtype == CT_F64)
-        cross_entropy_backward_f64(logits->data, targets->data, row_logsumexp->data, scale, grad_logits->data,
-                                   rows, cols);
-    else
-        cross_entropy_backward_f32(logits->data, targets->data, row_logsumexp->data, (float)scale,
-                                   grad_logits->data, rows, cols);
+    const int32_t *t = targets->data;
+    bool f64 = logits->dtype == CT_F64;
+#pragma omp parallel for schedule(static) if (rows * cols > CT_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        if (t[r] == CT_IGNORE_INDEX) continue;
+        if (f64) {
+            const double *x = (const double *)logits->data + r * cols, lse = ((const double *)row_logsumexp->data)[r];
+            double *g = (double *)grad_logits->data + r * cols;
+            for (int64_t c = 0; c < cols; c++) g[c] += scale * exp(x[c] - lse);
+            g[t[r]] -= scale;
+        } else {
+            float *g = (float *)grad_logits->data + r * cols;
+            cross_entropy_row_backward_f32(logits, r, cols, ((const float *)row_logsumexp->data)[r], (float)scale, g);
+            g[t[r]] -= (float)scale;
+        }
+    }
     return 0;
 }

@@ -1,0 +1,86 @@
+#include "checkpoints/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "autograd/error.h"
+
+FILE *ct_atomic_fopen(const char *path, char **tmp) {
+    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+    *tmp = ct_malloc(n, "a path");
+    if (!*tmp) return NULL;
+    snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(*tmp);
+    FILE *f = NULL;
+    /* mkstemp makes the file 0600; outputs are meant to be shared like any other file. */
+    if (fd >= 0 && fchmod(fd, 0644) == 0) f = fdopen(fd, "wb");
+    if (!f) {
+        ct_fail("%s: cannot create a temporary file beside it (%s); check that the directory exists and is writable",
+                path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(*tmp);
+        }
+        free(*tmp);
+        *tmp = NULL;
+    }
+    return f;
+}
+
+static int fsync_path(const char *path, int flags) {
+    int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
+    int status = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+    int saved = errno;
+    if (fd >= 0) close(fd);
+    errno = saved;
+    return status;
+}
+
+static int fsync_parent_directory(const char *path) {
+    char *dir = ct_strdup(path);
+    if (!dir) return -1;
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) slash[1] = '\0';
+    else *slash = '\0';
+    int status = fsync_path(dir, O_DIRECTORY);
+    if (status < 0) ct_fail("%s: written, but its directory %s could not be synced (%s)", path, dir, strerror(errno));
+    free(dir);
+    return status;
+}
+
+int ct_atomic_commit(const char *tmp, const char *path) {
+    if (fsync_path(tmp, 0) < 0) {
+        ct_fail("%s: cannot sync the new file %s (%s); check the disk", path, tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) < 0) {
+        ct_fail("%s: cannot rename %s over it (%s); check that it is not a directory", path, tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return fsync_parent_directory(path);
+}
+
+int ct_atomic_write_file(const char *path, const void *data, size_t len) {
+    char *tmp;
+    FILE *f = ct_atomic_fopen(path, &tmp);
+    if (!f) return -1;
+    int ok = fwrite(data, 1, len, f) == len;
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    int status = 0;
+    if (!ok) {
+        status = ct_fail("%s: writing %s failed (%s); check free disk space", path, tmp, strerror(ok ? errno : saved));
+        unlink(tmp);
+    } else {
+        status = ct_atomic_commit(tmp, path);
+    }
+    free(tmp);
+    return status;
+}

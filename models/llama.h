@@ -1,0 +1,142 @@
+/* The LLaMA-family decoder (LLaMA 3.x, Mistral, Qwen2/2.5, Qwen3) built from autograd ops, with
+ * Hugging Face parameter names, so a checkpoint loads and saves without renaming.
+ *
+ *   h = embed_tokens[ids]
+ *   per layer:  x = rms_norm(h, input_layernorm)
+ *               q, k, v = x Wq^T (+bq), x Wk^T (+bk), x Wv^T (+bv)   heads [B, T, H, D]
+ *               q, k = rms_norm per head (q_norm, k_norm; Qwen3 only)
+ *               q, k = rope(q, k, positions)                          (inv_freq of the config)
+ *               h = h + attention(q, k, v) Wo^T (+bo)                 causal, grouped-query
+ *               x = rms_norm(h, post_attention_layernorm)
+ *               h = h + down(silu(gate(x)) * up(x))
+ *   logits = rms_norm(h, norm) lm_head^T          lm_head is embed_tokens when tied
+ *
+ * Parameters are f32 persistent tensors, named as in the HF checkpoint ("model.layers.3.mlp.
+ * up_proj.weight"). Logits have vocab_size columns, the embedding's rows, which may be more than
+ * the tokenizer's size (Qwen pads 151,665 tokens to 151,936 rows): callers that sample or score
+ * should only consider ids below the tokenizer's size. Loading and saving are in llama_io.c. */
+#ifndef CT_LLAMA_H
+#define CT_LLAMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "autograd/tensor.h"
+#include "models/llama_config.h"
+
+struct ct_tokenizer;
+
+typedef struct {
+    ct_tensor *input_layernorm;           /* [H] */
+    ct_tensor *q_proj, *k_proj, *v_proj;  /* [Hq*D, H], [Hkv*D, H], [Hkv*D, H] */
+    ct_tensor *q_bias, *k_bias, *v_bias;  /* [Hq*D], [Hkv*D], [Hkv*D] or NULL */
+    ct_tensor *q_norm, *k_norm;           /* [D] or NULL (Qwen3) */
+    ct_tensor *o_proj;                    /* [H, Hq*D] */
+    ct_tensor *o_bias;                    /* [H] or NULL */
+    ct_tensor *post_attention_layernorm;  /* [H] */
+    ct_tensor *gate_proj, *up_proj;       /* [I, H] */
+    ct_tensor *down_proj;                 /* [H, I] */
+} ct_llama_layer;
+
+typedef struct ct_llama {
+    ct_llama_config config;
+    ct_tensor *embed_tokens; /* [V, H] */
+    ct_tensor *norm;         /* [H] */
+    ct_tensor *lm_head;      /* [V, H]; the same tensor as embed_tokens when tied */
+    ct_llama_layer *layers;  /* num_hidden_layers of them */
+    /* Every distinct parameter once (a tied lm_head is not repeated), in checkpoint order:
+     * embed_tokens, the layers, norm, lm_head. Each carries its HF name in ->name. */
+    ct_tensor **params;
+    int n_params;
+    float *inv_freq;             /* head_dim / 2 RoPE frequencies */
+    bool gradient_checkpointing; /* recompute each block in backward (autograd/checkpoint.h) */
+    struct ct_tokenizer *tokenizer; /* loaded from the folder's tokenizer.json, or NULL */
+    char *source_dir;            /* the folder it was loaded from, or NULL */
+} ct_llama;
+
+/* A model with zero-filled f32 parameters of the config's shapes, all requiring grad. The config
+ * is validated first. NULL with a message. */
+ct_llama *ct_llama_new(const ct_llama_config *cfg);
+void ct_llama_free(ct_llama *m);
+
+/* transformers' initialization: weights N(0, initializer_range^2) (embedding included), biases
+ * 0, norm weights 1. Elements 2i, 2i + 1 of parameter p come from the counter-based draw (seed, p, i),
+ * so the result does not depend on the thread count. */
+void ct_llama_init_random(ct_llama *m, uint64_t seed);
+
+/* A parameter by its HF name, or NULL. */
+ct_tensor *ct_llama_param(const ct_llama *m, const char *name);
+/* Whether the optimizer should apply weight decay: matrices (projections, embedding, lm_head)
+ * yes; 1-D tensors (norm weights and biases) no, as the usual fine-tuning recipes do. */
+bool ct_llama_param_decays(const ct_tensor *param);
+/* Parameter count (a tied lm_head counted once). */
+int64_t ct_llama_num_params(const ct_llama *m);
+
+/* ---- the KV cache, for generation ---- */
+
+/* Keys and values of every layer for `batch` rows of up to max_len positions, plus each slot's
+ * position and segment id, so packed or left-padded rows keep their masking while decoding.
+ * `length` slots of every row are filled; a forward with the cache attends over them and the
+ * new tokens, then appends the new tokens (length += T). */
+typedef struct {
+    ct_tensor **k, **v;   /* per layer, f32 [batch, max_len, Hkv, D] */
+    ct_tensor *positions; /* i32 [batch, max_len] */
+    ct_tensor *segments;  /* i32 [batch, max_len] */
+    int n_layers;
+    int64_t batch, max_len, length;
+} ct_kv_cache;
+
+/* Persistent buffers for the model's shapes. 0, or -1 with a message naming the bytes. */
+int ct_kv_cache_init(ct_kv_cache *cache, const ct_llama_config *cfg, int64_t batch, int64_t max_len);
+void ct_kv_cache_free(ct_kv_cache *cache);
+/* Forget the contents (keeps the memory). */
+void ct_kv_cache_reset(ct_kv_cache *cache);
+
+/* ---- forward ---- */
+
+typedef struct {
+    /* i32 [B, T] positions, or NULL: 0 .. T-1 (continuing at cache->length with a cache).
+     * Packed rows restart them at 0 for each sequence. */
+    ct_tensor *position_ids;
+    /* i32 [B, T] segment ids, or NULL: one sequence per row. A token attends only to earlier
+     * positions of its own segment (packed sequences; left padding in a batch of prompts). With
+     * a cache, give them on every call or on none. */
+    ct_tensor *segment_ids;
+    /* NULL for training. With a cache the forward runs the new tokens after the cache's
+     * contents and appends their keys and values; it must run in no-grad mode. */
+    ct_kv_cache *cache;
+    /* Only the last position's logits ([B, 1, V]): what generation needs after a prefill. */
+    bool last_token_only;
+} ct_llama_forward_args;
+
+/* input_ids i32 [B, T] (ids < vocab_size) -> logits f32 [B, T, vocab_size] in the current scope.
+ * args may be NULL. With a sliding-window config (Mistral v0.1, some Qwen) positions must stay
+ * below the window, where full causal attention is the same computation; beyond it the forward
+ * fails rather than compute something else. NULL with a message. */
+ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_forward_args *args);
+
+/* The causal-LM loss transformers computes: logits [B, T, V] at position t predict labels
+ * [B, T] at t + 1 (the labels are shifted here, not by the caller); -100 labels are ignored;
+ * the mean over the predicted tokens. A 0-d tensor, or NULL. */
+ct_tensor *ct_llama_loss(ct_tensor *logits, ct_tensor *labels);
+/* The shifted targets that loss uses: i32 [B, T], row b = labels[b, 1:] followed by -100. */
+ct_tensor *ct_llama_shift_labels(ct_tensor *labels);
+
+/* ---- files (llama_io.c) ---- */
+
+/* Loads a Hugging Face folder: config.json, model.safetensors or its shards (bf16 and f16 are
+ * converted to f32), and tokenizer.json when present (kept in m->tokenizer). The file's tensor
+ * names and shapes are checked against the config before any parameter memory is allocated; a
+ * SentencePiece-only folder (LLaMA 2's tokenizer.model) is refused. NULL with a message. */
+ct_llama *ct_llama_load(const char *dir);
+/* Writes `dir` (created if missing) in HF layout: model.safetensors in store_dtype (CT_F32,
+ * CT_BF16 or CT_F16; no lm_head.weight when tied), config.json, and tokenizer.json,
+ * tokenizer_config.json, special_tokens_map.json and generation_config.json copied from
+ * tokenizer_dir (NULL: the folder the model was loaded from, if any; a folder given explicitly
+ * must hold a tokenizer.json). Each file is written to a
+ * temporary name and renamed, so a failure leaves existing files whole. */
+int ct_llama_save(const ct_llama *m, const char *dir, const char *tokenizer_dir, ct_dtype store_dtype);
+/* Refuses a tokenizer with more ids than the model has rows. */
+int ct_llama_check_tokenizer(const ct_llama *m, const struct ct_tokenizer *tok);
+
+#endif

@@ -1,0 +1,207 @@
+/* The forward pass of a LLaMA-family model (the equations are in models/llama.h) and its
+ * causal-LM loss. Every step is an autograd op, so backward needs no code here. With
+ * gradient_checkpointing each decoder block is one ct_checkpoint segment: its activations are
+ * recomputed in backward instead of kept. */
+#include <string.h>
+
+#include "autograd/arena.h"
+#include "autograd/checkpoint.h"
+#include "autograd/error.h"
+#include "autograd/op_attention.h"
+#include "autograd/ops.h"
+#include "autograd/ops_transformer.h"
+#include "autograd/tape.h"
+#include "models/llama.h"
+#include "models/llama_internal.h"
+
+/* What one block needs besides its input; lives in the step's arena until backward is done. */
+typedef struct {
+    const ct_llama *m;
+    int layer;
+    ct_tensor *positions;   /* i32 [B, T]: the RoPE positions of the new tokens */
+    ct_attention_args attn; /* masking: positions / segments of queries and keys */
+    ct_kv_cache *cache;     /* NULL when training */
+} block_ctx;
+
+static ct_tensor *linear(ct_tensor *x, ct_tensor *weight, ct_tensor *bias) {
+    ct_tensor *y = ct_matmul(x, weight, false, true);
+    return bias ? ct_add(y, bias) : y;
+}
+
+static ct_tensor *split_heads(ct_tensor *x, int64_t heads, int64_t head_dim) {
+    if (!x) return NULL;
+    return ct_reshape(x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, head_dim});
+}
+
+static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
+    const ct_llama_config *cfg = &c->m->config;
+    const ct_llama_layer *L = &c->m->layers[c->layer];
+    const int64_t D = cfg->head_dim, B = x->shape[0], T = x->shape[1];
+    ct_tensor *q = split_heads(linear(x, L->q_proj, L->q_bias), cfg->num_attention_heads, D);
+    ct_tensor *k = split_heads(linear(x, L->k_proj, L->k_bias), cfg->num_key_value_heads, D);
+    ct_tensor *v = split_heads(linear(x, L->v_proj, L->v_bias), cfg->num_key_value_heads, D);
+    if (L->q_norm) { /* Qwen3: each head normalized over head_dim before rotation */
+        q = ct_rms_norm(q, L->q_norm, cfg->rms_norm_eps);
+        k = ct_rms_norm(k, L->k_norm, cfg->rms_norm_eps);
+    }
+    q = ct_rope(q, c->positions, cfg->rope_theta, c->m->inv_freq);
+    k = ct_rope(k, c->positions, cfg->rope_theta, c->m->inv_freq);
+    if (!q || !k || !v) return NULL;
+    if (c->cache && ct_llama_cache_kv(c->cache, c->layer, T, &k, &v) < 0) return NULL;
+    ct_tensor *out = ct_attention(q, k, v, &c->attn);
+    out = ct_reshape(out, 3, (int64_t[]){B, T, cfg->num_attention_heads * D});
+    return linear(out, L->o_proj, L->o_bias);
+}
+
+static ct_tensor *mlp(const ct_llama_layer *L, ct_tensor *x) {
+    return linear(ct_swiglu(linear(x, L->gate_proj, NULL), linear(x, L->up_proj, NULL)), L->down_proj, NULL);
+}
+
+/* One decoder block: h + attention(norm(h)), then + mlp(norm(.)). A ct_segment_fn. */
+static ct_tensor *block(void *ctx, ct_tensor *const *inputs, int n_inputs) {
+    (void)n_inputs;
+    const block_ctx *c = ctx;
+    const ct_llama_layer *L = &c->m->layers[c->layer];
+    const double eps = c->m->config.rms_norm_eps;
+    ct_tensor *h = inputs[0];
+    ct_tensor *x = ct_rms_norm(h, L->input_layernorm, eps);
+    h = x ? ct_add(h, self_attention(c, x)) : NULL;
+    return ct_add(h, mlp(L, ct_rms_norm(h, L->post_attention_layernorm, eps)));
+}
+
+static int layer_params(const ct_llama_layer *L, ct_tensor **out) {
+    ct_tensor *all[] = {L->input_layernorm, L->q_proj, L->k_proj, L->v_proj, L->q_bias, L->k_bias, L->v_bias,
+                        L->q_norm, L->k_norm, L->o_proj, L->o_bias, L->post_attention_layernorm, L->gate_proj,
+                        L->up_proj, L->down_proj};
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) out[n++] = all[i];
+    return n;
+}
+
+static ct_tensor *run_block(const ct_llama *m, block_ctx *c, ct_tensor *h) {
+    if (!m->gradient_checkpointing) return block(c, &h, 1);
+    ct_tensor *params[16];
+    int n = layer_params(&m->layers[c->layer], params);
+    /* ct_checkpoint keeps ctx until backward: give each block its own copy in the arena. */
+    block_ctx *saved = ct_arena_alloc(sizeof *saved);
+    if (!saved) return NULL;
+    *saved = *c;
+    return ct_checkpoint(block, saved, &h, 1, params, n);
+}
+
+/* ---- argument checks and the positions the blocks use ---- */
+
+static bool is_ids(const ct_tensor *t, const ct_tensor *like) {
+    return t->dtype == CT_I32 && t->ndim == 2 && t->shape[0] == like->shape[0] && t->shape[1] == like->shape[1] &&
+           t->device == like->device;
+}
+
+static int check_args(const ct_llama *m, ct_tensor *ids, const ct_llama_forward_args *a) {
+    char buf[64];
+    if (ids->dtype != CT_I32 || ids->ndim != 2 || ids->shape[1] < 1)
+        return ct_fail("llama forward: input_ids %s must be i32 [batch, time]", ct_shape_str(ids, buf, sizeof buf));
+    /* Positions are built and checked on the host; ids on a device come with the CUDA forward. */
+    if (ids->device != CT_CPU) return ct_fail("llama forward: input_ids must be on the CPU for now");
+    if (a->position_ids && !is_ids(a->position_ids, ids))
+        return ct_fail("llama forward: position_ids %s must be i32 of input_ids' shape",
+                       ct_shape_str(a->position_ids, buf, sizeof buf));
+    if (a->segment_ids && !is_ids(a->segment_ids, ids))
+        return ct_fail("llama forward: segment_ids %s must be i32 of input_ids' shape",
+                       ct_shape_str(a->segment_ids, buf, sizeof buf));
+    if (a->cache) CT_TRY(ct_llama_cache_check(a->cache, &m->config, ids->shape[0], ids->shape[1]));
+    return 0;
+}
+
+/* 0 .. T-1 in every row, shifted by the cache's length. */
+static ct_tensor *default_positions(const ct_tensor *ids, int64_t start) {
+    ct_tensor *p = ct_empty_on(ids->device, CT_I32, 2, ids->shape);
+    if (!p) return NULL;
+    int32_t *d = p->data;
+    for (int64_t b = 0; b < ids->shape[0]; b++)
+        for (int64_t t = 0; t < ids->shape[1]; t++) d[b * ids->shape[1] + t] = (int32_t)(start + t);
+    return p;
+}
+
+/* Inside the window every visible key is closer than sliding_window, so full causal attention is
+ * exactly the windowed one; past it ctune would silently compute a different model. */
+static int check_window(const ct_llama_config *cfg, const ct_tensor *positions) {
+    if (cfg->sliding_window <= 0) return 0;
+    const int32_t *p = positions->data;
+    for (int64_t i = 0; i < ct_numel(positions); i++)
+        if (p[i] >= cfg->sliding_window)
+            return ct_fail("llama forward: position %d reaches the sliding window of %lld; sliding-window attention "
+                           "is not implemented, keep sequences shorter than the window",
+                           (int)p[i], (long long)cfg->sliding_window);
+    return 0;
+}
+
+static int setup_positions(const ct_llama *m, ct_tensor *ids, const ct_llama_forward_args *a, block_ctx *c) {
+    const int64_t start = a->cache ? a->cache->length : 0;
+    c->positions = a->position_ids ? a->position_ids : default_positions(ids, start);
+    if (!c->positions) return -1;
+    CT_TRY(check_window(&m->config, c->positions));
+    memset(&c->attn, 0, sizeof c->attn);
+    if (a->cache) {
+        c->attn.q_pos = c->positions;
+        c->attn.q_seg = a->segment_ids;
+        return ct_llama_cache_slots(a->cache, c->positions, a->segment_ids, &c->attn.k_pos, &c->attn.k_seg);
+    }
+    /* Without a cache keys are the queries: a query-side id alone serves both. */
+    c->attn.q_pos = a->position_ids;
+    c->attn.q_seg = a->segment_ids;
+    return 0;
+}
+
+/* h [B, T, H] -> h [B, 1, H] at the last position, as a differentiable row gather. */
+static ct_tensor *last_positions(ct_tensor *h) {
+    const int64_t B = h->shape[0], T = h->shape[1], H = h->shape[2];
+    ct_tensor *rows = ct_empty(CT_I32, 2, (int64_t[]){B, 1});
+    if (!rows) return NULL;
+    for (int64_t b = 0; b < B; b++) ((int32_t *)rows->data)[b] = (int32_t)(b * T + T - 1);
+    return ct_embedding(ct_reshape(h, 2, (int64_t[]){B * T, H}), rows);
+}
+
+ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_forward_args *args) {
+    if (!m || !input_ids) return NULL;
+    const ct_llama_forward_args none = {0};
+    const ct_llama_forward_args *a = args ? args : &none;
+    block_ctx c = {.m = m, .cache = a->cache};
+    if (check_args(m, input_ids, a) < 0 || setup_positions(m, input_ids, a, &c) < 0) return NULL;
+    ct_tensor *h = ct_embedding(m->embed_tokens, input_ids);
+    for (int l = 0; h && l < m->config.num_hidden_layers; l++) {
+        c.layer = l;
+        h = run_block(m, &c, h);
+    }
+    if (!h) return NULL;
+    if (a->cache) a->cache->length += input_ids->shape[1];
+    if (a->last_token_only) h = last_positions(h);
+    return ct_matmul(ct_rms_norm(h, m->norm, m->config.rms_norm_eps), m->lm_head, false, true);
+}
+
+ct_tensor *ct_llama_shift_labels(ct_tensor *labels) {
+    if (!labels) return NULL;
+    char buf[64];
+    if (labels->dtype != CT_I32 || labels->ndim != 2) {
+        ct_fail("llama loss: labels %s must be i32 [batch, time]", ct_shape_str(labels, buf, sizeof buf));
+        return NULL;
+    }
+    ct_tensor *out = ct_empty_on(labels->device, CT_I32, 2, labels->shape);
+    if (!out) return NULL;
+    const int64_t B = labels->shape[0], T = labels->shape[1];
+    const int32_t *src = labels->data;
+    int32_t *dst = out->data;
+    for (int64_t b = 0; b < B; b++) {
+        if (T > 1) memcpy(dst + b * T, src + b * T + 1, sizeof(int32_t) * (size_t)(T - 1));
+        dst[b * T + T - 1] = -100; /* the last position predicts nothing */
+    }
+    return out;
+}
+
+ct_tensor *ct_llama_loss(ct_tensor *logits, ct_tensor *labels) {
+    if (!logits || !labels) return NULL;
+    if (logits->ndim != 3 || labels->ndim != 2 || logits->shape[0] != labels->shape[0] ||
+        logits->shape[1] != labels->shape[1])
+        return ct_fail_shapes("llama loss", logits, labels, "logits must be [B, T, V] and labels [B, T]");
+    return ct_cross_entropy(logits, ct_llama_shift_labels(labels), CT_REDUCE_MEAN);
+}

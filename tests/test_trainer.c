@@ -1,0 +1,207 @@
+/* The trainer end to end on tiny models: a run from scratch with a learned tokenizer that is
+ * interrupted and resumed gives bit-identical losses (compared with %a) to an uninterrupted run;
+ * the loss of a step with gradient accumulation is normalized by the target tokens of all its
+ * micro-batches; intent fine-tuning evaluates accuracy; a NaN loss stops the run naming the step
+ * and leaves the last checkpoint loadable; a resume with another thread count is refused. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "autograd/arena.h"
+#include "autograd/error.h"
+#include "autograd/ops.h"
+#include "autograd/tape.h"
+#include "checkpoints/hdf5_file.h"
+#include "tests/ct_test.h"
+#include "train/trainer.h"
+
+enum { STEPS = 6 };
+
+static char tmp[256];
+
+typedef struct {
+    double losses[64];
+    int64_t last;
+    int64_t stop_after; /* set the stop flag after this step (0 = never) */
+    volatile sig_atomic_t stop;
+} recorder;
+
+static void on_step(void *user, int64_t step, double loss) {
+    recorder *r = user;
+    if (step > 0 && step < 64) r->losses[step] = loss;
+    r->last = step;
+    if (r->stop_after && step == r->stop_after) r->stop = 1;
+}
+
+/* A tiny pretraining recipe on the validation text, with overrides. */
+static int resolve(ct_recipe *recipe, const char *output_dir, int n_extra, char **extra) {
+    static char out[512], data[512];
+    snprintf(out, sizeof out, "output_dir=%s", output_dir);
+    snprintf(data, sizeof data, "data.train=%s", ct_test_path("datasets/data/pretrain_val.txt"));
+    char *base[] = {"name=tiny",          out,
+                    data,                 "data.format=text",
+                    "tokenizer.train=true", "tokenizer.vocab_size=400",
+                    "model.hidden_size=32", "model.intermediate_size=48",
+                    "model.num_layers=2",   "model.num_heads=4",
+                    "model.num_kv_heads=2", "model.max_seq_len=48",
+                    "model.dropout=0",      "data.max_seq_len=48",
+                    "data.batch_size=4",    "data.batch_tokens=192",
+                    "data.val=",            "data.test=",
+                    "optimizer.lr=3e-3",    "schedule.warmup_steps=2",
+                    "train.max_steps=6",    "train.eval_every=0",
+                    "train.log_every=1",    "checkpoint.every=3",
+                    "checkpoint.keep_last=5", "threads=2",
+                    "seed=7"};
+    int n = (int)(sizeof base / sizeof *base);
+    char *all[64];
+    memcpy(all, base, sizeof base);
+    for (int i = 0; i < n_extra; i++) all[n + i] = extra[i];
+    return ct_recipe_resolve(recipe, NULL, n + n_extra, all);
+}
+
+static int run(const char *dir, int n_extra, char **extra, recorder *rec, ct_train_result *result) {
+    ct_recipe recipe;
+    if (resolve(&recipe, dir, n_extra, extra) < 0) return -1;
+    FILE *log = fopen("/dev/null", "w");
+    ct_train_hooks hooks = {.stop_requested = &rec->stop, .log = log, .on_step = on_step, .user = rec};
+    int rc = ct_train(&recipe, &hooks, result);
+    fclose(log);
+    ct_recipe_free(&recipe);
+    return rc;
+}
+
+static void test_resume_is_exact(void) {
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/full", tmp);
+    snprintf(b, sizeof b, "%s/interrupted", tmp);
+    recorder full = {0}, first = {.stop_after = 3}, second = {0};
+    ct_train_result r1, r2, r3;
+    CHECK(run(a, 0, NULL, &full, &r1) == 0, "uninterrupted run: %s", ct_last_error());
+    CHECK(full.last == STEPS && r1.steps == STEPS, "uninterrupted run stopped at %lld", (long long)full.last);
+    CHECK(full.losses[STEPS] < full.losses[1], "loss did not fall: %g -> %g", full.losses[1], full.losses[STEPS]);
+    CHECK(r1.model_dir[0] != 0, "no model folder was written");
+
+    CHECK(run(b, 0, NULL, &first, &r2) == 0, "interrupted run: %s", ct_last_error());
+    CHECK(r2.interrupted && first.last == 3, "the stop request was not honoured at step 3 (last %lld)", (long long)first.last);
+    char resume[sizeof r2.checkpoint + 16];
+    snprintf(resume, sizeof resume, "resume=%s", r2.checkpoint);
+    CHECK(strstr(r2.checkpoint, "step-00000003.h5") != NULL, "checkpoint %s", r2.checkpoint);
+    CHECK(run(b, 1, (char *[]){resume}, &second, &r3) == 0, "resumed run: %s", ct_last_error());
+    CHECK(second.last == STEPS, "resumed run ended at %lld", (long long)second.last);
+    for (int s = 1; s <= STEPS; s++) {
+        double got = s <= 3 ? first.losses[s] : second.losses[s];
+        CHECK(memcmp(&got, &full.losses[s], sizeof got) == 0, "step %d: loss %a after resume, %a uninterrupted", s, got,
+              full.losses[s]);
+    }
+    printf("resume: losses %a .. %a bit-identical over %d steps\n", full.losses[1], full.losses[STEPS], STEPS);
+
+    /* Another thread count cannot give the same bits: refused. */
+    recorder other = {0};
+    ct_train_result r4;
+    char *threads[] = {resume, "threads=1"};
+    CHECK(run(b, 2, threads, &other, &r4) < 0 && strstr(ct_last_error(), "threads"), "message: %s", ct_last_error());
+}
+
+/* Intent data from the tiny pretrained model of test_resume_is_exact, with overrides. */
+static int run_intent(const char *dir, int n_extra, char **extra, recorder *rec, ct_train_result *result) {
+    static char pre[300], train[512], val[512], labels[512];
+    snprintf(pre, sizeof pre, "model.path=%s/full", tmp);
+    snprintf(train, sizeof train, "data.train=%s", ct_test_path("datasets/data/intent_train.jsonl"));
+    snprintf(val, sizeof val, "data.val=%s", ct_test_path("datasets/data/intent_val.jsonl"));
+    snprintf(labels, sizeof labels, "data.labels=%s", ct_test_path("datasets/data/labels.json"));
+    char *all[32] = {pre, "tokenizer.train=false", "data.format=intent", train, val, labels, "data.max_examples=40",
+                     "eval.max_examples=12", "checkpoint.every=0", "data.truncation=left",
+                     "data.loss_on=last_assistant"};
+    int n = 11;
+    for (int i = 0; i < n_extra; i++) all[n++] = extra[i];
+    return run(dir, n, all, rec, result);
+}
+
+static void test_accumulation_normalizes_by_all_targets(void) {
+    /* Two micro-batches of 2 rows make the same step as one batch of the 4 rows only when the
+     * loss is normalized by the targets of all of them: normalizing each micro-batch by its own
+     * targets would weigh the answers of the batch with fewer target tokens more (intent answers
+     * differ in length, so the counts differ). With shuffle off and a large token budget both runs
+     * see the same sequences in the same order, so the loss after the first update must agree to
+     * rounding. A large AdamW eps keeps rounding-level gradient differences from being amplified
+     * by the update's normalization (tiny components would otherwise move by a whole lr). */
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/accum", tmp);
+    snprintf(b, sizeof b, "%s/whole", tmp);
+    recorder ra = {0}, rb = {0};
+    ct_train_result r;
+    char *accum[] = {"train.grad_accum=2", "data.batch_size=2", "data.shuffle=false", "data.batch_tokens=100000",
+                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0"};
+    char *whole[] = {"train.grad_accum=1", "data.batch_size=4", "data.shuffle=false", "data.batch_tokens=100000",
+                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0"};
+    CHECK(run_intent(a, 8, accum, &ra, &r) == 0, "accumulated run: %s", ct_last_error());
+    CHECK(run_intent(b, 8, whole, &rb, &r) == 0, "whole-batch run: %s", ct_last_error());
+    for (int s = 1; s <= 2; s++) {
+        double rel = fabs(ra.losses[s] - rb.losses[s]) / rb.losses[s];
+        CHECK(rel < 1e-6, "step %d: accumulated loss %.9g vs whole batch %.9g", s, ra.losses[s], rb.losses[s]);
+    }
+    printf("accumulation: step 2 loss %.9g (2 x 2 rows) vs %.9g (4 rows)\n", ra.losses[2], rb.losses[2]);
+}
+
+static void test_intent_finetune_evaluates(void) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/intent", tmp);
+    recorder rec = {0};
+    ct_train_result r;
+    CHECK(run_intent(dir, 1, (char *[]){"train.max_steps=2"}, &rec, &r) == 0, "intent run: %s", ct_last_error());
+    CHECK(r.evaluated, "no evaluation ran");
+    CHECK(r.accuracy >= 0 && r.accuracy <= 1 && r.accuracy_length_normalized >= 0, "accuracy %g", r.accuracy);
+    printf("intent: 2 steps, val accuracy %.3f (length-normalized %.3f) on 12 examples\n", r.accuracy,
+           r.accuracy_length_normalized);
+}
+
+static void test_nan_stops_and_keeps_checkpoint(void) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/nan", tmp);
+    recorder rec = {0};
+    ct_train_result r;
+    char *extra[] = {"optimizer.lr=1e30", "schedule.warmup_steps=0", "schedule.name=constant", "checkpoint.every=1",
+                     "optimizer.grad_clip=0", "train.max_steps=20"};
+    int rc = run(dir, 6, extra, &rec, &r);
+    CHECK(rc < 0, "a diverging run succeeded");
+    const char *msg = ct_last_error();
+    CHECK(strstr(msg, "step ") && strstr(msg, "intact"), "message: %s", msg);
+    printf("diverging run: %s\n", msg);
+    char checkpoints[600], path[700];
+    int64_t step = -1;
+    snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", dir);
+    CHECK(ct_h5_latest_checkpoint(checkpoints, "step-%08d.h5", path, sizeof path, &step) == 1 && step >= 1,
+          "no checkpoint was left (%lld)", (long long)step);
+    ct_h5_reader *rd = ct_h5_open(path);
+    CHECK(rd != NULL, "the last checkpoint does not open: %s", ct_last_error());
+    if (rd) {
+        int64_t saved = 0;
+        CHECK(ct_h5_get_int64(rd, "/state", "step", &saved) == 0 && saved == step, "step attribute %lld", (long long)saved);
+        ct_h5_close(rd);
+    }
+}
+
+static void test_bad_model_path(void) {
+    recorder rec = {0};
+    ct_train_result r;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/bad", tmp);
+    char *extra[] = {"model.path=/nonexistent/model", "tokenizer.train=false"};
+    CHECK(run(dir, 2, extra, &rec, &r) < 0 && strstr(ct_last_error(), "/nonexistent/model"), "message: %s",
+          ct_last_error());
+}
+
+int main(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/ct_test_trainer_%d", (int)getpid());
+    mkdir(tmp, 0777);
+    test_resume_is_exact(); /* leaves the tiny model the intent tests start from */
+    test_accumulation_normalizes_by_all_targets();
+    test_intent_finetune_evaluates();
+    test_nan_stops_and_keeps_checkpoint();
+    test_bad_model_path();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    return ct_test_finish("test_trainer");
+}

@@ -1,0 +1,212 @@
+/* `ctune generate`: a reply from a Hugging Face model folder, printed as it is made. The prompt
+ * becomes the user turn of the model's chat template unless --raw is given. */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "autograd/error.h"
+#include "datasets/tokenizer.h"
+#include "models/generate.h"
+#include "models/llama.h"
+#include "train/commands.h"
+
+int ct_cmd_generate(int argc, char **argv);
+
+#define CMD "generate"
+
+typedef struct {
+    const char *model, *prompt, *system;
+    ct_generate_options gen;
+    bool raw, ids, temperature_given, nucleus_given;
+} generate_args;
+
+static int generate_usage(void) {
+    printf("usage: ctune generate --model DIR --prompt TEXT [options]\n\n"
+           "Generates a reply with a Hugging Face model folder (config.json, safetensors, tokenizer.json)\n"
+           "and prints it as it is made. The prompt is the user turn of the model's chat template\n"
+           "(ChatML or LLaMA 3, from tokenizer_config.json), followed by an open assistant turn.\n"
+           "Generation stops at the config's eos ids, the template's end token, or --max-new-tokens.\n\n"
+           "  --model DIR           the model folder\n"
+           "  --prompt TEXT         the user message (with --raw: the whole input)\n"
+           "  --system TEXT         a system message before it\n"
+           "  --max-new-tokens N    at most N new tokens (default 128)\n"
+           "  --temperature T       0: greedy; > 0: sample from softmax(logits / T). Default 0, or 1\n"
+           "                        when --top-p or --top-k is given\n"
+           "  --top-p P             keep the most likely tokens up to probability P, in (0, 1] (default 1)\n"
+           "  --top-k K             keep the K most likely tokens (default 0: all)\n"
+           "  --seed S              the sampling seed (default 0): the same seed, the same reply\n"
+           "  --raw                 no chat template: encode TEXT as the Hugging Face tokenizer does by\n"
+           "                        default (special-token text matched, BOS added if the tokenizer adds one)\n"
+           "  --ids                 print the new token ids on one line instead of the text\n");
+    return 0;
+}
+
+/* ---- flags ---- */
+
+static int parse_int(const char *arg, const char *value, long long min, long long *out) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(value, &end, 10);
+    if (errno || *end || end == value || n < min)
+        return ct_usage_error(CMD, "%s needs an integer >= %lld, got '%s'", arg, min, value);
+    *out = n;
+    return 0;
+}
+
+static int parse_real(const char *arg, const char *value, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(value, &end);
+    if (errno || *end || end == value || !isfinite(x))
+        return ct_usage_error(CMD, "%s needs a number, got '%s'", arg, value);
+    *out = x;
+    return 0;
+}
+
+/* One option with a value at argv[i + 1]. 0, or 2 for a usage error. */
+static int parse_value(generate_args *a, const char *arg, const char *value) {
+    long long n;
+    ct_sampling *s = &a->gen.sampling;
+    if (!strcmp(arg, "--model")) a->model = value;
+    else if (!strcmp(arg, "--prompt")) a->prompt = value;
+    else if (!strcmp(arg, "--system")) a->system = value;
+    else if (!strcmp(arg, "--max-new-tokens")) {
+        if (parse_int(arg, value, 1, &n)) return 2;
+        a->gen.max_new_tokens = n;
+    } else if (!strcmp(arg, "--top-k")) {
+        if (parse_int(arg, value, 0, &n)) return 2;
+        s->top_k = n;
+        a->nucleus_given = true;
+    } else if (!strcmp(arg, "--seed")) {
+        if (parse_int(arg, value, 0, &n)) return 2;
+        a->gen.seed = (uint64_t)n;
+    } else if (!strcmp(arg, "--temperature")) {
+        if (parse_real(arg, value, &s->temperature)) return 2;
+        if (s->temperature < 0) return ct_usage_error(CMD, "--temperature must be 0 (greedy) or positive, got '%s'", value);
+        a->temperature_given = true;
+    } else if (!strcmp(arg, "--top-p")) {
+        if (parse_real(arg, value, &s->top_p)) return 2;
+        if (!(s->top_p > 0 && s->top_p <= 1)) return ct_usage_error(CMD, "--top-p must be in (0, 1], got '%s'", value);
+        a->nucleus_given = true;
+    } else return ct_usage_error(CMD, "unknown option '%s'", arg);
+    return 0;
+}
+
+/* 0 to run, 1 after --help, 2 for a usage error. */
+static int generate_parse(int argc, char **argv, generate_args *a) {
+    static const char *const with_value[] = {"--model", "--prompt", "--system", "--max-new-tokens", "--temperature",
+                                             "--top-p", "--top-k", "--seed"};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return generate_usage(), 1;
+        if (!strcmp(arg, "--raw")) a->raw = true;
+        else if (!strcmp(arg, "--ids")) a->ids = true;
+        else {
+            bool takes_value = false;
+            for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) takes_value |= !strcmp(arg, with_value[k]);
+            if (!takes_value) return ct_usage_error(CMD, "unknown option '%s'", arg);
+            if (i + 1 >= argc) return ct_usage_error(CMD, "%s needs a value", arg);
+            if (parse_value(a, arg, argv[++i])) return 2;
+        }
+    }
+    if (!a->model || !a->prompt) return ct_usage_error(CMD, "--model and --prompt are required");
+    if (a->raw && a->system) return ct_usage_error(CMD, "--system needs the chat template; leave out --raw");
+    if (a->nucleus_given && !a->temperature_given) a->gen.sampling.temperature = 1;
+    return 0;
+}
+
+/* ---- running ---- */
+
+static int check_folder(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ct_fail("model folder '%s' not found; give a folder with config.json, *.safetensors and tokenizer.json", dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (stat(path, &st) != 0)
+        return ct_fail("%s is missing; generate needs the model's tokenizer to encode the prompt and print the reply", path);
+    return 0;
+}
+
+/* The prompt's ids, and in *stop the template's end token (-1 with --raw). */
+static int encode_prompt(const generate_args *a, const ct_llama *m, ct_token_list *ids, int32_t *stop) {
+    *stop = -1;
+    if (a->raw)
+        return ct_tokenizer_encode(m->tokenizer, a->prompt, strlen(a->prompt), CT_TOK_MATCH_SPECIAL | CT_TOK_ADD_SPECIAL,
+                                   ids);
+    ct_chat_template tpl;
+    if (ct_chat_template_load(&tpl, m->tokenizer, a->model) < 0)
+        return ct_fail_context("chat template (use --raw to encode the prompt as it is): ");
+    ct_chat_message messages[2];
+    size_t n = 0;
+    if (a->system) messages[n++] = (ct_chat_message){"system", a->system};
+    messages[n++] = (ct_chat_message){"user", a->prompt};
+    ct_chat_options options = {.add_generation_prompt = 1, .allow_special = 0, .mask = CT_CHAT_MASK_ALL};
+    uint8_t *mask = NULL;
+    int rc = ct_chat_encode(&tpl, messages, n, &options, ids, &mask);
+    free(mask);
+    *stop = tpl.end_id;
+    return rc;
+}
+
+static int print_text(void *user, int64_t row, int32_t id, const char *text, size_t len) {
+    (void)user, (void)row, (void)id;
+    if (len) fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int generate_run(generate_args *a) {
+    CT_TRY(check_folder(a->model));
+    ct_llama *m = ct_llama_load(a->model);
+    if (!m) return -1;
+    ct_token_list prompt = {0};
+    ct_generation out = {0};
+    int32_t stop;
+    int rc = m->tokenizer ? encode_prompt(a, m, &prompt, &stop)
+                          : ct_fail("%s: no tokenizer was loaded with the model", a->model);
+    if (rc == 0) {
+        a->gen.stop_ids = stop >= 0 ? &stop : NULL;
+        a->gen.n_stop_ids = stop >= 0 ? 1 : 0;
+        a->gen.on_token = a->ids ? NULL : print_text;
+        const double start = seconds_now();
+        rc = ct_generate(m, &prompt, 1, &a->gen, &out);
+        const double seconds = seconds_now() - start;
+        if (rc == 0 && a->ids)
+            for (size_t i = 0; i < out.ids.len; i++) printf(i ? " %d" : "%d", out.ids.ids[i]);
+        if (rc == 0) {
+            putchar('\n');
+            fflush(stdout); /* the reply before the summary on a shared terminal */
+            fprintf(stderr, "ctune generate: %zu prompt tokens, %zu new in %.2f s (%.1f tokens/s), %s\n", prompt.len,
+                    out.ids.len, seconds, (double)out.ids.len / (seconds > 0 ? seconds : 1e-9),
+                    out.finish == CT_FINISH_STOP ? "stopped at an end token" : "reached --max-new-tokens");
+        }
+    }
+    ct_generation_free(&out, 1);
+    ct_token_list_free(&prompt);
+    ct_llama_free(m);
+    return rc;
+}
+
+int ct_cmd_generate(int argc, char **argv) {
+    generate_args args = {.gen = ct_generate_defaults()};
+    args.gen.max_new_tokens = 128;
+    int parsed = generate_parse(argc, argv, &args);
+    if (parsed) return parsed == 1 ? 0 : parsed;
+    if (generate_run(&args) < 0) {
+        fprintf(stderr, "ctune generate: %s\n", ct_last_error());
+        return 1;
+    }
+    return 0;
+}

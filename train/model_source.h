@@ -1,0 +1,24 @@
+/* Where a model comes from, for `model.path`, `ctune eval --model` and the later stages of a
+ * pipeline: a Hugging Face folder (config.json, safetensors, tokenizer.json), a ctune run folder
+ * (its model/ folder), or a ctune HDF5 checkpoint (weights, config, tokenizer and recipe inside).
+ * Also finds the recipe the model was trained with, so evaluation can convert examples the same
+ * way training did (the same system prompt, the same chat template). */
+#ifndef CT_MODEL_SOURCE_H
+#define CT_MODEL_SOURCE_H
+
+#include "datasets/tokenizer.h"
+#include "models/llama.h"
+
+typedef struct {
+    ct_llama *model;
+    ct_tokenizer *tokenizer; /* the model's own (model->tokenizer) for a folder; NULL if none */
+    char *tokenizer_dir;     /* the folder holding tokenizer.json and tokenizer_config.json, or NULL */
+    char *recipe_yaml;       /* the training recipe's resolved YAML, or NULL when unknown */
+} ct_model_source;
+
+/* Fills *source (the caller frees the model with ct_llama_free, a tokenizer that is not the
+ * model's with ct_tokenizer_free, and the strings with free). -1 with a message naming the path
+ * and what was looked for. */
+int ct_model_source_open(ct_model_source *source, const char *path);
+
+#endif

@@ -1,0 +1,103 @@
+/* The training loop: steps, logging, evaluation, checkpoints, the final model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/arena.h"
+#include "autograd/error.h"
+#include "train/trainer_internal.h"
+
+static bool stop_requested(const ct_trainer *t) {
+    return t->hooks && t->hooks->stop_requested && *t->hooks->stop_requested;
+}
+
+static void log_step(ct_trainer *t, double loss, double grad_norm, int64_t tokens, double step_seconds) {
+    double rate = step_seconds > 0 ? (double)tokens / step_seconds : 0;
+    t->tokens_per_s = t->tokens_per_s > 0 ? 0.9 * t->tokens_per_s + 0.1 * rate : rate;
+    double lr = t->optimizer->hparams.lr;
+    ct_train_record record = {.step = t->step, .loss = loss, .lr = lr, .grad_norm = grad_norm,
+                              .tokens_per_s = t->tokens_per_s, .peak_memory_bytes = ct_peak_rss_bytes(),
+                              .elapsed_s = t->elapsed_before + (ct_seconds_now() - t->started_at)};
+    if (ct_run_log_train(t->run_log, &record) < 0) fprintf(t->log, "warning: %s\n", ct_last_error());
+    ct_progress_update(&t->progress, t->step, loss, lr, t->tokens_per_s);
+    if (t->hooks && t->hooks->on_step) t->hooks->on_step(t->hooks->user, t->step, loss);
+}
+
+/* Evaluates the validation split (when there is one) and logs it. */
+static int evaluate_val(ct_trainer *t, ct_train_result *result) {
+    if (!t->val_examples) return 0;
+    ct_eval_record record = {.step = t->step, .split = "val"};
+    ct_progress_break(&t->progress);
+    CT_TRY(ct_trainer_evaluate(t, "val", t->val_examples, &t->val_store, &record));
+    CT_TRY(ct_run_log_eval(t->run_log, &record));
+    result->evaluated = true;
+    result->accuracy = record.accuracy;
+    result->accuracy_length_normalized = record.accuracy_length_normalized;
+    result->macro_f1 = record.macro_f1;
+    result->perplexity = record.perplexity;
+    return 0;
+}
+
+static int checkpoint(ct_trainer *t, ct_train_result *result) {
+    CT_TRY(ct_trainer_save(t, result->checkpoint, sizeof result->checkpoint));
+    ct_progress_break(&t->progress);
+    fprintf(t->log, "checkpoint: %s\n", result->checkpoint);
+    return 0;
+}
+
+static bool every(int64_t step, int n) { return n > 0 && step % n == 0; }
+
+static int loop(ct_trainer *t, ct_train_result *result) {
+    const ct_recipe *r = t->recipe;
+    while (t->step < t->total_steps) {
+        if (stop_requested(t)) {
+            result->interrupted = true;
+            ct_progress_break(&t->progress);
+            fprintf(t->log, "stop requested: saving a checkpoint at step %lld\n", (long long)t->step);
+            return checkpoint(t, result);
+        }
+        double loss, grad_norm, start = ct_seconds_now();
+        int64_t tokens;
+        CT_TRY(ct_trainer_step(t, &loss, &grad_norm, &tokens));
+        result->last_loss = loss;
+        result->steps = t->step;
+        log_step(t, loss, grad_norm, tokens, ct_seconds_now() - start);
+        bool last = t->step == t->total_steps;
+        if (!last && every(t->step, r->train.eval_every)) CT_TRY(evaluate_val(t, result));
+        if (last || every(t->step, r->checkpoint.every)) CT_TRY(checkpoint(t, result));
+    }
+    return evaluate_val(t, result);
+}
+
+static int save_model(ct_trainer *t, ct_train_result *result) {
+    snprintf(result->model_dir, sizeof result->model_dir, "%s/%s", t->recipe->output_dir, CT_RUN_MODEL_DIR);
+    CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
+    fprintf(t->log, "model: %s\n", result->model_dir);
+    return 0;
+}
+
+static int run(ct_trainer *t, const ct_recipe *recipe, ct_train_result *result) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/recipe.yaml", recipe->output_dir);
+    CT_TRY(ct_recipe_save(recipe, path));
+    if (recipe->resume[0]) CT_TRY(ct_trainer_resume(t, recipe->resume));
+    result->steps = t->step;
+    int log_every = recipe->train.log_every > 0 ? recipe->train.log_every : 1;
+    ct_progress_init(&t->progress, t->log, t->total_steps, t->step, log_every);
+    CT_TRY(loop(t, result));
+    ct_progress_break(&t->progress);
+    if (result->interrupted) return 0;
+    return save_model(t, result);
+}
+
+int ct_train(const ct_recipe *recipe, const ct_train_hooks *hooks, ct_train_result *result) {
+    memset(result, 0, sizeof *result);
+    ct_trainer t;
+    int rc = ct_trainer_setup(&t, recipe, hooks);
+    if (rc == 0) {
+        t.started_at = ct_seconds_now();
+        rc = run(&t, recipe, result);
+    }
+    ct_trainer_teardown(&t);
+    ct_memory_release_all();
+    return rc;
+}

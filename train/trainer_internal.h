@@ -1,0 +1,73 @@
+/* The trainer's state, shared by train/trainer*.c (not a public header). */
+#ifndef CT_TRAINER_INTERNAL_H
+#define CT_TRAINER_INTERNAL_H
+
+#include <stdio.h>
+
+#include "datasets/batching.h"
+#include "datasets/examples.h"
+#include "datasets/label_set.h"
+#include "datasets/sft.h"
+#include "datasets/tokenizer.h"
+#include "models/llama.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/progress.h"
+#include "train/recipe.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+/* The file names a run directory holds. */
+#define CT_RUN_TOKENIZER_DIR "tokenizer"
+#define CT_RUN_MODEL_DIR "model"
+#define CT_CHECKPOINT_PATTERN "step-%08d.h5"
+
+typedef struct {
+    const ct_recipe *recipe;
+    const ct_train_hooks *hooks;
+    FILE *log;
+    int threads;
+
+    ct_tokenizer *tokenizer; /* owned unless it is the model's */
+    char *tokenizer_dir;     /* the folder of tokenizer.json, copied next to the saved model */
+    ct_chat_template chat;
+    ct_label_set *labels;
+    ct_examples *train_examples, *val_examples;
+    ct_seq_store train_store, val_store;
+    ct_batcher *batcher;
+    int32_t pad_id, eos_id;
+
+    ct_llama *model;
+    ct_adamw *optimizer;
+    ct_schedule schedule;
+    int64_t step;        /* optimizer steps taken */
+    int64_t total_steps;
+
+    ct_run_log *run_log;
+    ct_progress progress;
+    double started_at, elapsed_before; /* the run's clock across resumes */
+    double tokens_per_s;
+} ct_trainer;
+
+/* trainer_setup.c */
+int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hooks *hooks);
+void ct_trainer_teardown(ct_trainer *t);
+/* The sft options (template, labels, system prompt, loss mode) of the recipe's data. */
+ct_sft_options ct_trainer_sft_options(const ct_trainer *t);
+
+/* trainer_step.c: one optimizer step; *loss gets its mean token loss. */
+int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tokens);
+
+/* trainer_state.c: checkpoints. */
+int ct_trainer_save(ct_trainer *t, char *path, size_t size);
+int ct_trainer_resume(ct_trainer *t, const char *path);
+/* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). */
+ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml);
+
+/* trainer_eval.c: evaluation of the model on a split; fills the record's measured fields. */
+int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples, const ct_seq_store *store,
+                        ct_eval_record *record);
+
+double ct_seconds_now(void);
+
+#endif

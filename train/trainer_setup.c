@@ -1,0 +1,276 @@
+/* Setting up a run: threads, tokenizer, model, data, optimizer, schedule, run log. Each part
+ * fails with one line naming the recipe key (or file) to fix. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "autograd/error.h"
+#include "train/model_source.h"
+#include "train/trainer_internal.h"
+
+double ct_seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = ct_malloc(n, "a path");
+    if (path) snprintf(path, n, "%s/%s", dir, name);
+    return path;
+}
+
+/* ---- tokenizer ---- */
+
+static int learn_tokenizer(ct_trainer *t, const char *dir) {
+    const ct_recipe *r = t->recipe;
+    ct_bpe_trainer *trainer = ct_bpe_trainer_new();
+    if (!trainer) return -1;
+    ct_bpe_train_options options = {.vocab_size = r->tokenizer.vocab_size,
+                                    .min_frequency = r->tokenizer.min_frequency > 0 ? r->tokenizer.min_frequency : 2};
+    ct_bpe_train_report report;
+    int rc = ct_bpe_trainer_add_file(trainer, r->data.train);
+    if (rc == 0) rc = ct_bpe_trainer_train(trainer, &options, &report);
+    if (rc == 0) rc = ct_bpe_trainer_save(trainer, dir);
+    ct_bpe_trainer_free(trainer);
+    if (rc < 0) return ct_fail_context("tokenizer.train: ");
+    fprintf(t->log, "tokenizer: learned %d tokens from %s into %s\n", report.vocab_size, r->data.train, dir);
+    return 0;
+}
+
+/* tokenizer.train learns one into output_dir/tokenizer (reused when resuming); tokenizer.path
+ * loads one; otherwise the model folder's own is used (set after the model is loaded). */
+static int setup_tokenizer(ct_trainer *t) {
+    const ct_recipe *r = t->recipe;
+    if (r->tokenizer.train) {
+        t->tokenizer_dir = join_path(r->output_dir, CT_RUN_TOKENIZER_DIR);
+        if (!t->tokenizer_dir) return -1;
+        char *file = join_path(t->tokenizer_dir, "tokenizer.json");
+        bool reuse = file && r->resume[0] && is_file(file);
+        free(file);
+        if (!reuse) CT_TRY(learn_tokenizer(t, t->tokenizer_dir));
+    } else if (r->tokenizer.path[0]) {
+        t->tokenizer_dir = ct_strdup(r->tokenizer.path);
+        if (!t->tokenizer_dir) return -1;
+        if (is_file(t->tokenizer_dir)) { /* a tokenizer.json file: its folder holds the rest */
+            char *slash = strrchr(t->tokenizer_dir, '/');
+            if (slash) *slash = '\0';
+            else strcpy(t->tokenizer_dir, ".");
+        }
+    } else {
+        return 0;
+    }
+    t->tokenizer = ct_tokenizer_load(r->tokenizer.train ? t->tokenizer_dir : r->tokenizer.path);
+    if (!t->tokenizer) return ct_fail_context("tokenizer: ");
+    return 0;
+}
+
+/* ---- model ---- */
+
+static const ct_llama_arch recipe_archs[] = {CT_ARCH_LLAMA, CT_ARCH_QWEN2, CT_ARCH_QWEN3, CT_ARCH_MISTRAL};
+
+static int32_t first_token_id(const ct_tokenizer *tok, const char *const *names) {
+    for (int i = 0; names[i]; i++) {
+        int32_t id = ct_tokenizer_token_id(tok, names[i]);
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+/* A new model of the recipe's shape, its vocabulary the tokenizer's rounded up to 64 rows. */
+static ct_llama *new_model(ct_trainer *t) {
+    const ct_recipe_model *rm = &t->recipe->model;
+    ct_llama_config cfg;
+    ct_llama_config_defaults(&cfg, recipe_archs[rm->arch]);
+    int64_t vocab = ct_tokenizer_vocab_size(t->tokenizer);
+    cfg.vocab_size = (vocab + 63) / 64 * 64;
+    cfg.hidden_size = rm->hidden_size;
+    cfg.intermediate_size = rm->intermediate_size;
+    cfg.num_hidden_layers = rm->num_layers;
+    cfg.num_attention_heads = rm->num_heads;
+    cfg.num_key_value_heads = rm->num_kv_heads;
+    cfg.head_dim = rm->head_dim ? rm->head_dim : rm->hidden_size / rm->num_heads;
+    cfg.max_position_embeddings = rm->max_seq_len;
+    cfg.rope_theta = rm->rope_theta;
+    cfg.rms_norm_eps = rm->rms_norm_eps;
+    cfg.initializer_range = rm->init_std;
+    cfg.tie_word_embeddings = rm->tie_word_embeddings;
+    static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", NULL};
+    static const char *const text_end_names[] = {"<|endoftext|>", "<|end_of_text|>", NULL};
+    int32_t eos = first_token_id(t->tokenizer, eos_names), text_end = first_token_id(t->tokenizer, text_end_names);
+    cfg.n_eos = 0;
+    if (eos >= 0) cfg.eos_token_ids[cfg.n_eos++] = eos;
+    if (text_end >= 0 && text_end != eos) cfg.eos_token_ids[cfg.n_eos++] = text_end;
+    cfg.pad_token_id = text_end;
+    ct_llama *m = ct_llama_new(&cfg);
+    if (!m) {
+        ct_fail_context("model (from the model.* keys): ");
+        return NULL;
+    }
+    ct_llama_init_random(m, (uint64_t)t->recipe->seed);
+    return m;
+}
+
+static int setup_model(ct_trainer *t) {
+    const ct_recipe *r = t->recipe;
+    if (r->model.path[0]) {
+        ct_model_source source;
+        if (ct_model_source_open(&source, r->model.path) < 0) return ct_fail_context("model.path: ");
+        t->model = source.model;
+        if (!t->tokenizer) { /* the model's own tokenizer */
+            if (!source.tokenizer)
+                return ct_fail("model.path=%s has no tokenizer.json; set tokenizer.path", r->model.path);
+            t->tokenizer = source.tokenizer;
+            t->tokenizer_dir = source.tokenizer_dir;
+            source.tokenizer_dir = NULL;
+        } else if (source.tokenizer != t->model->tokenizer) {
+            ct_tokenizer_free(source.tokenizer);
+        }
+        free(source.tokenizer_dir);
+        free(source.recipe_yaml);
+    } else {
+        if (!t->tokenizer)
+            return ct_fail("a new model needs a tokenizer: set tokenizer.train=true or tokenizer.path");
+        t->model = new_model(t);
+        if (!t->model) return -1;
+    }
+    t->model->gradient_checkpointing = r->model.gradient_checkpointing;
+    return ct_llama_check_tokenizer(t->model, t->tokenizer);
+}
+
+/* ---- data ---- */
+
+static const ct_data_format recipe_formats[] = {CT_DATA_INTENT, CT_DATA_CHAT, CT_DATA_DIALOG_INTENT, CT_DATA_TEXT};
+
+ct_sft_options ct_trainer_sft_options(const ct_trainer *t) {
+    return (ct_sft_options){.tpl = &t->chat, .labels = t->labels, .system_prompt = t->recipe->data.system_prompt,
+                            .loss_on = t->recipe->data.loss_on};
+}
+
+static int64_t seq_len_of(const ct_recipe *r) { return r->data.max_seq_len ? r->data.max_seq_len : r->model.max_seq_len; }
+
+static ct_examples *load_split(ct_trainer *t, const char *path, const char *key) {
+    const ct_recipe *r = t->recipe;
+    ct_example_options options = {.format = recipe_formats[r->data.format], .labels = t->labels,
+                                  .skip_bad_lines = r->data.skip_bad_lines,
+                                  .max_examples = (size_t)(r->data.max_examples > 0 ? r->data.max_examples : 0)};
+    ct_examples *examples = ct_examples_load(path, &options);
+    if (!examples) {
+        ct_fail_context("%s: ", key);
+        return NULL;
+    }
+    if (examples->skipped)
+        fprintf(t->log, "%s: skipped %zu malformed line(s) of %s (data.skip_bad_lines), the first: %s\n", key,
+                examples->skipped, path, examples->first_skipped ? examples->first_skipped : "?");
+    return examples;
+}
+
+static int encode_split(ct_trainer *t, const ct_examples *examples, ct_seq_store *store) {
+    if (examples->format == CT_DATA_TEXT)
+        return ct_text_encode_chunks(t->tokenizer, examples, t->eos_id, seq_len_of(t->recipe), store);
+    ct_sft_options options = ct_trainer_sft_options(t);
+    return ct_sft_encode_all(&options, examples, store);
+}
+
+static int setup_data(ct_trainer *t) {
+    const ct_recipe *r = t->recipe;
+    ct_data_format format = recipe_formats[r->data.format];
+    if (format == CT_DATA_INTENT || format == CT_DATA_DIALOG_INTENT) {
+        if (!r->data.labels[0]) return ct_fail("data.format=%s needs data.labels (a labels.json file)", ct_data_format_name(format));
+        t->labels = ct_label_set_load(r->data.labels);
+        if (!t->labels) return ct_fail_context("data.labels: ");
+    }
+    const char *template_dir = t->tokenizer_dir ? t->tokenizer_dir : r->model.path;
+    if (ct_chat_template_load(&t->chat, t->tokenizer, template_dir) < 0) return ct_fail_context("chat template: ");
+    static const char *const text_end_names[] = {"<|endoftext|>", "<|end_of_text|>", NULL};
+    t->eos_id = first_token_id(t->tokenizer, text_end_names);
+    if (t->eos_id < 0) t->eos_id = t->chat.end_id;
+    t->pad_id = t->eos_id;
+
+    t->train_examples = load_split(t, r->data.train, "data.train");
+    if (!t->train_examples) return -1;
+    CT_TRY(encode_split(t, t->train_examples, &t->train_store));
+    if (r->data.val[0]) {
+        t->val_examples = load_split(t, r->data.val, "data.val");
+        if (!t->val_examples) return -1;
+        CT_TRY(encode_split(t, t->val_examples, &t->val_store));
+    }
+    ct_batch_options options = {.max_seq_len = seq_len_of(r), .batch_size = r->data.batch_size,
+                                .batch_tokens = r->data.batch_tokens,
+                                /* sorting windows of many batches keep padding low (docs/datasets.md) */
+                                .bucket_size = r->data.batch_size > 64 ? 16 * (int64_t)r->data.batch_size : 1024,
+                                .truncation = (ct_truncation)r->data.truncation, .packing = r->data.packing,
+                                .shuffle = r->data.shuffle, .seed = (uint64_t)r->seed, .pad_id = t->pad_id};
+    t->batcher = ct_batcher_new(&t->train_store, &options);
+    if (!t->batcher) return ct_fail_context("data.train=%s: ", r->data.train);
+    ct_truncation_stats ts = ct_batcher_truncation_stats(t->batcher);
+    ct_epoch_stats es;
+    CT_TRY(ct_batcher_epoch_stats(t->batcher, &es));
+    fprintf(t->log, "data: %lld sequences (%lld truncated, %lld dropped), %lld batches per epoch, padding %.1f%%\n",
+            (long long)ts.sequences, (long long)ts.truncated, (long long)ts.dropped, (long long)es.batches,
+            100 * ct_epoch_padding_waste(&es));
+    int64_t steps_per_epoch = (es.batches + r->train.grad_accum - 1) / r->train.grad_accum;
+    t->total_steps = r->train.max_steps > 0 ? r->train.max_steps : (int64_t)r->train.epochs * steps_per_epoch;
+    if (t->total_steps < 1) return ct_fail("train.max_steps and train.epochs give no step to take; set train.max_steps");
+    return 0;
+}
+
+/* ---- optimizer, schedule ---- */
+
+static int setup_optimizer(ct_trainer *t) {
+    const ct_recipe_optimizer *o = &t->recipe->optimizer;
+    ct_adamw_hparams h = {.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay};
+    t->optimizer = ct_adamw_new(t->model->params, t->model->n_params, h);
+    if (!t->optimizer) return -1;
+    for (int i = 0; i < t->model->n_params; i++)
+        if (!ct_llama_param_decays(t->model->params[i])) ct_adamw_set_weight_decay(t->optimizer, i, 0);
+    static const ct_schedule_kind kinds[] = {CT_SCHEDULE_COSINE, CT_SCHEDULE_LINEAR, CT_SCHEDULE_CONSTANT};
+    const ct_recipe_schedule *s = &t->recipe->schedule;
+    int64_t warmup = s->warmup_steps < t->total_steps ? s->warmup_steps : t->total_steps;
+    if (ct_schedule_init(&t->schedule, kinds[s->name], o->lr, warmup, t->total_steps, s->min_lr_ratio) < 0)
+        return ct_fail_context("schedule: ");
+    return 0;
+}
+
+int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hooks *hooks) {
+    memset(t, 0, sizeof *t);
+    t->recipe = recipe;
+    t->hooks = hooks;
+    t->log = hooks && hooks->log ? hooks->log : stderr;
+    if (recipe->device != CT_CPU)
+        return ct_fail("device=cuda: this build trains on the CPU only for now; set device=cpu");
+    if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
+    t->threads = omp_get_max_threads();
+    t->run_log = ct_run_log_open(recipe->output_dir); /* creates output_dir */
+    if (!t->run_log) return ct_fail_context("output_dir=%s: ", recipe->output_dir);
+    CT_TRY(setup_tokenizer(t));
+    CT_TRY(setup_model(t));
+    CT_TRY(setup_data(t));
+    CT_TRY(setup_optimizer(t));
+    fprintf(t->log, "model: %s, %lld parameters, %d threads, %lld steps\n", ct_llama_arch_name(t->model->config.arch),
+            (long long)ct_llama_num_params(t->model), t->threads, (long long)t->total_steps);
+    return 0;
+}
+
+void ct_trainer_teardown(ct_trainer *t) {
+    if (t->run_log) ct_run_log_close(t->run_log);
+    ct_batcher_free(t->batcher);
+    ct_seq_store_free(&t->train_store);
+    ct_seq_store_free(&t->val_store);
+    ct_examples_free(t->train_examples);
+    ct_examples_free(t->val_examples);
+    ct_label_set_free(t->labels);
+    ct_adamw_free(t->optimizer);
+    if (t->model && t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);
+    ct_llama_free(t->model);
+    free(t->tokenizer_dir);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,168 @@
+/* Training checkpoints: what an exact resume needs, in the HDF5 layout of docs/formats.md.
+ *
+ *   /model/<HF name>          f32 weights
+ *   /optimizer/m/<HF name>    AdamW first moments
+ *   /optimizer/v/<HF name>    AdamW second moments
+ *   /state                    attributes: step, optimizer_step, threads, seed, elapsed_s,
+ *                             recipe (resolved YAML), model_config (config.json text);
+ *                             blobs tokenizer_json and tokenizer_config_json (UTF-8 text, so the
+ *                             file is a model on its own: ctune eval and model.path accept it)
+ *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint)
+ * There is no random-generator state to keep: data order and dropout are counter-based,
+ * keyed on (seed, epoch) and (seed, step). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "autograd/error.h"
+#include "checkpoints/hdf5_file.h"
+#include "train/trainer_internal.h"
+
+#define STATE "/state"
+
+static int make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return ct_fail("%s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return ct_fail("%s: cannot create it (%s)", buf, strerror(errno));
+        if (saved == '\0') return 0;
+        *p = saved;
+    }
+}
+
+/* A text file of the tokenizer folder as a blob (absent files are skipped): tokenizer.json is
+ * far larger than an attribute holds. */
+static int put_text_file(ct_h5_writer *w, const char *dir, const char *file, const char *key) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    char *text = ct_tok_read_file(path, NULL);
+    if (!text) return -1;
+    int rc = ct_h5_put_blob(w, STATE, key, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static int put_state(ct_trainer *t, ct_h5_writer *w) {
+    CT_TRY(ct_h5_put_int64(w, STATE, "step", t->step));
+    CT_TRY(ct_h5_put_int64(w, STATE, "optimizer_step", t->optimizer->step));
+    CT_TRY(ct_h5_put_int64(w, STATE, "threads", t->threads));
+    CT_TRY(ct_h5_put_int64(w, STATE, "seed", t->recipe->seed));
+    CT_TRY(ct_h5_put_double(w, STATE, "elapsed_s", t->elapsed_before + (ct_seconds_now() - t->started_at)));
+    char *recipe = ct_recipe_to_yaml(t->recipe);
+    int rc = recipe ? ct_h5_put_string(w, STATE, "recipe", recipe) : -1;
+    free(recipe);
+    CT_TRY(rc);
+    char *config = ct_llama_config_to_json(&t->model->config, NULL, CT_F32);
+    rc = config ? ct_h5_put_string(w, STATE, "model_config", config) : -1;
+    free(config);
+    CT_TRY(rc);
+    if (t->tokenizer_dir) {
+        CT_TRY(put_text_file(w, t->tokenizer_dir, "tokenizer.json", "tokenizer_json"));
+        CT_TRY(put_text_file(w, t->tokenizer_dir, "tokenizer_config.json", "tokenizer_config_json"));
+    }
+    int64_t cursor[4];
+    ct_data_cursor c = ct_batcher_cursor(t->batcher);
+    ct_data_cursor_pack(&c, cursor);
+    return ct_h5_put_blob(w, STATE, "data_cursor", cursor, sizeof cursor);
+}
+
+static int put_weights(ct_trainer *t, ct_h5_writer *w) {
+    for (int i = 0; i < t->optimizer->n_slots; i++) {
+        const ct_adamw_slot *s = &t->optimizer->slots[i];
+        CT_TRY(ct_h5_put_tensor(w, "/model", s->param->name, s->param));
+        CT_TRY(ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m));
+        CT_TRY(ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v));
+    }
+    return 0;
+}
+
+int ct_trainer_save(ct_trainer *t, char *path, size_t size) {
+    const ct_recipe *r = t->recipe;
+    CT_TRY(make_dirs(r->checkpoint.dir));
+    CT_TRY(ct_h5_checkpoint_path(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, t->step, path, size));
+    ct_h5_writer *w = ct_h5_begin(path);
+    if (!w) return -1;
+    if (put_weights(t, w) < 0 || put_state(t, w) < 0) {
+        ct_h5_abort(w);
+        return -1;
+    }
+    CT_TRY(ct_h5_commit(w));
+    if (r->checkpoint.keep_last > 0 && ct_h5_keep_last(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, r->checkpoint.keep_last) < 0)
+        return -1;
+    return 0;
+}
+
+static int read_weights(ct_h5_reader *rd, ct_llama *m) {
+    for (int i = 0; i < m->n_params; i++) CT_TRY(ct_h5_read_tensor_into(rd, "/model", m->params[i]->name, m->params[i]));
+    return 0;
+}
+
+int ct_trainer_resume(ct_trainer *t, const char *path) {
+    ct_h5_reader *rd = ct_h5_open(path);
+    if (!rd) return ct_fail_context("resume: ");
+    int64_t step = 0, optimizer_step = 0, threads = 0;
+    int rc = ct_h5_get_int64(rd, STATE, "threads", &threads);
+    if (rc == 0 && threads != t->threads)
+        rc = ct_fail("resume=%s: written with %lld threads but this run has %d; set threads=%lld for a bit-identical "
+                     "resume", path, (long long)threads, t->threads, (long long)threads);
+    if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "step", &step);
+    if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "optimizer_step", &optimizer_step);
+    if (rc == 0) rc = ct_h5_get_double(rd, STATE, "elapsed_s", &t->elapsed_before);
+    if (rc == 0) rc = read_weights(rd, t->model);
+    for (int i = 0; rc == 0 && i < t->optimizer->n_slots; i++) {
+        const ct_adamw_slot *s = &t->optimizer->slots[i];
+        rc = ct_h5_read_tensor_into(rd, "/optimizer/m", s->param->name, s->m);
+        if (rc == 0) rc = ct_h5_read_tensor_into(rd, "/optimizer/v", s->param->name, s->v);
+    }
+    int64_t packed[4];
+    if (rc == 0) rc = ct_h5_read_blob(rd, STATE, "data_cursor", packed, sizeof packed);
+    ct_data_cursor cursor = ct_data_cursor_unpack(packed);
+    if (rc == 0 && ct_batcher_restore(t->batcher, &cursor) < 0)
+        rc = ct_fail_context("resume=%s: the data or batching keys differ from the run that wrote it: ", path);
+    ct_h5_close(rd);
+    if (rc < 0) return -1;
+    if (step >= t->total_steps)
+        return ct_fail("resume=%s: the run already took %lld of its %lld steps; raise train.max_steps to continue", path,
+                       (long long)step, (long long)t->total_steps);
+    t->step = step;
+    t->optimizer->step = optimizer_step;
+    fprintf(t->log, "resumed from %s at step %lld\n", path, (long long)step);
+    return 0;
+}
+
+ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml) {
+    *tokenizer = NULL;
+    *recipe_yaml = NULL;
+    ct_h5_reader *rd = ct_h5_open(path);
+    if (!rd) return NULL;
+    ct_llama *m = NULL;
+    char *config_json = ct_h5_get_string(rd, STATE, "model_config");
+    ct_llama_config cfg;
+    if (config_json && ct_llama_config_parse(config_json, path, &cfg) == 0) m = ct_llama_new(&cfg);
+    if (m && read_weights(rd, m) < 0) {
+        ct_llama_free(m);
+        m = NULL;
+    }
+    int64_t size = m ? ct_h5_blob_size(rd, STATE, "tokenizer_json") : -1;
+    char *tokenizer_json = size > 0 ? malloc((size_t)size + 1) : NULL;
+    if (tokenizer_json && ct_h5_read_blob(rd, STATE, "tokenizer_json", tokenizer_json, (size_t)size) == 0) {
+        tokenizer_json[size] = '\0';
+        *tokenizer = ct_tokenizer_load_text(tokenizer_json, (size_t)size, path);
+    }
+    if (m && !*tokenizer) {
+        ct_fail_context("%s: the checkpoint holds no usable tokenizer: ", path);
+        ct_llama_free(m);
+        m = NULL;
+    }
+    free(tokenizer_json);
+    free(config_json);
+    if (m) *recipe_yaml = ct_h5_get_string(rd, STATE, "recipe");
+    ct_h5_close(rd);
+    return m;
+}

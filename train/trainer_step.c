@@ -1,0 +1,76 @@
+/* One optimizer step: draw the micro-batches, accumulate gradients normalized by the step's
+ * total number of target tokens, clip, update. */
+#include <math.h>
+
+#include "autograd/arena.h"
+#include "autograd/error.h"
+#include "autograd/ops.h"
+#include "autograd/tape.h"
+#include "train/trainer_internal.h"
+
+/* Adds d(sum of token losses / total_targets) of one micro-batch to the gradients; *loss_sum
+ * gets the micro-batch's summed token loss. */
+static int micro_batch(ct_trainer *t, const ct_batch *b, int64_t total_targets, double *loss_sum) {
+    if (ct_scope_begin() < 0) return -1;
+    ct_llama_forward_args args = {.position_ids = b->positions, .segment_ids = b->segments};
+    ct_tensor *logits = ct_llama_forward(t->model, b->ids, &args);
+    ct_tensor *sum = ct_cross_entropy(logits, b->targets, CT_REDUCE_SUM);
+    int rc = sum ? 0 : -1;
+    if (rc == 0) {
+        *loss_sum = ct_get(sum, 0);
+        rc = ct_backward(ct_scale(sum, 1.0 / (double)total_targets));
+    }
+    ct_scope_end();
+    return rc;
+}
+
+static int accumulate(ct_trainer *t, double *loss, int64_t *tokens) {
+    int accum = t->recipe->train.grad_accum;
+    ct_batch *batches = ct_arena_alloc(sizeof *batches * (size_t)accum);
+    if (!batches) return -1;
+    /* All micro-batches first: the normalizer is the target count of the whole step. */
+    int64_t total_targets = 0;
+    *tokens = 0;
+    for (int i = 0; i < accum; i++) {
+        CT_TRY(ct_batcher_next(t->batcher, &batches[i]));
+        total_targets += batches[i].n_targets;
+        *tokens += batches[i].n_real;
+    }
+    if (total_targets == 0)
+        return ct_fail("step %lld: its %d batch(es) hold no target token; check data.loss_on and data.truncation",
+                       (long long)t->step + 1, accum);
+    ct_zero_grad(t->model->params, t->model->n_params);
+    double loss_sum = 0;
+    for (int i = 0; i < accum; i++) {
+        if (batches[i].n_targets == 0) continue;
+        double part = 0;
+        CT_TRY(micro_batch(t, &batches[i], total_targets, &part));
+        loss_sum += part;
+    }
+    *loss = loss_sum / (double)total_targets;
+    return 0;
+}
+
+int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tokens) {
+    if (ct_scope_begin() < 0) return -1;
+    int rc = accumulate(t, loss, tokens);
+    ct_scope_end();
+    CT_TRY(rc);
+    long long step = (long long)t->step + 1;
+    if (!isfinite(*loss))
+        return ct_fail("step %lld: the loss is %g; stopped before updating, so the last checkpoint is intact "
+                       "(lower optimizer.lr or set optimizer.grad_clip)", step, *loss);
+    ct_tensor **params = t->model->params;
+    int n = t->model->n_params;
+    double clip = t->recipe->optimizer.grad_clip;
+    rc = clip > 0 ? ct_clip_grad_norm(params, n, clip, grad_norm) : ct_grad_global_norm(params, n, grad_norm);
+    if (rc < 0)
+        return ct_fail_context("step %lld: stopped before updating, so the last checkpoint is intact: ", step);
+    if (!isfinite(*grad_norm))
+        return ct_fail("step %lld: the gradient norm is %g; stopped before updating, so the last checkpoint is "
+                       "intact (lower optimizer.lr)", step, *grad_norm);
+    t->optimizer->hparams.lr = ct_schedule_lr(&t->schedule, t->step);
+    CT_TRY(ct_adamw_step(t->optimizer));
+    t->step++;
+    return 0;
+}
