@@ -6,12 +6,8 @@
 #include <sys/stat.h>
 
 #include "autograd/error.h"
+#include "checkpoints/paths.h"
 #include "train/trainer_internal.h"
-
-static bool is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 /* dir/name, or NULL when it does not fit (paths longer than 4 KB are refused). */
 static const char *path_in(char *buf, size_t size, const char *dir, const char *name) {
@@ -21,7 +17,7 @@ static const char *path_in(char *buf, size_t size, const char *dir, const char *
 /* The recipe.yaml of the run folder holding `model_dir` (run/model -> run/recipe.yaml). */
 static char *run_recipe_of(const char *model_dir) {
     char path[4096];
-    if (!path_in(path, sizeof path, model_dir, "../recipe.yaml") || !is_file(path)) return NULL;
+    if (!path_in(path, sizeof path, model_dir, "../recipe.yaml") || !ct_is_file(path)) return NULL;
     char *text = ct_tok_read_file(path, NULL);
     if (!text) ct_fail("%s: unreadable", path); /* leaves no recipe: the caller goes on without one */
     return text;
@@ -39,11 +35,11 @@ static int open_folder(ct_model_source *source, const char *dir) {
 int ct_model_source_open(ct_model_source *source, const char *path) {
     memset(source, 0, sizeof *source);
     char config[4096], nested_dir[4096], nested[4096];
-    if (path_in(config, sizeof config, path, "config.json") && is_file(config)) return open_folder(source, path);
+    if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config)) return open_folder(source, path);
     if (path_in(nested_dir, sizeof nested_dir, path, CT_RUN_MODEL_DIR) &&
-        path_in(nested, sizeof nested, nested_dir, "config.json") && is_file(nested))
+        path_in(nested, sizeof nested, nested_dir, "config.json") && ct_is_file(nested))
         return open_folder(source, nested_dir);
-    if (is_file(path)) {
+    if (ct_is_file(path)) {
         source->model = ct_trainer_load_model_from_checkpoint(path, &source->tokenizer, &source->recipe_yaml);
         return source->model ? 0 : -1;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "autograd/error.h"
+#include "checkpoints/paths.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"
 
@@ -14,18 +15,6 @@ double ct_seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static bool is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = ct_malloc(n, "a path");
-    if (path) snprintf(path, n, "%s/%s", dir, name);
-    return path;
 }
 
 /* ---- tokenizer ---- */
@@ -51,16 +40,16 @@ static int learn_tokenizer(ct_trainer *t, const char *dir) {
 static int setup_tokenizer(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->tokenizer.train) {
-        t->tokenizer_dir = join_path(r->output_dir, CT_RUN_TOKENIZER_DIR);
+        t->tokenizer_dir = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
         if (!t->tokenizer_dir) return -1;
-        char *file = join_path(t->tokenizer_dir, "tokenizer.json");
-        bool reuse = file && r->resume[0] && is_file(file);
+        char *file = ct_path_join(t->tokenizer_dir, "tokenizer.json");
+        bool reuse = file && r->resume[0] && ct_is_file(file);
         free(file);
         if (!reuse) CT_TRY(learn_tokenizer(t, t->tokenizer_dir));
     } else if (r->tokenizer.path[0]) {
         t->tokenizer_dir = ct_strdup(r->tokenizer.path);
         if (!t->tokenizer_dir) return -1;
-        if (is_file(t->tokenizer_dir)) { /* a tokenizer.json file: its folder holds the rest */
+        if (ct_is_file(t->tokenizer_dir)) { /* a tokenizer.json file: its folder holds the rest */
             char *slash = strrchr(t->tokenizer_dir, '/');
             if (slash) *slash = '\0';
             else strcpy(t->tokenizer_dir, ".");

@@ -17,22 +17,10 @@
 
 #include "autograd/error.h"
 #include "checkpoints/hdf5_file.h"
+#include "checkpoints/paths.h"
 #include "train/trainer_internal.h"
 
 #define STATE "/state"
-
-static int make_dirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return ct_fail("%s: path too long", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return ct_fail("%s: cannot create it (%s)", buf, strerror(errno));
-        if (saved == '\0') return 0;
-        *p = saved;
-    }
-}
 
 /* A text file of the tokenizer folder as a blob (absent files are skipped): tokenizer.json is
  * far larger than an attribute holds. */
@@ -84,7 +72,7 @@ static int put_weights(ct_trainer *t, ct_h5_writer *w) {
 
 int ct_trainer_save(ct_trainer *t, char *path, size_t size) {
     const ct_recipe *r = t->recipe;
-    CT_TRY(make_dirs(r->checkpoint.dir));
+    CT_TRY(ct_make_dirs(r->checkpoint.dir));
     CT_TRY(ct_h5_checkpoint_path(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, t->step, path, size));
     ct_h5_writer *w = ct_h5_begin(path);
     if (!w) return -1;

@@ -1,0 +1,15 @@
+/* Paths and folders of a run's outputs. */
+#ifndef CT_PATHS_H
+#define CT_PATHS_H
+
+#include <stdbool.h>
+
+/* "dir/name" in a new string (the caller frees it); NULL with a message when out of memory. */
+char *ct_path_join(const char *dir, const char *name);
+/* Creates a folder and its missing parents (mkdir -p); an existing component must be a folder.
+ * 0, or -1 with a message naming the component. */
+int ct_make_dirs(const char *path);
+bool ct_is_file(const char *path);
+bool ct_is_dir(const char *path);
+
+#endif
