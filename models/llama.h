@@ -107,6 +107,12 @@ typedef struct {
     ct_kv_cache *cache;
     /* Only the last position's logits ([B, 1, V]): what generation needs after a prefill. */
     bool last_token_only;
+    /* Training only: dropout with this probability on each block's attention output and MLP
+     * output, before they are added to the residual stream (0: none, as in inference). Masks
+     * come from the counter-based streams (dropout_seed, step, site 2 * layer or 2 * layer + 1),
+     * so a checkpointed block recomputes the same masks and a resumed run draws the same ones. */
+    double dropout;
+    uint64_t dropout_seed, step;
 } ct_llama_forward_args;
 
 /* input_ids i32 [B, T] (ids < vocab_size) -> logits f32 [B, T, vocab_size] in the current scope.

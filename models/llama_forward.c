@@ -21,6 +21,8 @@ typedef struct {
     ct_tensor *positions;   /* i32 [B, T]: the RoPE positions of the new tokens */
     ct_attention_args attn; /* masking: positions / segments of queries and keys */
     ct_kv_cache *cache;     /* NULL when training */
+    double dropout;         /* residual dropout of training (ct_llama_forward_args) */
+    uint64_t dropout_seed, step;
 } block_ctx;
 
 static ct_tensor *linear(ct_tensor *x, ct_tensor *weight, ct_tensor *bias) {
@@ -57,6 +59,12 @@ static ct_tensor *mlp(const ct_llama_layer *L, ct_tensor *x) {
     return linear(ct_swiglu(linear(x, L->gate_proj, NULL), linear(x, L->up_proj, NULL)), L->down_proj, NULL);
 }
 
+/* Dropout site `which` (0: attention, 1: MLP) of the block; identity when dropout is 0. */
+static ct_tensor *residual_dropout(const block_ctx *c, ct_tensor *x, uint32_t which) {
+    if (c->dropout <= 0) return x;
+    return ct_dropout(x, c->dropout, c->dropout_seed, ct_dropout_stream(c->step, 2 * (uint32_t)c->layer + which));
+}
+
 /* One decoder block: h + attention(norm(h)), then + mlp(norm(.)). A ct_segment_fn. */
 static ct_tensor *block(void *ctx, ct_tensor *const *inputs, int n_inputs) {
     (void)n_inputs;
@@ -65,8 +73,8 @@ static ct_tensor *block(void *ctx, ct_tensor *const *inputs, int n_inputs) {
     const double eps = c->m->config.rms_norm_eps;
     ct_tensor *h = inputs[0];
     ct_tensor *x = ct_rms_norm(h, L->input_layernorm, eps);
-    h = x ? ct_add(h, self_attention(c, x)) : NULL;
-    return ct_add(h, mlp(L, ct_rms_norm(h, L->post_attention_layernorm, eps)));
+    h = x ? ct_add(h, residual_dropout(c, self_attention(c, x), 0)) : NULL;
+    return ct_add(h, residual_dropout(c, mlp(L, ct_rms_norm(h, L->post_attention_layernorm, eps)), 1));
 }
 
 static int layer_params(const ct_llama_layer *L, ct_tensor **out) {
@@ -166,7 +174,11 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     if (!m || !input_ids) return NULL;
     const ct_llama_forward_args none = {0};
     const ct_llama_forward_args *a = args ? args : &none;
-    block_ctx c = {.m = m, .cache = a->cache};
+    block_ctx c = {.m = m, .cache = a->cache, .dropout = a->dropout, .dropout_seed = a->dropout_seed, .step = a->step};
+    if (a->dropout < 0 || a->dropout >= 1 || (a->dropout > 0 && a->cache)) {
+        ct_fail("llama forward: dropout %g must be in [0, 1), and 0 with a KV cache", a->dropout);
+        return NULL;
+    }
     if (check_args(m, input_ids, a) < 0 || setup_positions(m, input_ids, a, &c) < 0) return NULL;
     ct_tensor *h = ct_embedding(m->embed_tokens, input_ids);
     for (int l = 0; h && l < m->config.num_hidden_layers; l++) {

@@ -1,5 +1,6 @@
 /* The trainer end to end on tiny models: a run from scratch with a learned tokenizer that is
- * interrupted and resumed gives bit-identical losses (compared with %a) to an uninterrupted run;
+ * interrupted and resumed gives bit-identical losses (compared with %a) to an uninterrupted run,
+ * with dropout on;
  * the loss of a step with gradient accumulation is normalized by the target tokens of all its
  * micro-batches; intent fine-tuning evaluates accuracy; a NaN loss stops the run naming the step
  * and leaves the last checkpoint loadable; a resume with another thread count is refused. */
@@ -45,7 +46,7 @@ static int resolve(ct_recipe *recipe, const char *output_dir, int n_extra, char 
                     "model.hidden_size=32", "model.intermediate_size=48",
                     "model.num_layers=2",   "model.num_heads=4",
                     "model.num_kv_heads=2", "model.max_seq_len=48",
-                    "model.dropout=0",      "data.max_seq_len=48",
+                    "model.dropout=0.1",    "data.max_seq_len=48",
                     "data.batch_size=4",    "data.batch_tokens=192",
                     "data.val=",            "data.test=",
                     "optimizer.lr=3e-3",    "schedule.warmup_steps=2",
@@ -123,7 +124,8 @@ static void test_accumulation_normalizes_by_all_targets(void) {
      * loss is normalized by the targets of all of them: normalizing each micro-batch by its own
      * targets would weigh the answers of the batch with fewer target tokens more (intent answers
      * differ in length, so the counts differ). With shuffle off and a large token budget both runs
-     * see the same sequences in the same order, so the loss after the first update must agree to
+     * see the same sequences in the same order (and no dropout, whose masks are drawn per
+     * micro-batch), so the loss after the first update must agree to
      * rounding. A large AdamW eps keeps rounding-level gradient differences from being amplified
      * by the update's normalization (tiny components would otherwise move by a whole lr). */
     char a[300], b[300];
@@ -132,11 +134,13 @@ static void test_accumulation_normalizes_by_all_targets(void) {
     recorder ra = {0}, rb = {0};
     ct_train_result r;
     char *accum[] = {"train.grad_accum=2", "data.batch_size=2", "data.shuffle=false", "data.batch_tokens=100000",
-                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0"};
+                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0",
+                     "model.dropout=0"};
     char *whole[] = {"train.grad_accum=1", "data.batch_size=4", "data.shuffle=false", "data.batch_tokens=100000",
-                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0"};
-    CHECK(run_intent(a, 8, accum, &ra, &r) == 0, "accumulated run: %s", ct_last_error());
-    CHECK(run_intent(b, 8, whole, &rb, &r) == 0, "whole-batch run: %s", ct_last_error());
+                     "train.max_steps=2", "data.val=", "optimizer.eps=1e-3", "schedule.warmup_steps=0",
+                     "model.dropout=0"};
+    CHECK(run_intent(a, 9, accum, &ra, &r) == 0, "accumulated run: %s", ct_last_error());
+    CHECK(run_intent(b, 9, whole, &rb, &r) == 0, "whole-batch run: %s", ct_last_error());
     for (int s = 1; s <= 2; s++) {
         double rel = fabs(ra.losses[s] - rb.losses[s]) / rb.losses[s];
         CHECK(rel < 1e-6, "step %d: accumulated loss %.9g vs whole batch %.9g", s, ra.losses[s], rb.losses[s]);

@@ -40,6 +40,7 @@ static int learn_tokenizer(ct_trainer *t, const char *dir) {
 static int setup_tokenizer(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->tokenizer.train) {
+        CT_TRY(ct_make_dirs(r->output_dir));
         t->tokenizer_dir = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
         if (!t->tokenizer_dir) return -1;
         char *file = ct_path_join(t->tokenizer_dir, "tokenizer.json");
@@ -169,7 +170,9 @@ static int encode_split(ct_trainer *t, const ct_examples *examples, ct_seq_store
     return ct_sft_encode_all(&options, examples, store);
 }
 
-static int setup_data(ct_trainer *t) {
+/* The files first, before any tokenizer or model work: a malformed line, an unknown label or a
+ * missing file stops the run within a second, naming file:line. */
+static int read_data(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     ct_data_format format = recipe_formats[r->data.format];
     if (format == CT_DATA_INTENT || format == CT_DATA_DIALOG_INTENT) {
@@ -177,21 +180,25 @@ static int setup_data(ct_trainer *t) {
         t->labels = ct_label_set_load(r->data.labels);
         if (!t->labels) return ct_fail_context("data.labels: ");
     }
+    t->train_examples = load_split(t, r->data.train, "data.train");
+    if (!t->train_examples) return -1;
+    if (r->data.val[0]) {
+        t->val_examples = load_split(t, r->data.val, "data.val");
+        if (!t->val_examples) return -1;
+    }
+    return 0;
+}
+
+static int setup_data(ct_trainer *t) {
+    const ct_recipe *r = t->recipe;
     const char *template_dir = t->tokenizer_dir ? t->tokenizer_dir : r->model.path;
     if (ct_chat_template_load(&t->chat, t->tokenizer, template_dir) < 0) return ct_fail_context("chat template: ");
     static const char *const text_end_names[] = {"<|endoftext|>", "<|end_of_text|>", NULL};
     t->eos_id = first_token_id(t->tokenizer, text_end_names);
     if (t->eos_id < 0) t->eos_id = t->chat.end_id;
     t->pad_id = t->eos_id;
-
-    t->train_examples = load_split(t, r->data.train, "data.train");
-    if (!t->train_examples) return -1;
     CT_TRY(encode_split(t, t->train_examples, &t->train_store));
-    if (r->data.val[0]) {
-        t->val_examples = load_split(t, r->data.val, "data.val");
-        if (!t->val_examples) return -1;
-        CT_TRY(encode_split(t, t->val_examples, &t->val_store));
-    }
+    if (t->val_examples) CT_TRY(encode_split(t, t->val_examples, &t->val_store));
     ct_batch_options options = {.max_seq_len = seq_len_of(r), .batch_size = r->data.batch_size,
                                 .batch_tokens = r->data.batch_tokens,
                                 /* sorting windows of many batches keep padding low (docs/datasets.md) */
@@ -238,12 +245,14 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
         return ct_fail("device=cuda: this build trains on the CPU only for now; set device=cpu");
     if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
     t->threads = omp_get_max_threads();
-    t->run_log = ct_run_log_open(recipe->output_dir); /* creates output_dir */
-    if (!t->run_log) return ct_fail_context("output_dir=%s: ", recipe->output_dir);
+    CT_TRY(read_data(t));
     CT_TRY(setup_tokenizer(t));
     CT_TRY(setup_model(t));
     CT_TRY(setup_data(t));
     CT_TRY(setup_optimizer(t));
+    /* Last, so a run that fails to start leaves an existing run folder as it was. */
+    t->run_log = ct_run_log_open(recipe->output_dir);
+    if (!t->run_log) return ct_fail_context("output_dir=%s: ", recipe->output_dir);
     fprintf(t->log, "model: %s, %lld parameters, %d threads, %lld steps\n", ct_llama_arch_name(t->model->config.arch),
             (long long)ct_llama_num_params(t->model), t->threads, (long long)t->total_steps);
     return 0;

@@ -8,11 +8,14 @@
 #include "autograd/tape.h"
 #include "train/trainer_internal.h"
 
-/* Adds d(sum of token losses / total_targets) of one micro-batch to the gradients; *loss_sum
- * gets the micro-batch's summed token loss. */
-static int micro_batch(ct_trainer *t, const ct_batch *b, int64_t total_targets, double *loss_sum) {
+/* Adds d(sum of token losses / total_targets) of micro-batch `index` to the gradients; *loss_sum
+ * gets its summed token loss. Its dropout masks are keyed on (seed, step * grad_accum + index),
+ * so every micro-batch of every step draws its own. */
+static int micro_batch(ct_trainer *t, const ct_batch *b, int index, int64_t total_targets, double *loss_sum) {
     if (ct_scope_begin() < 0) return -1;
-    ct_llama_forward_args args = {.position_ids = b->positions, .segment_ids = b->segments};
+    ct_llama_forward_args args = {.position_ids = b->positions, .segment_ids = b->segments,
+                                  .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
+                                  .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index)};
     ct_tensor *logits = ct_llama_forward(t->model, b->ids, &args);
     ct_tensor *sum = ct_cross_entropy(logits, b->targets, CT_REDUCE_SUM);
     int rc = sum ? 0 : -1;
@@ -44,7 +47,7 @@ static int accumulate(ct_trainer *t, double *loss, int64_t *tokens) {
     for (int i = 0; i < accum; i++) {
         if (batches[i].n_targets == 0) continue;
         double part = 0;
-        CT_TRY(micro_batch(t, &batches[i], total_targets, &part));
+        CT_TRY(micro_batch(t, &batches[i], i, total_targets, &part));
         loss_sum += part;
     }
     *loss = loss_sum / (double)total_targets;
