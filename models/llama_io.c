@@ -8,9 +8,9 @@
  * milliseconds with a message naming the tensor, not after gigabytes of allocation.
  *
  * Saving writes model.safetensors, config.json and the tokenizer files, each to a temporary
- * name in the target folder that is synced and renamed over the old file. */
+ * name in the target folder that is synced and renamed over the old file
+ * (checkpoints/atomic_file.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "autograd/error.h"
+#include "checkpoints/atomic_file.h"
 #include "checkpoints/safetensors.h"
 #include "datasets/tokenizer.h"
 #include "models/llama.h"
@@ -157,35 +158,6 @@ ct_llama *ct_llama_load(const char *dir) {
 
 /* ---- saving ---- */
 
-/* Writes bytes to a temporary file beside `path`, syncs it and renames it over `path`. */
-static int write_atomic(const char *path, const void *bytes, size_t len) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return ct_fail("%s: cannot create a file beside it (%s); check the folder's permissions", path,
-                               strerror(errno));
-    const char *p = bytes;
-    size_t left = len;
-    errno = 0;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        p += w;
-        left -= (size_t)w;
-    }
-    int err = 0;
-    if (left > 0) err = errno ? errno : EIO;
-    else if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        unlink(tmp);
-        return ct_fail("%s: write failed (%s); the previous file, if any, is unchanged", path, strerror(err));
-    }
-    return 0;
-}
-
 static int make_folder(const char *dir) {
     struct stat sb;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -206,7 +178,7 @@ static int write_config(const ct_llama *m, const char *dir, ct_dtype store_dtype
     free(base);
     if (!text) return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = write_atomic(path, text, strlen(text));
+    int rc = ct_atomic_write_file(path, text, strlen(text));
     free(text);
     return rc;
 }
@@ -226,7 +198,7 @@ static int copy_tokenizer_files(const char *from, const char *dir) {
         size_t len = 0;
         char *bytes = ct_tok_read_file(src, &len);
         if (!bytes) return -1;
-        int rc = write_atomic(dst, bytes, len);
+        int rc = ct_atomic_write_file(dst, bytes, len);
         free(bytes);
         CT_TRY(rc);
     }

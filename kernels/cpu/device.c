@@ -56,7 +56,16 @@ void ct_device_free(ct_device device, void *p) {
 
 int ct_device_memset_zero(ct_device device, void *p, size_t nbytes) {
     if (device == CT_CPU) {
-        memset(p, 0, nbytes);
+        /* Large buffers (a model's parameters) are zeroed by all threads: one thread alone
+         * spends a third of a 0.5B model's load time here, and the pages land on the threads
+         * that later convert into them. */
+        const size_t block = (size_t)1 << 20;
+        const int64_t blocks = (int64_t)((nbytes + block - 1) / block);
+#pragma omp parallel for schedule(static) if (blocks > 8)
+        for (int64_t i = 0; i < blocks; i++) {
+            size_t start = (size_t)i * block;
+            memset((char *)p + start, 0, nbytes - start < block ? nbytes - start : block);
+        }
         return 0;
     }
 #ifdef CT_HAVE_CUDA
