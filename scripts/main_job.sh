@@ -14,7 +14,9 @@ ctune="./${CT_BUILD_DIR:-build}/ctune"
 
 start=$(date +%s)
 "$ctune" train recipes/pretrain_tiny_zh.yaml "$@"
+pretrained=$(date +%s)
 "$ctune" train recipes/full_finetune_intent_zh.yaml "$@"
+finetuned=$(date +%s)
 "$ctune" eval --model runs/full_finetune_intent_zh --data datasets/data/intent_test.jsonl \
     --json runs/full_finetune_intent_zh/test_eval.json | tee runs/full_finetune_intent_zh/test_eval.txt
 accuracy=$(awk '$1 == "accuracy" {print $2; exit}' runs/full_finetune_intent_zh/test_eval.txt)
@@ -28,5 +30,5 @@ Intent accuracy on the hand-written single-turn test split (datasets/data/intent
   baseline: char 1-3-gram logistic regression        0.918
   baseline: char 1-3-gram naive Bayes                0.876
   baseline: majority class                           0.068
-total time: $(( $(date +%s) - start )) s
+time: pretraining $(( pretrained - start )) s, fine-tuning $(( finetuned - pretrained )) s, evaluation $(( $(date +%s) - finetuned )) s
 EOF

@@ -143,7 +143,7 @@ static void test_pretrain_recipe_values(void) {
           "model shape");
     CHECK(r.tokenizer.train && r.tokenizer.vocab_size == 3000, "tokenizer");
     CHECK(r.data.format == CT_RECIPE_DATA_TEXT && r.data.packing && r.optimizer.lr == 1e-3 &&
-              r.optimizer.beta2 == 0.95 && r.train.max_steps == 300,
+              r.optimizer.beta2 == 0.95 && r.train.max_steps == 1000,
           "data, optimizer, train");
     ct_recipe_free(&r);
 }
