@@ -201,7 +201,7 @@ static int evaluate_intent(eval_run *e, const eval_args *a) {
 static int evaluate_loss(eval_run *e) {
     ct_perplexity acc = {0};
     int32_t pad = e->chat.end_id;
-    CT_TRY(ct_evaluate_nll(e->source.model, &e->store, e->settings.max_seq_len, 4096, pad, &acc));
+    CT_TRY(ct_evaluate_nll(e->source.model, &e->store, e->settings.max_seq_len, 32, 4096, pad, &acc));
     double loss, perplexity;
     CT_TRY(ct_perplexity_result(&acc, &loss, &perplexity));
     printf("loss %.4f\nperplexity %.4f (%lld target tokens)\n", loss, perplexity, (long long)acc.tokens);

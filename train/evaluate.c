@@ -84,9 +84,9 @@ static int batch_nll(ct_llama *model, const ct_batch *b, ct_perplexity *acc) {
     return rc;
 }
 
-int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_tokens,
-                    int32_t pad_id, ct_perplexity *acc) {
-    ct_batch_options options = {.max_seq_len = max_seq_len, .batch_size = 64, .batch_tokens = batch_tokens,
+int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
+                    int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc) {
+    ct_batch_options options = {.max_seq_len = max_seq_len, .batch_size = batch_size, .batch_tokens = batch_tokens,
                                 .bucket_size = 1024, .truncation = CT_TRUNCATE_RIGHT, .pad_id = pad_id};
     ct_batcher *batcher = ct_batcher_new(store, &options);
     if (!batcher) return -1;

@@ -39,9 +39,9 @@ int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_
                        int64_t max_examples, bool length_normalized, ct_intent_eval *out);
 void ct_intent_eval_free(ct_intent_eval *eval);
 
-/* Adds the token NLLs of every loss target in `store` to `acc` (batches of at most
- * batch_tokens tokens, sequences cut at max_seq_len as in training). */
-int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_tokens,
-                    int32_t pad_id, ct_perplexity *acc);
+/* Adds the token NLLs of every loss target in `store` to `acc` (batches of at most batch_size
+ * sequences and batch_tokens tokens, sequences cut at max_seq_len as in training). */
+int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
+                    int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc);
 
 #endif

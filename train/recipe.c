@@ -137,7 +137,7 @@ static const ct_recipe_key schema[] = {
     INT("train.log_every", train.log_every, "10", "[1, )", "report loss, learning rate and tokens/s every this many steps"),
     INT("train.eval_every", train.eval_every, "0", "[0, )", "evaluate data.val every this many steps; 0 = at the end only"),
     ENUM("train.precision", train.precision, precision_choices, "fp32",
-         "compute precision; bf16 and fp16 (with loss scaling) keep fp32 master weights"),
+         "compute precision; only fp32 until the CUDA backend lands (bf16/fp16 will keep fp32 master weights)"),
 
     SECTION("checkpoint", "saved training state (HDF5)"),
     INT("checkpoint.every", checkpoint.every, "0", "[0, )", "save every this many steps; 0 = only at the end"),
@@ -148,7 +148,7 @@ static const ct_recipe_key schema[] = {
     INT("eval.max_examples", eval.max_examples, "0", "[0, )", "evaluate at most this many examples of a file; 0 = all"),
     BOOL("eval.length_normalized", eval.length_normalized, "false",
          "answer with the label of best mean log-probability per token, not best total (both are reported)"),
-    INT("eval.batch_size", eval.batch_size, "32", "[1, )", "sequences per evaluation batch"),
+    INT("eval.batch_size", eval.batch_size, "32", "[1, )", "sequences per batch of the held-out loss (intent scoring batches each prompt's labels)"),
 };
 static const size_t n_schema = sizeof schema / sizeof schema[0];
 

@@ -243,6 +243,8 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     t->log = hooks && hooks->log ? hooks->log : stderr;
     if (recipe->device != CT_CPU)
         return ct_fail("device=cuda: this build trains on the CPU only for now; set device=cpu");
+    if (recipe->train.precision != CT_RECIPE_FP32)
+        return ct_fail("train.precision: mixed precision needs the CUDA backend; on the CPU set train.precision=fp32");
     if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
     t->threads = omp_get_max_threads();
     CT_TRY(read_data(t));
