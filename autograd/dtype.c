@@ -67,6 +67,9 @@ static void widen_scalar(const uint16_t *src, float *dst, int64_t n) {
 }
 
 #ifdef CT_BF16_X86
+/* Every vector function finishes its tail itself rather than calling the scalar loop: leaving an
+ * AVX function by a jump into SSE code skips the vzeroupper GCC puts before returns, and SSE code
+ * run with dirty upper registers is several times slower (libm's sincos among it). */
 #define AVX2 __attribute__((target("avx2")))
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
@@ -90,7 +93,7 @@ AVX2 static void narrow_avx2(const float *src, uint16_t *dst, int64_t n) {
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
         _mm256_storeu_si256((__m256i *)(dst + i), packed);
     }
-    narrow_scalar(src + i, dst + i, n - i);
+    for (; i < n; i++) dst[i] = ct_f32_to_bf16(src[i]);
 }
 
 AVX2 static void widen_avx2(const uint16_t *src, float *dst, int64_t n) {
@@ -99,7 +102,7 @@ AVX2 static void widen_avx2(const uint16_t *src, float *dst, int64_t n) {
         __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
         _mm256_storeu_si256((__m256i *)(dst + i), _mm256_slli_epi32(wide, 16));
     }
-    widen_scalar(src + i, dst + i, n - i);
+    for (; i < n; i++) dst[i] = ct_bf16_to_f32(src[i]);
 }
 
 AVX512 static inline __m256i round16(__m512i u) {
@@ -115,7 +118,7 @@ AVX512 static void narrow_avx512(const float *src, uint16_t *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(dst + i), round16(_mm512_loadu_si512(src + i)));
-    narrow_scalar(src + i, dst + i, n - i);
+    for (; i < n; i++) dst[i] = ct_f32_to_bf16(src[i]);
 }
 
 AVX512 static void widen_avx512(const uint16_t *src, float *dst, int64_t n) {
@@ -124,7 +127,7 @@ AVX512 static void widen_avx512(const uint16_t *src, float *dst, int64_t n) {
         __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
         _mm512_storeu_si512(dst + i, _mm512_slli_epi32(wide, 16));
     }
-    widen_scalar(src + i, dst + i, n - i);
+    for (; i < n; i++) dst[i] = ct_bf16_to_f32(src[i]);
 }
 
 /* Lanes holding a subnormal: 0 < |bits| < 0x00800000, i.e. |bits| - 1 < 0x007fffff unsigned. */
@@ -145,7 +148,9 @@ AVX512BF16 static void narrow_avx512bf16(const float *src, uint16_t *dst, int64_
         __m512bh packed = _mm512_cvtne2ps_pbh(_mm512_castsi512_ps(b), _mm512_castsi512_ps(a));
         _mm512_storeu_si512(dst + i, (__m512i)packed);
     }
-    narrow_avx512(src + i, dst + i, n - i);
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), round16(_mm512_loadu_si512(src + i)));
+    for (; i < n; i++) dst[i] = ct_f32_to_bf16(src[i]);
 }
 #endif
 

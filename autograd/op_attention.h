@@ -6,8 +6,9 @@
  *   v   [B, S, Hkv, D]     values
  *   out [B, T, Hq,  D]     softmax(scale * q k^T + mask) v, per query head
  * Hq must be a multiple of Hkv: query head h reads kv head h / (Hq / Hkv) (Hq == Hkv is plain
- * multi-head attention, Hkv == 1 multi-query attention). q, k and v share a real dtype (f32 or
- * f64) and a device. The scale defaults to 1 / sqrt(D).
+ * multi-head attention, Hkv == 1 multi-query attention). q, k and v share a device and are f32
+ * or f64 (one dtype), or bf16 storage (widened to f32 copies; the output is bf16, gradients f32).
+ * The scale defaults to 1 / sqrt(D).
  *
  * Masking: query t of row b may attend to key s of row b only when
  *   k_pos[b, s] <= q_pos[b, t]                       (causal, by position id, not by index), and

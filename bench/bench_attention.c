@@ -103,8 +103,8 @@ int main(int argc, char **argv) {
            "\"flop_count\": \"fwd 4*T^2*D*H/2, bwd 2.5x fwd, fwd+bwd 3.5x fwd\", "
            "\"fwd_s\": %.6f, \"fwd_bwd_s\": %.6f, \"gflops\": %.2f, \"matmul_bound_s\": %.6f, "
            "\"matmul_gflops\": %.2f, \"ratio_to_matmul_bound\": %.3f}\n",
-           (long long)T, (long long)H, (long long)D, ct_dtype_name(dtype), omp_get_max_threads(), flop_fwd, flop, fwd_best, total_best,
-           flop / total_best * 1e-9, bound, flop / bound * 1e-9, total_best / bound);
+           (long long)T, (long long)H, (long long)D, ct_dtype_name(dtype), omp_get_max_threads(), flop_fwd, flop,
+           fwd_best, total_best, flop / total_best * 1e-9, bound, flop / bound * 1e-9, total_best / bound);
     ct_tensor_free(q), ct_tensor_free(k), ct_tensor_free(v), ct_tensor_free(dout);
     return 0;
 }

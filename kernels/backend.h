@@ -110,6 +110,10 @@ const ct_backend *ct_cuda_backend(void);
 /* The backend for a device. Tensors only reach a device whose backend exists (moving one to
  * CUDA fails in a build without it), so this never returns NULL. */
 const ct_backend *ct_backend_for(ct_device device);
+/* Profiling hook: from now on ct_backend_for(CT_CPU) returns `table` (NULL: the built-in table
+ * again). A benchmark copies *ct_cpu_backend(), wraps the kernels it wants to time, and installs
+ * the copy between steps (bench/bench_train_step.c); training code never calls it. */
+void ct_cpu_backend_override(const ct_backend *table);
 #ifdef __cplusplus
 }
 #endif

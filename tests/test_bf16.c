@@ -250,7 +250,8 @@ static void check_matmul(void) {
     w = random_pair(2, (int64_t[]){23, 19}, 0.3, true);
     compare_op("matmul f32 x bf16 (linear)", op_matmul, (pair[]){as_f32(x), w}, 2, &linear, false);
     /* several tiles in both directions (256 rows, 1024 columns per tile) */
-    pair big_a = random_pair(2, (int64_t[]){300, 29}, 1.0, true), big_b = random_pair(2, (int64_t[]){1100, 29}, 1.0, true);
+    pair big_a = random_pair(2, (int64_t[]){300, 29}, 1.0, true);
+    pair big_b = random_pair(2, (int64_t[]){1100, 29}, 1.0, true);
     compare_op("matmul bf16 [300,29] x [1100,29]^T", op_matmul, (pair[]){big_a, big_b}, 2, &linear, false);
     ct_tensor *out = ct_matmul(big_a.b, big_b.b, false, true);
     CHECK(out && out->dtype == CT_BF16, "matmul of bf16 a: output dtype %s", out ? ct_dtype_name(out->dtype) : "-");
@@ -327,7 +328,8 @@ static void check_transformer_ops(void) {
           loss ? ct_dtype_name(loss->dtype) : "-");
 
     ct_attention_args causal = {0};
-    pair aq = random_pair(4, (int64_t[]){2, 70, 4, 16}, 1.0, true), ak = random_pair(4, (int64_t[]){2, 70, 2, 16}, 1.0, true);
+    pair aq = random_pair(4, (int64_t[]){2, 70, 4, 16}, 1.0, true);
+    pair ak = random_pair(4, (int64_t[]){2, 70, 2, 16}, 1.0, true);
     pair av = random_pair(4, (int64_t[]){2, 70, 2, 16}, 1.0, true);
     compare_op("attention bf16 GQA 4/2 T=70", op_attention, (pair[]){aq, ak, av}, 3, &causal, false);
 }
@@ -342,7 +344,8 @@ static void check_thread_independence(void) {
     for (int run = 0; run < 2; run++) {
         omp_set_num_threads(run ? 2 : 1);
         x.b->grad = w.b->grad = logits.b->grad = NULL;
-        ct_tensor *y = ct_rms_norm(x.b, w.b, 1e-5), *s = ct_swiglu(x.b, y), *l = ct_cross_entropy(logits.b, targets, CT_REDUCE_SUM);
+        ct_tensor *y = ct_rms_norm(x.b, w.b, 1e-5), *s = ct_swiglu(x.b, y);
+        ct_tensor *l = ct_cross_entropy(logits.b, targets, CT_REDUCE_SUM);
         ct_tensor *r = ct_empty(CT_F32, 2, (int64_t[]){64, 1100});
         ct_fill(r, 0.5);
         backward_with(s, r);

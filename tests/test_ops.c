@@ -157,7 +157,8 @@ static void check_long_rows_f32(void) {
     ct_tensor *y = ct_log_softmax(logits);
     double worst = 0;
     for (int r = 0; r < R && y; r++)
-        for (int c = 0; c < V; c++) worst = fmax(worst, fabs(ct_get(y, r * V + c) - (ct_get(logits, r * V + c) - lse[r])));
+        for (int c = 0; c < V; c++)
+            worst = fmax(worst, fabs(ct_get(y, r * V + c) - (ct_get(logits, r * V + c) - lse[r])));
     CHECK(y && worst < 1e-5, "log_softmax f32 [7, 3001]: worst absolute error %.3g", worst);
 }
 

@@ -35,7 +35,12 @@ static const ct_backend cpu_backend = {
     .attention_backward = ct_cpu_attention_backward,
 };
 
+/* Set only by profiling code (see ct_cpu_backend_override in backend.h). */
+static const ct_backend *cpu_override;
+
 const ct_backend *ct_cpu_backend(void) { return &cpu_backend; }
+
+void ct_cpu_backend_override(const ct_backend *table) { cpu_override = table; }
 
 #ifndef CT_HAVE_CUDA
 const ct_backend *ct_cuda_backend(void) { return NULL; }
@@ -46,5 +51,5 @@ const ct_backend *ct_backend_for(ct_device device) {
         const ct_backend *cuda = ct_cuda_backend();
         if (cuda) return cuda;
     }
-    return &cpu_backend;
+    return cpu_override ? cpu_override : &cpu_backend;
 }

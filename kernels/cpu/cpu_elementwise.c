@@ -70,7 +70,8 @@ int ct_cpu_binary(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_te
         int64_t at, bt, n;
         grid_span(&g, item, &at, &bt, &n);
         if (a->dtype == CT_F64) {
-            binary_span_f64(op, (const double *)a->data + at, (const double *)b->data + bt, (double *)out->data + at, n);
+            binary_span_f64(op, (const double *)a->data + at, (const double *)b->data + bt,
+                            (double *)out->data + at, n);
             continue;
         }
         float ab[CT_CPU_SPAN], bb[CT_CPU_SPAN], ob[CT_CPU_SPAN];

@@ -77,6 +77,7 @@ static void forward_row_f32(const rms_row *a, int64_t r, double eps, float *rstd
     rstd[r] = s;
     for (int64_t c0 = 0; c0 < cols; c0 += CT_CPU_SPAN) {
         int64_t n = ct_cpu_min64(CT_CPU_SPAN, cols - c0);
+        ct_cpu_prefetch_span(a->x, at + cols + c0); /* the next row, while this one is written */
         float *y = ct_cpu_span_out(a->y, at + c0, yb);
         scale_f32(ct_cpu_span_in(a->x, at + c0, n, xb), ct_cpu_span_in(a->w, c0, n, wb), s, y, n);
         ct_cpu_span_store(a->y, at + c0, n, yb);
@@ -114,7 +115,8 @@ int ct_cpu_rms_norm_forward(const ct_tensor *x, const ct_tensor *weight, double 
 /* gx += s * g * w - x * s^3 / D * sum(g * w * x);  part += g * x * s */
 static void backward_row_f64(const rms_row *a, int64_t r, double s, double *gx, double *part) {
     int64_t cols = a->cols;
-    const double *x = (const double *)a->x->data + r * cols, *w = a->w->data, *g = (const double *)a->g->data + r * cols;
+    const double *x = (const double *)a->x->data + r * cols, *w = a->w->data;
+    const double *g = (const double *)a->g->data + r * cols;
     double k = gx ? dot_f64(g, w, x, cols) * s * s * s / (double)cols : 0;
     grad_f64(x, w, g, s, k, gx ? gx + r * cols : NULL, part, cols);
 }

@@ -2,11 +2,11 @@
  * Cross-entropy never materializes probabilities: forward keeps each row's logsumexp, backward
  * recomputes exp(x - lse) on the fly. Row losses are added in row order (deterministic).
  *
- * f32 and bf16 rows are read once, in spans of CT_CPU_SPAN columns (bf16 spans widened to f32):
- * the logsumexp is an online one, each span's max rescaling the running sum, so a row of any
- * vocabulary size streams through the cache once. Within a span the exps (ct_cpu_expf) and sums
- * run in f32 vector lanes; span sums are added in double. The order depends on the machine's
- * vector width (AVX2 / AVX-512 clones), never on the thread count. f64 rows use libm. */
+ * f32 and bf16 rows are read once, a step of columns at a time (bf16 steps widened to f32): the
+ * logsumexp is an online one (below), so a row of any vocabulary size streams through the cache
+ * once, and the exps use ct_cpu_expf in AVX2 / AVX-512 clones. The summation order is fixed by
+ * the code, never by the thread count. f64 rows use libm and the plain two-pass formula. */
+#include <float.h>
 #include <math.h>
 
 #include "autograd/error.h"
@@ -14,21 +14,7 @@
 
 #define CT_IGNORE_INDEX (-100)
 
-/* ---- f32 spans ---- */
-
-CT_CPU_CLONES static float span_max(const float *restrict x, int64_t n) {
-    float max = -INFINITY;
-    _Pragma("omp simd reduction(max : max)")
-    for (int64_t c = 0; c < n; c++) max = x[c] > max ? x[c] : max;
-    return max;
-}
-
-CT_CPU_CLONES static float span_sum_exp(const float *restrict x, int64_t n, float shift) {
-    float total = 0;
-    _Pragma("omp simd reduction(+ : total)")
-    for (int64_t c = 0; c < n; c++) total += ct_cpu_expf(x[c] - shift);
-    return total;
-}
+/* ---- f32 and bf16 rows ---- */
 
 /* g += scale * exp(x - shift) */
 CT_CPU_CLONES static void span_add_scaled_exp(const float *restrict x, int64_t n, float shift, float scale,
@@ -37,22 +23,64 @@ CT_CPU_CLONES static void span_add_scaled_exp(const float *restrict x, int64_t n
     for (int64_t c = 0; c < n; c++) g[c] += scale * ct_cpu_expf(x[c] - shift);
 }
 
-/* logsumexp of row r of an f32 or bf16 [rows, cols] tensor, online over spans. */
-static double row_logsumexp_f32(const ct_tensor *x, int64_t r, int64_t cols) {
-    float buf[CT_CPU_SPAN];
-    double max = -INFINITY, total = 0;
-    for (int64_t c0 = 0; c0 < cols; c0 += CT_CPU_SPAN) {
-        int64_t n = ct_cpu_min64(CT_CPU_SPAN, cols - c0);
-        ct_cpu_prefetch_span(x, r * cols + c0 + CT_CPU_SPAN);
-        const float *xs = ct_cpu_span_in(x, r * cols + c0, n, buf);
-        double span = span_max(xs, n);
-        if (span > max) {
-            total *= exp(max - span); /* 0 while nothing was added (max = -inf) */
-            max = span;
-        }
-        if (max != -INFINITY) total += span_sum_exp(xs, n, (float)max);
-        else total += span_sum_exp(xs, n, 0.0f); /* all -inf or NaN: adds 0 or carries the NaN */
+/* The f32 / bf16 logsumexp is computed in LANES independent lanes (lane j takes columns j, j + 16,
+ * ... of the row), each with its own running max and sum, rescaled at most once per step of
+ * LSE_STEP columns. Nothing waits on a horizontal reduction until the row's end, where the
+ * lanes are combined in double. Sums run in f32 within a step and in double across steps, so
+ * long vocabularies keep their precision. The row is prefetched LSE_AHEAD steps ahead, a step at
+ * a time, so memory and the exps overlap. */
+#define LANES 16
+#define LSE_STEP 256
+#define LSE_AHEAD 8
+
+typedef struct {
+    float max[LANES];
+    double total[LANES]; /* of exp(x - max) */
+} lanes_lse;
+
+/* One step (n a multiple of LANES) into the lanes. */
+CT_CPU_CLONES static void lanes_step(const float *restrict x, int64_t n, lanes_lse *restrict l) {
+    float step_max[LANES], step_sum[LANES], rescale[LANES];
+    for (int j = 0; j < LANES; j++) step_max[j] = l->max[j], step_sum[j] = 0;
+    for (int64_t i = 0; i < n; i += LANES) {
+        _Pragma("omp simd")
+        for (int j = 0; j < LANES; j++) step_max[j] = x[i + j] > step_max[j] ? x[i + j] : step_max[j];
     }
+    _Pragma("omp simd")
+    for (int j = 0; j < LANES; j++) rescale[j] = ct_cpu_expf(l->max[j] - step_max[j]); /* 1 when unchanged */
+    for (int64_t i = 0; i < n; i += LANES) {
+        _Pragma("omp simd")
+        for (int j = 0; j < LANES; j++) step_sum[j] += ct_cpu_expf(x[i + j] - step_max[j]);
+    }
+    for (int j = 0; j < LANES; j++) {
+        l->total[j] = l->total[j] * rescale[j] + step_sum[j];
+        l->max[j] = step_max[j];
+    }
+}
+
+/* logsumexp of row r of an f32 or bf16 [rows, cols] tensor. Lanes start at -FLT_MAX rather than
+ * -inf, so a lane that only ever sees -inf rescales by exp(0) instead of exp(NaN). NaN in the row
+ * makes the result NaN. */
+static double row_logsumexp_f32(const ct_tensor *x, int64_t r, int64_t cols) {
+    float buf[LSE_STEP];
+    lanes_lse l;
+    for (int j = 0; j < LANES; j++) l.max[j] = -FLT_MAX, l.total[j] = 0;
+    size_t esize = ct_dtype_size(x->dtype);
+    int64_t numel = ct_numel(x), whole = cols / LANES * LANES;
+    for (int64_t c0 = 0; c0 < whole; c0 += LSE_STEP) {
+        int64_t n = ct_cpu_min64(LSE_STEP, whole - c0), ahead = r * cols + c0 + LSE_AHEAD * LSE_STEP;
+        if (ahead < numel)
+            ct_cpu_prefetch((const char *)x->data + (size_t)ahead * esize,
+                            (size_t)ct_cpu_min64(LSE_STEP, numel - ahead) * esize);
+        lanes_step(ct_cpu_span_in(x, r * cols + c0, n, buf), n, &l);
+    }
+    /* the last cols % LANES columns, then the lanes, against the row's max */
+    const float *tail = ct_cpu_span_in(x, r * cols + whole, cols - whole, buf);
+    double max = -FLT_MAX, total = 0;
+    for (int j = 0; j < LANES; j++) max = l.max[j] > max ? l.max[j] : max;
+    for (int64_t c = 0; c < cols - whole; c++) max = tail[c] > max ? tail[c] : max;
+    for (int j = 0; j < LANES; j++) total += l.total[j] * exp(l.max[j] - max);
+    for (int64_t c = 0; c < cols - whole; c++) total += exp(tail[c] - max);
     return max + log(total);
 }
 
