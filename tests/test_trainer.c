@@ -15,6 +15,7 @@
 #include "autograd/tape.h"
 #include "checkpoints/hdf5_file.h"
 #include "tests/ct_test.h"
+#include "train/model_source.h"
 #include "train/trainer.h"
 
 enum { STEPS = 6 };
@@ -96,6 +97,31 @@ static void test_resume_is_exact(void) {
               full.losses[s]);
     }
     printf("resume: losses %a .. %a bit-identical over %d steps\n", full.losses[1], full.losses[STEPS], STEPS);
+
+    /* The final checkpoint is a whole model: the same weights as the model folder, its tokenizer
+     * and recipe inside. */
+    ct_model_source from_file, from_folder;
+    CHECK(ct_model_source_open(&from_file, r3.checkpoint) == 0, "checkpoint as a model: %s", ct_last_error());
+    CHECK(ct_model_source_open(&from_folder, b) == 0, "run folder as a model: %s", ct_last_error());
+    if (from_file.model && from_folder.model) {
+        int same = 0;
+        for (int i = 0; i < from_file.model->n_params; i++)
+            same += !memcmp(from_file.model->params[i]->data, from_folder.model->params[i]->data,
+                            ct_nbytes(from_file.model->params[i]));
+        CHECK(same == from_file.model->n_params, "%d of %d tensors equal", same, from_file.model->n_params);
+        CHECK(from_file.tokenizer && from_file.recipe_yaml && strstr(from_file.recipe_yaml, "dropout"),
+              "the checkpoint lacks its tokenizer or recipe");
+        CHECK(from_folder.recipe_yaml != NULL, "the run folder's recipe.yaml was not found");
+        CHECK(ct_tokenizer_vocab_size(from_file.tokenizer) == ct_tokenizer_vocab_size(from_folder.tokenizer),
+              "tokenizers differ");
+    }
+    ct_tokenizer_free(from_file.tokenizer);
+    ct_llama_free(from_file.model);
+    ct_llama_free(from_folder.model);
+    free(from_file.tokenizer_dir);
+    free(from_file.recipe_yaml);
+    free(from_folder.tokenizer_dir);
+    free(from_folder.recipe_yaml);
 
     /* Another thread count cannot give the same bits: refused. */
     recorder other = {0};
