@@ -186,6 +186,23 @@ static void test_intent_finetune_evaluates(void) {
            r.accuracy_length_normalized);
 }
 
+static void test_finetune_from_checkpoint_file(void) {
+    /* model.path may be a checkpoint file: the run gets the tokenizer it holds, and its final
+     * model folder is complete. */
+    ct_train_result r;
+    char dir[300], model[800], latest[700], checkpoints[400], tokenizer_json[sizeof r.model_dir + 32];
+    snprintf(dir, sizeof dir, "%s/from_file", tmp);
+    snprintf(checkpoints, sizeof checkpoints, "%s/full/checkpoints", tmp);
+    CHECK(ct_h5_latest_checkpoint(checkpoints, "step-%08d.h5", latest, sizeof latest, NULL) == 1, "no checkpoint");
+    snprintf(model, sizeof model, "model.path=%s", latest);
+    recorder rec = {0};
+    char *extra[] = {model, "train.max_steps=1", "data.val="};
+    CHECK(run_intent(dir, 3, extra, &rec, &r) == 0, "fine-tune from a checkpoint file: %s", ct_last_error());
+    snprintf(tokenizer_json, sizeof tokenizer_json, "%s/tokenizer.json", r.model_dir);
+    struct stat st;
+    CHECK(stat(tokenizer_json, &st) == 0 && st.st_size > 1000, "%s is missing", tokenizer_json);
+}
+
 static void test_nan_stops_and_keeps_checkpoint(void) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/nan", tmp);
@@ -228,6 +245,7 @@ int main(void) {
     test_resume_is_exact(); /* leaves the tiny model the intent tests start from */
     test_accumulation_normalizes_by_all_targets();
     test_intent_finetune_evaluates();
+    test_finetune_from_checkpoint_file();
     test_nan_stops_and_keeps_checkpoint();
     test_bad_model_path();
     char cmd[300];

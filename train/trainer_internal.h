@@ -61,6 +61,8 @@ int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tok
 /* trainer_state.c: checkpoints. */
 int ct_trainer_save(ct_trainer *t, char *path, size_t size);
 int ct_trainer_resume(ct_trainer *t, const char *path);
+/* Writes the tokenizer files a checkpoint holds into dir (created), for the final model folder. */
+int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir);
 /* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). */
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml);
 

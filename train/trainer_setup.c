@@ -121,6 +121,11 @@ static int setup_model(ct_trainer *t) {
             t->tokenizer = source.tokenizer;
             t->tokenizer_dir = source.tokenizer_dir;
             source.tokenizer_dir = NULL;
+            if (!t->tokenizer_dir) { /* a checkpoint file: its tokenizer files go beside the run */
+                CT_TRY(ct_make_dirs(r->output_dir));
+                t->tokenizer_dir = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
+                if (!t->tokenizer_dir || ct_trainer_extract_tokenizer(r->model.path, t->tokenizer_dir) < 0) return -1;
+            }
         } else if (source.tokenizer != t->model->tokenizer) {
             ct_tokenizer_free(source.tokenizer);
         }

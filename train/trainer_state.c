@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "autograd/error.h"
+#include "checkpoints/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
 #include "checkpoints/paths.h"
 #include "train/trainer_internal.h"
@@ -124,6 +125,39 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     return 0;
 }
 
+/* Blob `key` of /state, NUL-terminated, or NULL (with a message) when absent. */
+static char *read_text_blob(ct_h5_reader *rd, const char *key) {
+    int64_t size = ct_h5_blob_size(rd, STATE, key);
+    char *text = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    if (text && ct_h5_read_blob(rd, STATE, key, text, (size_t)size) == 0) {
+        text[size] = '\0';
+        return text;
+    }
+    free(text);
+    return NULL;
+}
+
+int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir) {
+    ct_h5_reader *rd = ct_h5_open(checkpoint);
+    if (!rd) return -1;
+    static const char *const files[][2] = {{"tokenizer_json", "tokenizer.json"},
+                                           {"tokenizer_config_json", "tokenizer_config.json"}};
+    int rc = ct_make_dirs(dir);
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        char *text = read_text_blob(rd, files[i][0]);
+        if (!text) {
+            if (i == 0) rc = ct_fail_context("%s: no tokenizer inside: ", checkpoint);
+            continue; /* tokenizer_config.json is optional */
+        }
+        char *path = ct_path_join(dir, files[i][1]);
+        rc = path ? ct_atomic_write_file(path, text, strlen(text)) : -1;
+        free(path);
+        free(text);
+    }
+    ct_h5_close(rd);
+    return rc;
+}
+
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml) {
     *tokenizer = NULL;
     *recipe_yaml = NULL;
@@ -137,12 +171,8 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
         ct_llama_free(m);
         m = NULL;
     }
-    int64_t size = m ? ct_h5_blob_size(rd, STATE, "tokenizer_json") : -1;
-    char *tokenizer_json = size > 0 ? malloc((size_t)size + 1) : NULL;
-    if (tokenizer_json && ct_h5_read_blob(rd, STATE, "tokenizer_json", tokenizer_json, (size_t)size) == 0) {
-        tokenizer_json[size] = '\0';
-        *tokenizer = ct_tokenizer_load_text(tokenizer_json, (size_t)size, path);
-    }
+    char *tokenizer_json = m ? read_text_blob(rd, "tokenizer_json") : NULL;
+    if (tokenizer_json) *tokenizer = ct_tokenizer_load_text(tokenizer_json, strlen(tokenizer_json), path);
     if (m && !*tokenizer) {
         ct_fail_context("%s: the checkpoint holds no usable tokenizer: ", path);
         ct_llama_free(m);
