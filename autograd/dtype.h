@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { CT_F32, CT_F64, CT_BF16, CT_F16, CT_I32, CT_I8, CT_DTYPE_COUNT } ct_dtype;
 
 size_t ct_dtype_size(ct_dtype dtype);
@@ -47,5 +51,9 @@ ct_bf16_path ct_bf16_best_path(void);
  * this compiler) lacks it. */
 int ct_f32_to_bf16_via(ct_bf16_path path, const float *src, uint16_t *dst, int64_t n);
 int ct_bf16_to_f32_via(ct_bf16_path path, const uint16_t *src, float *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -133,7 +133,32 @@ ct_tensor *ct_scalar(ct_dtype dtype, double value) {
     return t;
 }
 
+/* One element of a tensor in device memory, through a host copy: slow, for reading a loss or a
+ * scalar, never for loops. An i8 element of a device tensor is read without its scale. */
+static double get_on_device(const ct_tensor *t, int64_t i) {
+    size_t size = ct_dtype_size(t->dtype);
+    unsigned char element[8] = {0};
+    if (ct_device_copy(CT_CPU, element, t->device, (const unsigned char *)t->data + (size_t)i * size, size) < 0)
+        return NAN;
+    ct_tensor host = *t;
+    host.device = CT_CPU;
+    host.data = element;
+    host.scale = NULL;
+    return ct_get(&host, 0);
+}
+
+static void set_on_device(ct_tensor *t, int64_t i, double value) {
+    size_t size = ct_dtype_size(t->dtype);
+    unsigned char element[8] = {0};
+    ct_tensor host = *t;
+    host.device = CT_CPU;
+    host.data = element;
+    ct_set(&host, 0, value);
+    ct_device_copy(t->device, (unsigned char *)t->data + (size_t)i * size, CT_CPU, element, size);
+}
+
 double ct_get(const ct_tensor *t, int64_t i) {
+    if (t->device != CT_CPU) return get_on_device(t, i);
     switch (t->dtype) {
     case CT_F32: return ((const float *)t->data)[i];
     case CT_F64: return ((const double *)t->data)[i];
@@ -154,6 +179,10 @@ double ct_get(const ct_tensor *t, int64_t i) {
 }
 
 void ct_set(ct_tensor *t, int64_t i, double value) {
+    if (t->device != CT_CPU) {
+        set_on_device(t, i, value);
+        return;
+    }
     switch (t->dtype) {
     case CT_F32: ((float *)t->data)[i] = (float)value; break;
     case CT_F64: ((double *)t->data)[i] = value; break;

@@ -16,6 +16,10 @@
 
 #include "autograd/dtype.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define CT_MAX_DIMS 4
 
 typedef enum { CT_CPU, CT_CUDA } ct_device;
@@ -64,7 +68,8 @@ int64_t ct_cols(const ct_tensor *t); /* the last dimension (1 for a 0-d tensor) 
 bool ct_same_shape(const ct_tensor *a, const ct_tensor *b);
 /* "[3, 7] f32" into buf; returns buf. */
 const char *ct_shape_str(const ct_tensor *t, char *buf, size_t size);
-/* Element i as a double, whatever the dtype (slow: for tests, printing and reductions of a few). */
+/* Element i as a double, whatever the dtype and device (slow: for tests, printing, a loss, a
+ * scalar; a device element goes through a host copy). */
 double ct_get(const ct_tensor *t, int64_t i);
 void ct_set(ct_tensor *t, int64_t i, double value);
 
@@ -77,5 +82,9 @@ void ct_fill_uniform(ct_tensor *t, struct ct_rng *rng, double low, double high);
 
 /* Quantizes a real 2-D tensor to i8 with symmetric per-row (block == 0) or per-block scales. */
 ct_tensor *ct_quantize_i8(const ct_tensor *src, int64_t block, bool persistent, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

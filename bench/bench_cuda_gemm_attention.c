@@ -1,0 +1,156 @@
+/* GPU throughput of the cuBLASLt GEMM at LLaMA shapes and of fused attention at T = 512..4096,
+ * timed with CUDA events on the compute stream after a warm-up. Prints one JSON line per
+ * measurement: TFLOP/s counted as 2 M N K per GEMM; attention counts the causal half of the score
+ * matrix, 4 B Hq T^2 D / 2 for forward and 2.5 times that for backward (five products instead of
+ * two). Exits 77 with a message when there is no GPU.
+ *
+ * usage: bench_cuda_gemm_attention [repeats=20] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/error.h"
+#include "autograd/rng.h"
+#include "kernels/device.h"
+
+#ifdef CT_HAVE_CUDA
+#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/cuda_gemm.h"
+#include "kernels/cuda/cuda_stream.h"
+
+static ct_rng rng;
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_cuda_gemm_attention: %s: %s\n", what, ct_last_error());
+    exit(1);
+}
+
+/* A GPU tensor of random values in [-1, 1) (or the given i32 ids), built by hand. */
+static ct_tensor *gpu_tensor(ct_dtype dtype, int ndim, const int64_t *shape) {
+    ct_tensor *t = calloc(1, sizeof *t);
+    t->dtype = dtype, t->device = CT_CUDA, t->ndim = ndim, t->persistent = true;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    size_t n = (size_t)ct_numel(t), bytes = ct_nbytes(t);
+    void *host = malloc(bytes + 1);
+    for (size_t i = 0; i < n; i++) {
+        float x = (float)(2 * ct_rng_uniform(&rng) - 1);
+        if (dtype == CT_BF16) ((uint16_t *)host)[i] = ct_f32_to_bf16(x);
+        else ((float *)host)[i] = x;
+    }
+    t->data = ct_device_alloc(CT_CUDA, bytes);
+    if (!t->data || ct_device_copy(CT_CUDA, t->data, CT_CPU, host, bytes) < 0) die("allocating");
+    free(host);
+    return t;
+}
+
+static void gpu_free(ct_tensor *t) {
+    ct_device_free(CT_CUDA, t->data);
+    free(t);
+}
+
+static double seconds_of(float ms, int repeats) { return ms / 1000.0 / repeats; }
+
+typedef int (*forward_fn)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
+                          const ct_tensor *, const ct_tensor *, const ct_tensor *, double, ct_tensor *, ct_tensor *);
+typedef int (*backward_fn)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
+                           const ct_tensor *, const ct_tensor *, const ct_tensor *, double, const ct_tensor *,
+                           const ct_tensor *, const ct_tensor *, ct_tensor *, ct_tensor *, ct_tensor *);
+
+static void bench_gemm(const char *name, int64_t M, int64_t N, int64_t K, ct_dtype dtype, int repeats) {
+    /* a linear layer: x [M, K] @ W^T, W [N, K] */
+    ct_tensor *x = gpu_tensor(dtype, 2, (int64_t[]){M, K}), *w = gpu_tensor(dtype, 2, (int64_t[]){N, K});
+    ct_tensor *y = gpu_tensor(dtype, 2, (int64_t[]){M, N});
+    ct_cuda_timer timer;
+    float ms = 0;
+    if (ct_cuda_gemm(x, false, w, true, y, 1, 0) < 0) die(name);
+    if (ct_cuda_timer_create(&timer) < 0 || ct_cuda_timer_start(&timer) < 0) die("timer");
+    for (int r = 0; r < repeats; r++)
+        if (ct_cuda_gemm(x, false, w, true, y, 1, 0) < 0) die(name);
+    if (ct_cuda_timer_stop(&timer, &ms) < 0) die("timer");
+    double s = seconds_of(ms, repeats);
+    printf("{\"bench\": \"cuda_gemm\", \"shape\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"dtype\": \"%s\", "
+           "\"ms\": %.4f, \"tflops\": %.2f}\n",
+           name, (long long)M, (long long)N, (long long)K, ct_dtype_name(dtype), s * 1e3,
+           2.0 * (double)M * (double)N * (double)K / s / 1e12);
+    ct_cuda_timer_destroy(&timer);
+    gpu_free(x), gpu_free(w), gpu_free(y);
+}
+
+static void bench_attention(int64_t T, ct_dtype dtype, int kernel_only, int repeats) {
+    const int64_t B = 1, Hq = 32, Hkv = 8, D = 128;
+    ct_tensor *q = gpu_tensor(dtype, 4, (int64_t[]){B, T, Hq, D}), *k = gpu_tensor(dtype, 4, (int64_t[]){B, T, Hkv, D});
+    ct_tensor *v = gpu_tensor(dtype, 4, (int64_t[]){B, T, Hkv, D}), *out = gpu_tensor(dtype, 4, q->shape);
+    ct_tensor *lse = gpu_tensor(CT_F32, 3, (int64_t[]){B, Hq, T}), *go = gpu_tensor(CT_F32, 4, q->shape);
+    ct_tensor *gq = gpu_tensor(CT_F32, 4, q->shape), *gk = gpu_tensor(CT_F32, 4, k->shape);
+    ct_tensor *gv = gpu_tensor(CT_F32, 4, k->shape);
+    /* positions on the host, as the op layer derives them */
+    ct_tensor *pos = ct_tensor_new(CT_I32, 2, (int64_t[]){B, T}, NULL);
+    for (int64_t t = 0; t < T; t++) ((int32_t *)pos->data)[t] = (int32_t)t;
+    double scale = 0.088388;
+    forward_fn fwd = kernel_only ? ct_cuda_attention_forward_kernel : ct_cuda_attention_forward;
+    backward_fn bwd = kernel_only ? ct_cuda_attention_backward_kernel : ct_cuda_attention_backward;
+    ct_cuda_attention_stats before = ct_cuda_attention_get_stats();
+    if (fwd(q, k, v, pos, pos, NULL, NULL, scale, out, lse) < 0) die("attention forward");
+    if (bwd(q, k, v, pos, pos, NULL, NULL, scale, out, lse, go, gq, gk, gv) < 0) die("attention backward");
+    ct_cuda_timer timer;
+    float ms_f = 0, ms_b = 0;
+    if (ct_cuda_timer_create(&timer) < 0 || ct_cuda_timer_start(&timer) < 0) die("timer");
+    for (int r = 0; r < repeats; r++)
+        if (fwd(q, k, v, pos, pos, NULL, NULL, scale, out, lse) < 0) die("attention forward");
+    if (ct_cuda_timer_stop(&timer, &ms_f) < 0 || ct_cuda_timer_start(&timer) < 0) die("timer");
+    for (int r = 0; r < repeats; r++)
+        if (bwd(q, k, v, pos, pos, NULL, NULL, scale, out, lse, go, gq, gk, gv) < 0) die("attention backward");
+    if (ct_cuda_timer_stop(&timer, &ms_b) < 0) die("timer");
+    ct_cuda_attention_stats after = ct_cuda_attention_get_stats();
+    const char *path = after.cudnn_forward > before.cudnn_forward ? "cudnn" : "kernel";
+    double flops_f = 4.0 * (double)(B * Hq) * (double)T * (double)T * (double)D / 2;
+    double sf = seconds_of(ms_f, repeats), sb = seconds_of(ms_b, repeats);
+    printf("{\"bench\": \"cuda_attention\", \"B\": %lld, \"T\": %lld, \"Hq\": %lld, \"Hkv\": %lld, \"D\": %lld, "
+           "\"dtype\": \"%s\", \"path\": \"%s\", \"forward_ms\": %.4f, \"forward_tflops\": %.2f, "
+           "\"backward_ms\": %.4f, \"backward_tflops\": %.2f}\n",
+           (long long)B, (long long)T, (long long)Hq, (long long)Hkv, (long long)D, ct_dtype_name(dtype), path,
+           sf * 1e3, flops_f / sf / 1e12, sb * 1e3, 2.5 * flops_f / sb / 1e12);
+    ct_cuda_timer_destroy(&timer);
+    ct_tensor_free(pos);
+    gpu_free(q), gpu_free(k), gpu_free(v), gpu_free(out), gpu_free(lse), gpu_free(go);
+    gpu_free(gq), gpu_free(gk), gpu_free(gv);
+}
+
+int main(int argc, char **argv) {
+    if (!ct_device_available(CT_CUDA)) {
+        printf("bench_cuda_gemm_attention: skipped (no CUDA device)\n");
+        return 77;
+    }
+    int repeats = argc > 1 ? atoi(argv[1]) : 20;
+    if (repeats < 1) repeats = 1;
+    ct_rng_seed(&rng, 7);
+    /* LLaMA 3 8B linear layers at 4096 tokens, and TinyLlama-sized ones */
+    const struct {
+        const char *name;
+        int64_t M, N, K;
+    } shapes[] = {
+        {"llama3_8b_qkv", 4096, 6144, 4096},  {"llama3_8b_o", 4096, 4096, 4096},
+        {"llama3_8b_gate_up", 4096, 28672, 4096}, {"llama3_8b_down", 4096, 4096, 14336},
+        {"tinyllama_gate", 4096, 5632, 2048}, {"tinyllama_down", 4096, 2048, 5632},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        bench_gemm(shapes[i].name, shapes[i].M, shapes[i].N, shapes[i].K, CT_BF16, repeats);
+        bench_gemm(shapes[i].name, shapes[i].M, shapes[i].N, shapes[i].K, CT_F32, repeats);
+    }
+    for (int64_t T = 512; T <= 4096; T *= 2) {
+        bench_attention(T, CT_BF16, 0, repeats);
+        bench_attention(T, CT_BF16, 1, repeats);
+        bench_attention(T, CT_F32, 1, repeats);
+    }
+    ct_cuda_gemm_release();
+    return 0;
+}
+
+#else
+
+int main(void) {
+    printf("bench_cuda_gemm_attention: skipped (built without CUDA)\n");
+    return 77;
+}
+
+#endif
