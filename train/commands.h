@@ -14,6 +14,7 @@ typedef struct {
 int ct_cmd_demo(int argc, char **argv);
 int ct_cmd_train(int argc, char **argv);
 int ct_cmd_eval(int argc, char **argv);
+int ct_cmd_generate(int argc, char **argv);
 
 /* Prints "ctune <cmd>: unknown option '<arg>' (try 'ctune <cmd> --help')" and returns 2. */
 int ct_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -7,10 +7,9 @@
 #include "train/cmd_tokenizer.h"
 #include "train/commands.h"
 
-int ct_cmd_generate(int argc, char **argv); /* train/cmd_generate.c */
 
 static const ct_command commands[] = {
-    {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (what exists so far)"},
+    {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (a quick self-check)"},
     {"tokenize", ct_cmd_tokenize, "print the token ids of a text with a Hugging Face tokenizer.json"},
     {"generate", ct_cmd_generate, "generate a reply with a model folder (chat template, greedy or sampling)"},
     {"train", ct_cmd_train, "run a training recipe: ctune train recipes/NAME.yaml [key=value ...]"},
