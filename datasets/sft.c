@@ -173,3 +173,9 @@ int ct_text_encode_chunks(const ct_tokenizer *tok, const ct_examples *documents,
     ct_token_list_free(&all);
     return rc;
 }
+
+int32_t ct_text_end_id(const ct_tokenizer *tok, int32_t fallback) {
+    int32_t id = ct_tokenizer_token_id(tok, "<|endoftext|>");
+    if (id < 0) id = ct_tokenizer_token_id(tok, "<|end_of_text|>");
+    return id >= 0 ? id : fallback;
+}

@@ -61,6 +61,9 @@ void ct_sft_candidates_free(ct_sft_candidates *candidates);
 
 /* Pretraining text: appends chunks of at most chunk_len (>= 2) tokens to `store`, every token a
  * target. eos_id (e.g. the id of "<|endoftext|>") follows each document. */
+/* The id that ends a document in pretraining text: <|endoftext|> (Qwen, ctune's trained
+ * tokenizers) or <|end_of_text|> (LLaMA 3), else `fallback`. */
+int32_t ct_text_end_id(const ct_tokenizer *tok, int32_t fallback);
 int ct_text_encode_chunks(const ct_tokenizer *tok, const ct_examples *documents, int32_t eos_id,
                           int64_t chunk_len, ct_seq_store *store);
 

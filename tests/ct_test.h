@@ -3,6 +3,7 @@
 #ifndef CT_TEST_H
 #define CT_TEST_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,34 @@ static inline char *ct_test_read_file(const char *path, size_t *len) {
     if (text) text[got] = '\0';
     if (len) *len = got;
     return text;
+}
+
+/* A new empty folder /tmp/ct_test_<name>_XXXXXX in buf (at least 64 bytes); NULL (with the
+ * reason printed) when it cannot be made. */
+static inline const char *ct_test_temp_dir(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "/tmp/ct_test_%s_XXXXXX", name);
+    if (mkdtemp(buf)) return buf;
+    perror("mkdtemp");
+    return NULL;
+}
+
+static inline int ct_test_remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Removes a folder and everything below it (best effort). */
+static inline void ct_test_remove_tree(const char *path) {
+    if (nftw(path, ct_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) fprintf(stderr, "could not remove %s\n", path);
+}
+
+/* dir/name in one of four rotating buffers, so a call can take a few paths at once. */
+static inline const char *ct_test_path_in(const char *dir, const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
 }
 
 static inline int ct_test_finish(const char *name) {

@@ -25,7 +25,7 @@
 #include "datasets/tokenizer.h"
 #include "tests/ct_test.h"
 
-static char tmp_dir[] = "/tmp/ct_test_data_XXXXXX";
+static char tmp_dir[64];
 
 static char *path_in(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -633,10 +633,7 @@ static ct_tokenizer *train_tokenizer(ct_chat_template *tpl) {
 }
 
 int main(void) {
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!ct_test_temp_dir(tmp_dir, sizeof tmp_dir, "data")) return 1;
     char *labels_path = data_path("labels.json");
     ct_label_set *labels = ct_label_set_load(labels_path);
     CHECK(labels != NULL, "%s", ct_last_error());
@@ -655,9 +652,7 @@ int main(void) {
     ct_tokenizer_free(tok);
     bool qwen = check_qwen(labels);
     ct_label_set_free(labels);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    ct_test_remove_tree(tmp_dir);
     int rc = ct_test_finish("test_data");
     if (rc == 0 && !qwen) {
         printf("SKIPPED: the Qwen3 tokenizer was not found (set CT_SHARED_DIR to the folder holding "

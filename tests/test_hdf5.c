@@ -47,13 +47,7 @@ static void hdf5_leaks_ignored(bool ignored) { (void)ignored; }
 static char dir[64];
 static ct_rng rng;
 
-static const char *in_dir(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *in_dir(const char *name) { return ct_test_path_in(dir, name); }
 
 /* A path in the test directory that lives as long as the enclosing block (in_dir's buffers are
  * reused after four calls). */
@@ -819,20 +813,9 @@ static void check_external_readers(const char *full) {
     else CHECK(code == 0, "the h5py check failed (exit %d): %s", code, command);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(void) {
     ct_rng_seed(&rng, 20240611);
-    snprintf(dir, sizeof dir, "/tmp/ctune_h5_XXXXXX");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "cannot create a temporary directory\n");
-        return 1;
-    }
+    if (!ct_test_temp_dir(dir, sizeof dir, "hdf5")) return 1;
     make_items();
     DIR_PATH(full, "full_checkpoint.h5");
     CHECK(write_full(full) == 0, "write: %s", ct_last_error());
@@ -848,6 +831,6 @@ int main(void) {
     ct_tensor_free(good_tensor);
     free_items();
     if (getenv("CT_KEEP_TEMP")) printf("test_hdf5: files left in %s\n", dir);
-    else nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else ct_test_remove_tree(dir);
     return ct_test_finish("test_hdf5");
 }

@@ -74,20 +74,6 @@ static const char *copy_fixture(const char *name, const char *as) {
     return dst;
 }
 
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[768];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
-
 /* Replaces the first `from` in dir/config.json by `to`. */
 static void edit_config(const char *dir, const char *from, const char *to) {
     char path[512];
@@ -724,11 +710,7 @@ static void check_bad_folders(void) {
 
 int main(void) {
     omp_set_num_threads(2);
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/ct_test_llama_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!ct_test_temp_dir(tmp_root, sizeof tmp_root, "llama")) return 1;
     const char *models[] = {"llama", "qwen2", "qwen3", "mistral"};
     for (int i = 0; i < 4; i++) check_against_transformers(models[i]);
     check_generation_paths("qwen3");
@@ -741,6 +723,6 @@ int main(void) {
     check_save_reload("qwen2", CT_F16, 2e-3);
     check_random_init();
     check_bad_folders();
-    remove_tree(tmp_root);
+    ct_test_remove_tree(tmp_root);
     return ct_test_finish("test_llama");
 }

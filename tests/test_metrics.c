@@ -20,13 +20,7 @@
 static char dir[64];
 static ct_rng rng;
 
-static const char *in_dir(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *in_dir(const char *name) { return ct_test_path_in(dir, name); }
 
 static void write_text(const char *path, const char *text, const char *mode) {
     FILE *f = fopen(path, mode);
@@ -499,11 +493,7 @@ static void test_progress_eta(void) {
 
 int main(void) {
     ct_rng_seed(&rng, 20241121);
-    snprintf(dir, sizeof dir, "/tmp/ct_test_metrics_XXXXXX");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "cannot create a temporary directory\n");
-        return 1;
-    }
+    if (!ct_test_temp_dir(dir, sizeof dir, "metrics")) return 1;
     test_records_read_back();
     test_resume();
     test_cut_short_line();
@@ -515,9 +505,7 @@ int main(void) {
     test_progress_eta();
     int status = ct_test_finish("test_metrics");
     if (status == 0) {
-        char command[128];
-        snprintf(command, sizeof command, "rm -rf '%s'", dir);
-        if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+        ct_test_remove_tree(dir);
     } else {
         fprintf(stderr, "files kept in %s\n", dir);
     }

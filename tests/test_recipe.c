@@ -838,11 +838,7 @@ int main(int argc, char **argv) {
         ct_recipe_print_help(stdout);
         return 0;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ct_test_recipe_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!ct_test_temp_dir(tmpdir, sizeof tmpdir, "recipe")) return 1;
     test_schema();
     test_defaults();
     test_shipped_recipes();
@@ -864,8 +860,6 @@ int main(int argc, char **argv) {
     test_round_trip_random();
     test_save();
     test_help();
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", tmpdir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    ct_test_remove_tree(tmpdir);
     return ct_test_finish("test_recipe");
 }

@@ -18,13 +18,7 @@
 static char dir[64];
 static ct_rng rng;
 
-static const char *in_dir(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *in_dir(const char *name) { return ct_test_path_in(dir, name); }
 
 static void write_raw(const char *path, const void *bytes, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -377,19 +371,12 @@ static void test_bad_files(void) {
 
 int main(void) {
     ct_rng_seed(&rng, 1234);
-    snprintf(dir, sizeof dir, "/tmp/ctune_st_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!ct_test_temp_dir(dir, sizeof dir, "safetensors")) return 1;
     test_roundtrip();
     test_sharded();
     test_fixture();
     test_odd_offset();
     test_bad_files();
-    /* Best-effort cleanup of the temp folder. */
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    ct_test_remove_tree(dir);
     return ct_test_finish("test_safetensors");
 }

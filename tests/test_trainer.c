@@ -240,16 +240,13 @@ static void test_bad_model_path(void) {
 }
 
 int main(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/ct_test_trainer_%d", (int)getpid());
-    mkdir(tmp, 0777);
+    if (!ct_test_temp_dir(tmp, sizeof tmp, "trainer")) return 1;
     test_resume_is_exact(); /* leaves the tiny model the intent tests start from */
     test_accumulation_normalizes_by_all_targets();
     test_intent_finetune_evaluates();
     test_finetune_from_checkpoint_file();
     test_nan_stops_and_keeps_checkpoint();
     test_bad_model_path();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    ct_test_remove_tree(tmp);
     return ct_test_finish("test_trainer");
 }

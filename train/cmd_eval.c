@@ -125,7 +125,7 @@ static int settle(const eval_args *a, const char *recipe_yaml, eval_settings *s)
     s->labels = a->labels ? strdup(a->labels) : have_recipe && recipe.data.labels[0] ? strdup(recipe.data.labels) : labels_beside(a->data);
     s->system = strdup(a->system ? a->system : have_recipe ? recipe.data.system_prompt : "");
     s->max_seq_len = a->max_seq_len ? a->max_seq_len
-                     : have_recipe  ? (recipe.data.max_seq_len ? recipe.data.max_seq_len : recipe.model.max_seq_len)
+                     : have_recipe  ? ct_recipe_seq_len(&recipe)
                                     : 512;
     s->length_normalized = a->length_normalized >= 0 ? a->length_normalized : have_recipe && recipe.eval.length_normalized;
     if (have_recipe) ct_recipe_free(&recipe);
@@ -157,9 +157,8 @@ static int load_data(eval_run *e, const eval_args *a) {
     CT_TRY(ct_chat_template_load(&e->chat, e->source.tokenizer,
                                  e->source.tokenizer_dir ? e->source.tokenizer_dir : a->model));
     if (s->format == CT_DATA_TEXT) {
-        int32_t eos = ct_tokenizer_token_id(e->source.tokenizer, "<|endoftext|>");
-        return ct_text_encode_chunks(e->source.tokenizer, e->examples, eos >= 0 ? eos : e->chat.end_id, s->max_seq_len,
-                                     &e->store);
+        int32_t eos = ct_text_end_id(e->source.tokenizer, e->chat.end_id);
+        return ct_text_encode_chunks(e->source.tokenizer, e->examples, eos, s->max_seq_len, &e->store);
     }
     ct_sft_options sft = {.tpl = &e->chat, .labels = e->labels, .system_prompt = s->system, .loss_on = CT_CHAT_MASK_LAST};
     return ct_sft_encode_all(&sft, e->examples, &e->store);

@@ -819,3 +819,5 @@ int ct_recipe_schema_check(void) {
     }
     return 0;
 }
+
+int64_t ct_recipe_seq_len(const ct_recipe *r) { return r->data.max_seq_len ? r->data.max_seq_len : r->model.max_seq_len; }

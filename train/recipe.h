@@ -163,6 +163,8 @@ int ct_recipe_override(ct_recipe *r, const char *assignment);
 /* Fills the keys computed from others: name (the recipe file's name without .yaml, when empty;
  * `recipe_path` may be NULL), output_dir (runs/<name>), checkpoint.dir (output_dir/checkpoints). */
 int ct_recipe_finalize(ct_recipe *r, const char *recipe_path);
+/* The longest training sequence: data.max_seq_len, or model.max_seq_len when that is 0. */
+int64_t ct_recipe_seq_len(const ct_recipe *r);
 /* Checks what no single key can: head counts that divide, a tokenizer source, a step budget. */
 int ct_recipe_validate(const ct_recipe *r);
 /* All of it: defaults, the file (NULL for none), the overrides in order (later ones win),

@@ -9,8 +9,7 @@
 static int evaluate_loss(ct_trainer *t, const ct_seq_store *store, ct_eval_record *record) {
     const ct_recipe *r = t->recipe;
     ct_perplexity acc = {0};
-    int64_t seq_len = r->data.max_seq_len ? r->data.max_seq_len : r->model.max_seq_len;
-    CT_TRY(ct_evaluate_nll(t->model, store, seq_len, r->eval.batch_size, r->data.batch_tokens, t->pad_id, &acc));
+    CT_TRY(ct_evaluate_nll(t->model, store, ct_recipe_seq_len(r), r->eval.batch_size, r->data.batch_tokens, t->pad_id, &acc));
     if (acc.tokens == 0) return 0;
     CT_TRY(ct_perplexity_result(&acc, &record->loss, &record->perplexity));
     record->present |= CT_EVAL_LOSS | CT_EVAL_PERPLEXITY;

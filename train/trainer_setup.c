@@ -94,8 +94,7 @@ static ct_llama *new_model(ct_trainer *t) {
     cfg.initializer_range = rm->init_std;
     cfg.tie_word_embeddings = rm->tie_word_embeddings;
     static const char *const eos_names[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", NULL};
-    static const char *const text_end_names[] = {"<|endoftext|>", "<|end_of_text|>", NULL};
-    int32_t eos = first_token_id(t->tokenizer, eos_names), text_end = first_token_id(t->tokenizer, text_end_names);
+    int32_t eos = first_token_id(t->tokenizer, eos_names), text_end = ct_text_end_id(t->tokenizer, -1);
     cfg.n_eos = 0;
     if (eos >= 0) cfg.eos_token_ids[cfg.n_eos++] = eos;
     if (text_end >= 0 && text_end != eos) cfg.eos_token_ids[cfg.n_eos++] = text_end;
@@ -150,8 +149,6 @@ ct_sft_options ct_trainer_sft_options(const ct_trainer *t) {
                             .loss_on = t->recipe->data.loss_on};
 }
 
-static int64_t seq_len_of(const ct_recipe *r) { return r->data.max_seq_len ? r->data.max_seq_len : r->model.max_seq_len; }
-
 static ct_examples *load_split(ct_trainer *t, const char *path, const char *key) {
     const ct_recipe *r = t->recipe;
     ct_example_options options = {.format = recipe_formats[r->data.format], .labels = t->labels,
@@ -170,7 +167,7 @@ static ct_examples *load_split(ct_trainer *t, const char *path, const char *key)
 
 static int encode_split(ct_trainer *t, const ct_examples *examples, ct_seq_store *store) {
     if (examples->format == CT_DATA_TEXT)
-        return ct_text_encode_chunks(t->tokenizer, examples, t->eos_id, seq_len_of(t->recipe), store);
+        return ct_text_encode_chunks(t->tokenizer, examples, t->eos_id, ct_recipe_seq_len(t->recipe), store);
     ct_sft_options options = ct_trainer_sft_options(t);
     return ct_sft_encode_all(&options, examples, store);
 }
@@ -198,16 +195,14 @@ static int setup_data(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     const char *template_dir = t->tokenizer_dir ? t->tokenizer_dir : r->model.path;
     if (ct_chat_template_load(&t->chat, t->tokenizer, template_dir) < 0) return ct_fail_context("chat template: ");
-    static const char *const text_end_names[] = {"<|endoftext|>", "<|end_of_text|>", NULL};
-    t->eos_id = first_token_id(t->tokenizer, text_end_names);
-    if (t->eos_id < 0) t->eos_id = t->chat.end_id;
+    t->eos_id = ct_text_end_id(t->tokenizer, t->chat.end_id);
     t->pad_id = t->eos_id;
     CT_TRY(encode_split(t, t->train_examples, &t->train_store));
     if (t->val_examples) CT_TRY(encode_split(t, t->val_examples, &t->val_store));
-    ct_batch_options options = {.max_seq_len = seq_len_of(r), .batch_size = r->data.batch_size,
+    ct_batch_options options = {.max_seq_len = ct_recipe_seq_len(r), .batch_size = r->data.batch_size,
                                 .batch_tokens = r->data.batch_tokens,
                                 /* sorting windows of many batches keep padding low (docs/datasets.md) */
-                                .bucket_size = r->data.batch_size > 64 ? 16 * (int64_t)r->data.batch_size : 1024,
+                                .bucket_size = 16 * (int64_t)(r->data.batch_size > 64 ? r->data.batch_size : 64),
                                 .truncation = (ct_truncation)r->data.truncation, .packing = r->data.packing,
                                 .shuffle = r->data.shuffle, .seed = (uint64_t)r->seed, .pad_id = t->pad_id};
     t->batcher = ct_batcher_new(&t->train_store, &options);

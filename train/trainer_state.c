@@ -10,10 +10,8 @@
  *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint)
  * There is no random-generator state to keep: data order and dropout are counter-based,
  * keyed on (seed, epoch) and (seed, step). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "autograd/error.h"
 #include "checkpoints/atomic_file.h"
@@ -26,14 +24,15 @@
 /* A text file of the tokenizer folder as a blob (absent files are skipped): tokenizer.json is
  * far larger than an attribute holds. */
 static int put_text_file(ct_h5_writer *w, const char *dir, const char *file, const char *key) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    struct stat st;
-    if (stat(path, &st) != 0) return 0;
-    char *text = ct_tok_read_file(path, NULL);
-    if (!text) return -1;
-    int rc = ct_h5_put_blob(w, STATE, key, text, strlen(text));
-    free(text);
+    char *path = ct_path_join(dir, file);
+    if (!path) return -1;
+    int rc = 0;
+    if (ct_is_file(path)) {
+        char *text = ct_tok_read_file(path, NULL);
+        rc = text ? ct_h5_put_blob(w, STATE, key, text, strlen(text)) : -1;
+        free(text);
+    }
+    free(path);
     return rc;
 }
 

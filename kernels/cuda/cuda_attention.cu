@@ -112,6 +112,29 @@ __device__ void stage_kv(const att_args<In, A> &a, int64_t b, int64_t hk, int64_
 /* ---- forward ---- */
 
 /* Shared memory (A): q rows [QTILE][D], k and v tiles [KTILE][D + 1] each. */
+/* Loads the positions and segments of key tile s0 into shared memory (after every thread is done
+ * with the previous tile) and sets vis[i]: whether query row i of this warp sees this lane's key.
+ * Returns whether any thread of the block sees any key of the tile (false: skip the tile). Called
+ * by every thread of the block. */
+template <typename In, typename A>
+__device__ __forceinline__ bool key_tile_visibility(const att_args<In, A> &a, int64_t b, int64_t s0, bool segments,
+                                                    const int32_t *qp, const int32_t *qsg, int lane, int32_t *kpos_s,
+                                                    int32_t *kseg_s, bool *vis) {
+    __syncthreads();
+    if (threadIdx.x < ATT_KTILE) {
+        int64_t s = s0 + threadIdx.x;
+        kpos_s[threadIdx.x] = s < a.S ? k_position(a, b, s) : INT32_MAX;
+        kseg_s[threadIdx.x] = s < a.S && segments ? a.k_seg[b * a.S + s] : 0;
+    }
+    __syncthreads();
+    bool any = false;
+    for (int i = 0; i < ATT_ROWS; i++) {
+        vis[i] = att_visible(qp[i], qsg[i], kpos_s[lane], kseg_s[lane], segments);
+        any = any || vis[i];
+    }
+    return __syncthreads_or(any);
+}
+
 template <typename In, typename A, int DPL>
 __global__ void __launch_bounds__(ATT_WARPS * 32) attention_forward_kernel(att_args<In, A> a) {
     extern __shared__ __align__(16) unsigned char att_smem[];
@@ -138,19 +161,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_forward_kernel(att_a
     }
 
     for (int64_t s0 = 0; s0 < a.S; s0 += ATT_KTILE) {
-        __syncthreads(); /* the previous tile is no longer read */
-        if (threadIdx.x < ATT_KTILE) {
-            int64_t s = s0 + threadIdx.x;
-            kpos_s[threadIdx.x] = s < a.S ? k_position(a, b, s) : INT32_MAX;
-            kseg_s[threadIdx.x] = s < a.S && segments ? a.k_seg[b * a.S + s] : 0;
-        }
-        __syncthreads();
-        bool vis[ATT_ROWS], any = false;
-        for (int i = 0; i < ATT_ROWS; i++) {
-            vis[i] = att_visible(qp[i], qsg[i], kpos_s[lane], kseg_s[lane], segments);
-            any = any || vis[i];
-        }
-        if (!__syncthreads_or(any)) continue;
+        bool vis[ATT_ROWS];
+        if (!key_tile_visibility(a, b, s0, segments, qp, qsg, lane, kpos_s, kseg_s, vis)) continue;
         stage_kv(a, b, hk, s0, ks, vs);
         __syncthreads();
 
@@ -243,19 +255,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_dq_kernel(att_args<I
     }
 
     for (int64_t s0 = 0; s0 < a.S; s0 += ATT_KTILE) {
-        __syncthreads();
-        if (threadIdx.x < ATT_KTILE) {
-            int64_t s = s0 + threadIdx.x;
-            kpos_s[threadIdx.x] = s < a.S ? k_position(a, b, s) : INT32_MAX;
-            kseg_s[threadIdx.x] = s < a.S && segments ? a.k_seg[b * a.S + s] : 0;
-        }
-        __syncthreads();
-        bool vis[ATT_ROWS], any = false;
-        for (int i = 0; i < ATT_ROWS; i++) {
-            vis[i] = att_visible(qp[i], qsg[i], kpos_s[lane], kseg_s[lane], segments);
-            any = any || vis[i];
-        }
-        if (!__syncthreads_or(any)) continue;
+        bool vis[ATT_ROWS];
+        if (!key_tile_visibility(a, b, s0, segments, qp, qsg, lane, kpos_s, kseg_s, vis)) continue;
         stage_kv(a, b, hk, s0, ks, vs);
         __syncthreads();
 

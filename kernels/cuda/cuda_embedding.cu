@@ -10,28 +10,12 @@
 // is small; each (id, column) is still owned by one thread.
 #include "kernels/cuda/cuda_kernels.h"
 
-__global__ void first_bad_id_kernel(const int32_t *ids, int64_t n, int64_t vocab, unsigned long long *first_bad) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        if (ids[i] < 0 || ids[i] >= vocab) atomicMin(first_bad, (unsigned long long)i);
-}
-
 // -1 with the CPU's message when some id is outside [0, vocab); waits for the device.
 static int check_ids(const ct_tensor *ids, int64_t vocab) {
-    int64_t n = ct_numel(ids);
-    if (n == 0) return 0;
-    cudaStream_t stream;
-    CT_CUDA_STREAM(stream);
-    ct_cuda_scratch flag;
-    CT_TRY(flag.alloc(sizeof(unsigned long long), "embedding id check"));
-    CT_CUDA_CHECK(cudaMemsetAsync(flag.data, 0xff, sizeof(unsigned long long), stream));
-    first_bad_id_kernel<<<ct_cuda_blocks(n), CT_CUDA_THREADS, 0, stream>>>(
-        (const int32_t *)ids->data, n, vocab, (unsigned long long *)flag.data);
-    CT_CUDA_CHECK_LAUNCH("first_bad_id");
-    unsigned long long first = 0;
-    CT_TRY(ct_cuda_copy(&first, flag.data, sizeof first, 1));
-    if (first == ~0ull) return 0;
+    int64_t first = 0;
     int32_t id = 0;
-    CT_TRY(ct_cuda_copy(&id, (const int32_t *)ids->data + first, sizeof id, 1));
+    int found = ct_cuda_first_bad_index((const int32_t *)ids->data, ct_numel(ids), vocab, INT64_MIN, &first, &id);
+    if (found <= 0) return found;
     return ct_fail("embedding: token id %d at position %lld is outside the table's %lld rows", id,
                    (long long)first, (long long)vocab);
 }

@@ -171,6 +171,13 @@ struct ct_cuda_scratch {
     }
 };
 
+/* Finds the first of n device i32 indices outside [0, limit) (an index equal to `ignored` is
+ * allowed; INT64_MIN allows none):
+ * 1 with *position and *value set, 0 when all are in range, -1 on a CUDA error. Waits for the
+ * device (one small copy back), so errors name the index as the CPU's do. */
+int ct_cuda_first_bad_index(const int32_t *indices, int64_t n, int64_t limit, int64_t ignored, int64_t *position,
+                            int32_t *value);
+
 /* Launcher prologue: `cudaStream_t stream; CT_CUDA_STREAM(stream);` */
 #define CT_CUDA_STREAM(stream) CT_TRY(ct_cuda_stream_get(&(stream)))
 #endif

@@ -78,27 +78,12 @@ extern "C" int ct_cuda_log_softmax_backward(const ct_tensor *y, const ct_tensor 
 
 // ---- cross-entropy ----
 
-__global__ void first_bad_target_kernel(const int32_t *t, int64_t rows, int64_t cols, unsigned long long *first) {
-    for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < rows; r += (int64_t)gridDim.x * blockDim.x)
-        if (t[r] != CT_IGNORE_INDEX && (t[r] < 0 || t[r] >= cols)) atomicMin(first, (unsigned long long)r);
-}
-
 static int check_targets(const ct_tensor *targets, int64_t cols) {
-    int64_t rows = ct_numel(targets);
-    if (rows == 0) return 0;
-    cudaStream_t stream;
-    CT_CUDA_STREAM(stream);
-    ct_cuda_scratch flag;
-    CT_TRY(flag.alloc(sizeof(unsigned long long), "cross_entropy target check"));
-    CT_CUDA_CHECK(cudaMemsetAsync(flag.data, 0xff, sizeof(unsigned long long), stream));
-    first_bad_target_kernel<<<ct_cuda_blocks(rows), CT_CUDA_THREADS, 0, stream>>>(
-        (const int32_t *)targets->data, rows, cols, (unsigned long long *)flag.data);
-    CT_CUDA_CHECK_LAUNCH("first_bad_target");
-    unsigned long long first = 0;
-    CT_TRY(ct_cuda_copy(&first, flag.data, sizeof first, 1));
-    if (first == ~0ull) return 0;
+    int64_t first = 0;
     int32_t target = 0;
-    CT_TRY(ct_cuda_copy(&target, (const int32_t *)targets->data + first, sizeof target, 1));
+    int found = ct_cuda_first_bad_index((const int32_t *)targets->data, ct_numel(targets), cols, CT_IGNORE_INDEX,
+                                        &first, &target);
+    if (found <= 0) return found;
     return ct_fail("cross_entropy: target %d at row %lld is outside [0, %lld) (use -100 to ignore a position)",
                    target, (long long)first, (long long)cols);
 }
