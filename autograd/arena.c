@@ -5,6 +5,9 @@
 #include "autograd/error.h"
 #include "autograd/tape.h"
 #include "kernels/device.h"
+#ifdef CT_HAVE_CUDA
+#include "kernels/cuda/cuda_memory.h"
+#endif
 
 #define MIN_CHUNK_BYTES ((size_t)1 << 20)
 #define MAX_CHUNKS 48
@@ -125,15 +128,35 @@ int ct_scope_suspend(void) {
 
 void ct_scope_resume(void) { depth = open_depth; }
 
+/* The caching allocator's counters for CT_CUDA; they only read host-side bookkeeping, so they
+ * are safe to ask for without a device. */
+static void add_device_allocator_stats(ct_device device, ct_memory_stats *stats) {
+#ifdef CT_HAVE_CUDA
+    if (device != CT_CUDA) return;
+    ct_cuda_memory_stats cuda = ct_cuda_memory_get_stats();
+    stats->device_in_use = cuda.in_use_bytes;
+    stats->device_peak_in_use = cuda.peak_in_use_bytes;
+    stats->device_reserved = cuda.reserved_bytes;
+    stats->device_malloc_calls = cuda.malloc_calls;
+#else
+    (void)device;
+    (void)stats;
+#endif
+}
+
 ct_memory_stats ct_memory_get_stats(ct_device device) {
-    ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device]};
+    ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device], 0, 0, 0, 0};
     for (int d = 0; d <= CT_MAX_SCOPE_DEPTH; d++)
         for (int i = 0; i < arenas[device][d].n_chunks; i++) stats.reserved += arenas[device][d].chunks[i].capacity;
+    add_device_allocator_stats(device, &stats);
     return stats;
 }
 
 void ct_memory_reset_peak(void) {
     for (int device = 0; device < N_DEVICES; device++) peak_in_use[device] = total_in_use((ct_device)device);
+#ifdef CT_HAVE_CUDA
+    ct_cuda_memory_reset_peak();
+#endif
 }
 
 void ct_memory_release_all(void) {

@@ -44,9 +44,17 @@ typedef struct {
     size_t peak_in_use; /* high-water mark of in_use since the last ct_memory_reset_peak */
     size_t reserved;    /* bytes held from the device by all arenas, active or idle */
     uint64_t chunk_allocations; /* times an arena asked the device for memory (flat = stops growing) */
+    /* CT_CUDA only (0 for the CPU, and in a build without CUDA): the caching allocator every
+     * device allocation goes through, arenas and persistent tensors (parameters, gradients,
+     * moments) together (kernels/cuda/cuda_memory.h). */
+    size_t device_in_use;        /* bytes held by callers, rounded to the allocator's size classes */
+    size_t device_peak_in_use;   /* high-water mark of device_in_use since ct_memory_reset_peak */
+    size_t device_reserved;      /* in use + cached: what the driver has given */
+    uint64_t device_malloc_calls; /* cudaMalloc calls so far (flat = a training loop is warm) */
 } ct_memory_stats;
 
 ct_memory_stats ct_memory_get_stats(ct_device device);
+/* Restarts every peak (the arenas' and the CUDA allocator's) from what is in use now. */
 void ct_memory_reset_peak(void);
 /* Frees every arena's memory; only valid with nothing live in any arena. */
 void ct_memory_release_all(void);

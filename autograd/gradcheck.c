@@ -1,6 +1,7 @@
 #include "autograd/gradcheck.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd/arena.h"
@@ -8,19 +9,58 @@
 #include "autograd/ops.h"
 #include "autograd/rng.h"
 #include "autograd/tape.h"
+#include "kernels/device.h"
 
 #define MAX_CHECK_INPUTS 8
 
+/* A host view of t: t itself on the CPU, else a header over a heap copy of its data (*owned,
+ * freed by the caller). Reading device tensors element by element would copy once per element.
+ * NULL when the copy fails. */
+static const ct_tensor *host_view(const ct_tensor *t, ct_tensor *view, void **owned) {
+    *owned = NULL;
+    if (t->device == CT_CPU) return t;
+    size_t nbytes = ct_nbytes(t);
+    *owned = malloc(nbytes ? nbytes : 1);
+    if (!*owned || ct_device_copy(CT_CPU, *owned, t->device, t->data, nbytes) < 0) {
+        free(*owned);
+        *owned = NULL;
+        return NULL;
+    }
+    *view = *t;
+    view->device = CT_CPU;
+    view->data = *owned;
+    view->scale = NULL; /* real tensors only: an i8 tensor reads as its raw values */
+    return view;
+}
+
 double ct_relative_error(const ct_tensor *a, const ct_tensor *b) {
+    ct_tensor a_view, b_view;
+    void *a_owned, *b_owned;
+    const ct_tensor *ha = host_view(a, &a_view, &a_owned), *hb = host_view(b, &b_view, &b_owned);
     double diff = 0, norm = 0;
     int64_t n = ct_numel(b);
-    for (int64_t i = 0; i < n; i++) {
-        double d = ct_get(a, i) - ct_get(b, i);
+    for (int64_t i = 0; ha && hb && i < n; i++) {
+        double d = ct_get(ha, i) - ct_get(hb, i);
         diff += d * d;
-        norm += ct_get(b, i) * ct_get(b, i);
+        norm += ct_get(hb, i) * ct_get(hb, i);
     }
+    free(a_owned);
+    free(b_owned);
+    if (!ha || !hb) return NAN;
     if (norm == 0) return diff == 0 ? 0 : INFINITY;
     return sqrt(diff / norm);
+}
+
+/* An arena copy of src in another dtype on src's device. ct_copy converts on the host only, so a
+ * device tensor goes through a host copy both ways. */
+static ct_tensor *converted(const ct_tensor *src, ct_dtype dtype) {
+    if (src->device == CT_CPU) {
+        ct_tensor *dst = ct_empty(dtype, src->ndim, src->shape);
+        return dst && ct_copy(dst, src) == 0 ? dst : NULL;
+    }
+    ct_tensor *host_src = ct_to_device(src, CT_CPU), *host_dst = ct_empty(dtype, src->ndim, src->shape);
+    if (!host_src || !host_dst || ct_copy(host_dst, host_src) < 0) return NULL;
+    return ct_to_device(host_dst, src->device);
 }
 
 ct_tensor *ct_random_input(ct_rng *rng, int ndim, const int64_t *shape) {
@@ -48,13 +88,13 @@ static ct_tensor *forward_backward(ct_gradcheck_fn fn, ct_tensor *const *inputs,
     ct_tensor *y = fn(inputs, n, user);
     if (!y) return NULL;
     if (!*weights) {
+        /* drawn on the host (the same numbers for every device), then moved to y's device */
         *weights = ct_empty(y->dtype, y->ndim, y->shape);
         if (!*weights) return NULL;
         ct_fill_normal(*weights, rng, 0.0, 1.0);
-    } else if ((*weights)->dtype != y->dtype) {
-        ct_tensor *converted = ct_empty(y->dtype, y->ndim, y->shape);
-        if (!converted || ct_copy(converted, *weights) < 0) return NULL;
-        *weights = converted;
+        if (y->device != CT_CPU && !(*weights = ct_to_device(*weights, y->device))) return NULL;
+    } else if ((*weights)->dtype != y->dtype && !(*weights = converted(*weights, y->dtype))) {
+        return NULL;
     }
     if (ct_backward(weighted_sum(y, *weights)) < 0) return NULL;
     for (int i = 0; i < n; i++) {
@@ -73,14 +113,16 @@ static double numeric_gradient_error(ct_gradcheck_fn fn, ct_tensor *const *input
         if (!inputs[i]->requires_grad || !analytic[i]) continue;
         ct_tensor *numeric = ct_empty(CT_F64, inputs[i]->ndim, inputs[i]->shape);
         if (!numeric) break;
-        double *x = inputs[i]->data;
-        for (int64_t k = 0; k < ct_numel(inputs[i]); k++) {
-            double saved = x[k];
-            x[k] = saved + step;
+        /* ct_get / ct_set reach the element on any device (on the GPU one small copy each, next
+         * to two whole forward passes per element); an f64 element is restored bit for bit */
+        ct_tensor *x = inputs[i];
+        for (int64_t k = 0; k < ct_numel(x); k++) {
+            double saved = ct_get(x, k);
+            ct_set(x, k, saved + step);
             double plus = evaluate_loss(fn, inputs, n, user, weights);
-            x[k] = saved - step;
+            ct_set(x, k, saved - step);
             double minus = evaluate_loss(fn, inputs, n, user, weights);
-            x[k] = saved;
+            ct_set(x, k, saved);
             ct_set(numeric, k, (plus - minus) / (2 * step));
             (*checked)++;
         }
@@ -110,8 +152,8 @@ static int f32_comparison(ct_gradcheck_fn fn, ct_tensor *const *inputs, int n, v
             inputs32[i] = inputs[i];
             continue;
         }
-        inputs32[i] = ct_empty(CT_F32, inputs[i]->ndim, inputs[i]->shape);
-        if (!inputs32[i] || ct_copy(inputs32[i], inputs[i]) < 0) return -1;
+        inputs32[i] = converted(inputs[i], CT_F32);
+        if (!inputs32[i]) return ct_fail_context("gradcheck (f32 copy of input %d): ", i);
         inputs32[i]->requires_grad = inputs[i]->requires_grad;
     }
     ct_tensor *y32 = forward_backward(fn, inputs32, n, user, &weights, NULL, grads32);

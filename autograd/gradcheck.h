@@ -20,12 +20,15 @@ typedef struct {
     int64_t elements_checked;
 } ct_gradcheck_result;
 
-/* inputs: f64 leaves (those with requires_grad are differentiated) and i32 index tensors.
- * Runs in its own scope; the inputs are left as they were. */
+/* inputs: f64 leaves (those with requires_grad are differentiated) and i32 index tensors, all on
+ * one device: on CUDA the ops run on the GPU (its f64 kernels) and the differences are taken
+ * there too, perturbing one element at a time through ct_set. The f32 run uses f32 copies on
+ * the same device. Runs in its own scope; the inputs are left as they were. */
 int ct_gradcheck(ct_gradcheck_fn fn, ct_tensor *const *inputs, int n_inputs, void *user, double step,
                  ct_gradcheck_result *result);
 
-/* ||a - b|| / ||b|| over all elements (0 when both are zero; inf when only b is). */
+/* ||a - b|| / ||b|| over all elements (0 when both are zero; inf when only b is), for real
+ * tensors on any device (device ones are copied to the host once); NaN when a copy fails. */
 double ct_relative_error(const ct_tensor *a, const ct_tensor *b);
 
 /* An arena f64 tensor of the given shape filled from N(0, 1) (never zeros), requiring grad. */

@@ -5,6 +5,7 @@
 #include "autograd/arena.h"
 #include "autograd/error.h"
 #include "kernels/backend.h"
+#include "kernels/device.h"
 
 static bool grad_mode = true;
 static ct_node *tape_top;
@@ -102,9 +103,13 @@ int ct_backward_from(ct_tensor *output, const ct_tensor *grad_output, ct_node *s
     return walk_backward(output->node, stop);
 }
 
-void ct_zero_grad(ct_tensor *const *params, int n) {
-    for (int i = 0; i < n; i++)
-        if (params[i]->grad) memset(params[i]->grad->data, 0, ct_nbytes(params[i]->grad));
+int ct_zero_grad(ct_tensor *const *params, int n) {
+    for (int i = 0; i < n; i++) {
+        const ct_tensor *g = params[i]->grad;
+        if (g && ct_device_memset_zero(g->device, g->data, ct_nbytes(g)) < 0)
+            return ct_fail_context("zeroing the gradient of '%s': ", params[i]->name ? params[i]->name : "(unnamed)");
+    }
+    return 0;
 }
 
 void ct_release_grad(ct_tensor *const *params, int n) {

@@ -58,8 +58,9 @@ int ct_backward(ct_tensor *loss);
  * (exclusive), down to the tensors that existed before them. Used by gradient checkpointing. */
 int ct_backward_from(ct_tensor *output, const ct_tensor *grad_output, ct_node *stop);
 
-/* Zero or release the .grad of persistent tensors (parameters). */
-void ct_zero_grad(ct_tensor *const *params, int n);
+/* Zero or release the .grad of persistent tensors (parameters), on whatever device they live.
+ * ct_zero_grad returns 0, or -1 when a device refuses the memset. */
+int ct_zero_grad(ct_tensor *const *params, int n);
 void ct_release_grad(ct_tensor *const *params, int n);
 
 #endif

@@ -124,6 +124,11 @@ ct_tensor *ct_zeros_like(const ct_tensor *t) { return zero_filled(ct_empty_like(
 ct_tensor *ct_to_device(const ct_tensor *t, ct_device device) {
     ct_tensor *copy = ct_empty_on(device, t->dtype, t->ndim, t->shape);
     if (!copy || ct_device_copy(device, copy->data, t->device, t->data, ct_nbytes(t)) < 0) return NULL;
+    if (t->scale) { /* an i8 tensor is only meaningful with its scales */
+        copy->scale = ct_to_device(t->scale, device);
+        if (!copy->scale) return NULL;
+        copy->scale_block = t->scale_block;
+    }
     return copy;
 }
 
@@ -202,7 +207,18 @@ int ct_copy(ct_tensor *dst, const ct_tensor *src) {
                        ct_shape_str(dst, b, sizeof b));
     }
     if (dst->dtype == src->dtype && !(src->dtype == CT_I8 && src->scale)) {
-        memmove(dst->data, src->data, ct_nbytes(src));
+        if (dst->device == CT_CPU && src->device == CT_CPU) {
+            memmove(dst->data, src->data, ct_nbytes(src));
+            return 0;
+        }
+        return ct_device_copy(dst->device, dst->data, src->device, src->data, ct_nbytes(src));
+    }
+    if (dst->device != CT_CPU || src->device != CT_CPU) {
+        /* f32 <-> bf16 on one device is a kernel; anything else goes element by element */
+        bool f32_bf16 = (dst->dtype == CT_F32 && src->dtype == CT_BF16) || (dst->dtype == CT_BF16 && src->dtype == CT_F32);
+        if (f32_bf16 && dst->device == src->device)
+            return ct_backend_for(dst->device)->convert(src, dst);
+        for (int64_t i = 0; i < n; i++) ct_set(dst, i, ct_get(src, i));
         return 0;
     }
     if (dst->dtype == CT_F32 && src->dtype == CT_BF16) {

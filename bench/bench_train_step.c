@@ -117,6 +117,12 @@ TIMED(cross_entropy_backward, K_CROSS_ENTROPY,
 TIMED(adamw_step, K_ADAMW,
       (ct_tensor *p, const ct_tensor *g, ct_tensor *m, ct_tensor *v, const ct_adamw_hparams *h, int64_t step),
       (p, g, m, v, h, step))
+TIMED(adamw_multi, K_ADAMW,
+      (int n, ct_tensor *const *p, ct_tensor *const *g, ct_tensor *const *m, ct_tensor *const *v, const double *wd,
+       const ct_adamw_hparams *h, int64_t step),
+      (n, p, g, m, v, wd, h, step))
+TIMED(sum_squares_multi, K_NORM_SQUARES, (int n, const ct_tensor *const *x, double *result), (n, x, result))
+TIMED(scale_multi, K_CLIP_SCALE, (int n, ct_tensor *const *x, double factor), (n, x, factor))
 TIMED(attention_forward, K_ATTENTION,
       (const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *qp, const ct_tensor *kp,
        const ct_tensor *qs, const ct_tensor *ks, double scale, ct_tensor *out, ct_tensor *lse),
@@ -152,7 +158,8 @@ static void install_timed_backend(ct_backend *table) {
     table->embedding_forward = timed_embedding_forward, table->embedding_backward = timed_embedding_backward;
     table->cross_entropy_forward = timed_cross_entropy_forward;
     table->cross_entropy_backward = timed_cross_entropy_backward;
-    table->adamw_step = timed_adamw_step;
+    table->adamw_step = timed_adamw_step, table->adamw_multi = timed_adamw_multi;
+    table->sum_squares_multi = timed_sum_squares_multi, table->scale_multi = timed_scale_multi;
     table->attention_forward = timed_attention_forward, table->attention_backward = timed_attention_backward;
     table->rms_norm_forward = timed_rms_norm_forward, table->rms_norm_backward = timed_rms_norm_backward;
     table->swiglu_forward = timed_swiglu_forward, table->swiglu_backward = timed_swiglu_backward;

@@ -9,6 +9,7 @@
 
 #include "autograd/error.h"
 #include "autograd/rng.h"
+#include "kernels/device.h"
 
 #define IGNORE_INDEX (-100)
 #define STREAM_EPOCH_ORDER 0x6261746368ull /* keys the per-epoch shuffling */
@@ -434,6 +435,17 @@ int ct_batcher_next(ct_batcher *b, ct_batch *batch) {
     if (++b->next_batch == b->n_batches) {
         b->epoch++;
         b->next_batch = 0;
+    }
+    return 0;
+}
+
+int ct_batch_to_device(ct_batch *batch, ct_device device) {
+    ct_tensor **tensors[] = {&batch->ids, &batch->targets, &batch->positions, &batch->segments};
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
+        ct_tensor *t = *tensors[i];
+        if (!t || t->device == device) continue;
+        *tensors[i] = ct_to_device(t, device);
+        if (!*tensors[i]) return ct_fail_context("copying a batch to %s: ", ct_device_name(device));
     }
     return 0;
 }

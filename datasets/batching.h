@@ -121,6 +121,10 @@ void ct_batcher_free(ct_batcher *batcher);
  * from the current scope's arena. Returns 0, or -1. */
 int ct_batcher_next(ct_batcher *batcher, ct_batch *batch);
 
+/* Replaces the batch's tensors by copies on `device` from the current scope's arena (the batcher
+ * builds them on the host); nothing to do on the CPU. Returns 0, or -1. */
+int ct_batch_to_device(ct_batch *batch, ct_device device);
+
 /* The plan of the epoch the cursor is in (the batches ct_batcher_next will give). */
 int ct_batcher_epoch_stats(ct_batcher *batcher, ct_epoch_stats *stats);
 ct_truncation_stats ct_batcher_truncation_stats(const ct_batcher *batcher);

@@ -63,6 +63,18 @@ typedef struct ct_backend {
     /* One AdamW update of param given its grad and moments; step counts from 1. */
     int (*adamw_step)(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
                       const ct_adamw_hparams *h, int64_t step);
+    /* Optimizer kernels over a list of n tensors on this device (what train/optim.c calls once
+     * per step; on a GPU each is one launch for the whole list, not one per tensor).
+     * adamw_multi: adamw_step on each (params[i], grads[i], m[i], v[i]), with weight_decay[i] in
+     * place of h->weight_decay; the four tensors of an index share dtype (f32 or f64) and element
+     * count, and every result equals adamw_step's bit for bit on the CPU.
+     * sum_squares_multi: the sum of squares of all n tensors into one host double, in a fixed
+     * order (the same list gives the same bits on every run); n == 0 gives 0.
+     * scale_multi: every element of every x[i] *= factor, computed in the tensor's dtype. */
+    int (*adamw_multi)(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
+                       ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
+    int (*sum_squares_multi)(int n, const ct_tensor *const *x, double *result);
+    int (*scale_multi)(int n, ct_tensor *const *x, double factor);
     /* attention */
     /* Fused causal attention (autograd/op_attention.h): q [B, T, Hq, D], k and v [B, S, Hkv, D],
      * i32 positions q_pos [B, T] and k_pos [B, S], optional i32 segment ids (NULL: none). Forward

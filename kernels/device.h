@@ -15,6 +15,8 @@ void ct_device_free(ct_device device, void *p);
 int ct_device_memset_zero(ct_device device, void *p, size_t nbytes);
 /* Copies between any two devices (host ↔ device, device ↔ device). */
 int ct_device_copy(ct_device dst_device, void *dst, ct_device src_device, const void *src, size_t nbytes);
+/* What a device is, for logs: "cpu", or the GPU's name, architecture and memory. Returns buf. */
+const char *ct_device_describe(ct_device device, char *buf, size_t size);
 /* Whether a device can be used in this build and on this machine. */
 int ct_device_available(ct_device device);
 

@@ -50,6 +50,13 @@ typedef struct ct_llama {
     int n_params;
     float *inv_freq;             /* head_dim / 2 RoPE frequencies */
     bool gradient_checkpointing; /* recompute each block in backward (autograd/checkpoint.h) */
+    /* CT_F32 (the default) or CT_BF16: mixed precision. The parameters stay f32 masters; a
+     * forward without a KV cache converts each matmul weight to a bf16 copy (ct_to_dtype, so the
+     * master gets an f32 gradient) and runs every matmul, attention and activation in bf16
+     * storage, keeping the embedding lookup, the residual stream and the RMSNorm weights f32 and
+     * returning bf16 logits. Forwards with a KV cache (generation, scoring) always compute in f32,
+     * since the cache holds f32 keys and values. */
+    ct_dtype compute_dtype;
     struct ct_tokenizer *tokenizer; /* loaded from the folder's tokenizer.json, or NULL */
     char *source_dir;            /* the folder it was loaded from, or NULL */
 } ct_llama;
@@ -115,8 +122,10 @@ typedef struct {
     uint64_t dropout_seed, step;
 } ct_llama_forward_args;
 
-/* input_ids i32 [B, T] (ids < vocab_size) -> logits f32 [B, T, vocab_size] in the current scope.
- * args may be NULL. With a sliding-window config (Mistral v0.1, some Qwen) positions must stay
+/* input_ids i32 [B, T] (ids < vocab_size) -> logits [B, T, vocab_size] in the current scope, f32
+ * (bf16 when m->compute_dtype is CT_BF16 and there is no cache). input_ids, position_ids and
+ * segment_ids must be on the model's device (ct_llama_device); so are the logits. A KV cache
+ * needs a model on the CPU. args may be NULL. With a sliding-window config (Mistral v0.1, some Qwen) positions must stay
  * below the window, where full causal attention is the same computation; beyond it the forward
  * fails rather than compute something else. NULL with a message. */
 ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_forward_args *args);
@@ -142,6 +151,20 @@ ct_llama *ct_llama_load(const char *dir);
  * must hold a tokenizer.json). Each file is written to a
  * temporary name and renamed, so a failure leaves existing files whole. */
 int ct_llama_save(const ct_llama *m, const char *dir, const char *tokenizer_dir, ct_dtype store_dtype);
+/* ---- devices (llama_device.c) ---- */
+
+/* Where the parameters live (all of them live on one device). */
+ct_device ct_llama_device(const ct_llama *m);
+/* 0 when a model can live and compute on `device`: the CPU always; CUDA when this build has the
+ * complete CUDA op table and a GPU is there. Else -1 with the reason (no prefix). */
+int ct_llama_check_device(ct_device device);
+/* Moves every parameter, with its gradient when it has one, to `device` in place: the tensors keep
+ * their addresses (so an optimizer built on them stays valid, and a tied lm_head stays the
+ * embedding) and get new memory there. Build an optimizer after the move, since its moments are
+ * allocated on the parameters' device. On failure every parameter is moved back and -1 returned
+ * with a message. */
+int ct_llama_to_device(ct_llama *m, ct_device device);
+
 /* Refuses a tokenizer with more ids than the model has rows. */
 int ct_llama_check_tokenizer(const ct_llama *m, const struct ct_tokenizer *tok);
 

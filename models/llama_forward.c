@@ -1,7 +1,15 @@
 /* The forward pass of a LLaMA-family model (the equations are in models/llama.h) and its
  * causal-LM loss. Every step is an autograd op, so backward needs no code here. With
  * gradient_checkpointing each decoder block is one ct_checkpoint segment: its activations are
- * recomputed in backward instead of kept. */
+ * recomputed in backward instead of kept.
+ *
+ * Mixed precision (compute_dtype bf16): each matmul weight is converted to a bf16 copy where it
+ * is used, inside the block, so a checkpointed block converts again when it recomputes instead
+ * of keeping the copies; the activation entering a projection is converted once, and every op
+ * after it (projections, RoPE, attention, SwiGLU) then computes in f32 and stores bf16. The
+ * residual stream stays f32: a block's branch output (bf16) is added to it, and ct_add keeps its
+ * first operand's dtype. The index tensors (positions, rows to gather) are built on the host and
+ * copied to the model's device. */
 #include <string.h>
 
 #include "autograd/arena.h"
@@ -11,6 +19,7 @@
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"
+#include "kernels/device.h"
 #include "models/llama.h"
 #include "models/llama_internal.h"
 
@@ -23,10 +32,18 @@ typedef struct {
     ct_kv_cache *cache;     /* NULL when training */
     double dropout;         /* residual dropout of training (ct_llama_forward_args) */
     uint64_t dropout_seed, step;
+    ct_dtype compute;       /* CT_F32, or CT_BF16 for the matmuls and the activations */
 } block_ctx;
 
-static ct_tensor *linear(ct_tensor *x, ct_tensor *weight, ct_tensor *bias) {
-    ct_tensor *y = ct_matmul(x, weight, false, true);
+/* t in the compute dtype: an f32 weight or activation becomes a bf16 copy whose backward hands
+ * the f32 master its gradient; anything else (f32 compute, an already narrow tensor) is t. */
+static ct_tensor *as_compute(ct_dtype compute, ct_tensor *t) {
+    if (!t || compute == CT_F32 || t->dtype != CT_F32) return t;
+    return ct_to_dtype(t, compute);
+}
+
+static ct_tensor *linear(ct_dtype compute, ct_tensor *x, ct_tensor *weight, ct_tensor *bias) {
+    ct_tensor *y = ct_matmul(as_compute(compute, x), as_compute(compute, weight), false, true);
     return bias ? ct_add(y, bias) : y;
 }
 
@@ -39,9 +56,10 @@ static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     const ct_llama_config *cfg = &c->m->config;
     const ct_llama_layer *L = &c->m->layers[c->layer];
     const int64_t D = cfg->head_dim, B = x->shape[0], T = x->shape[1];
-    ct_tensor *q = split_heads(linear(x, L->q_proj, L->q_bias), cfg->num_attention_heads, D);
-    ct_tensor *k = split_heads(linear(x, L->k_proj, L->k_bias), cfg->num_key_value_heads, D);
-    ct_tensor *v = split_heads(linear(x, L->v_proj, L->v_bias), cfg->num_key_value_heads, D);
+    x = as_compute(c->compute, x); /* once for the three projections */
+    ct_tensor *q = split_heads(linear(c->compute, x, L->q_proj, L->q_bias), cfg->num_attention_heads, D);
+    ct_tensor *k = split_heads(linear(c->compute, x, L->k_proj, L->k_bias), cfg->num_key_value_heads, D);
+    ct_tensor *v = split_heads(linear(c->compute, x, L->v_proj, L->v_bias), cfg->num_key_value_heads, D);
     if (L->q_norm) { /* Qwen3: each head normalized over head_dim before rotation */
         q = ct_rms_norm(q, L->q_norm, cfg->rms_norm_eps);
         k = ct_rms_norm(k, L->k_norm, cfg->rms_norm_eps);
@@ -52,16 +70,20 @@ static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     if (c->cache && ct_llama_cache_kv(c->cache, c->layer, T, &k, &v) < 0) return NULL;
     ct_tensor *out = ct_attention(q, k, v, &c->attn);
     out = ct_reshape(out, 3, (int64_t[]){B, T, cfg->num_attention_heads * D});
-    return linear(out, L->o_proj, L->o_bias);
+    return linear(c->compute, out, L->o_proj, L->o_bias);
 }
 
-static ct_tensor *mlp(const ct_llama_layer *L, ct_tensor *x) {
-    return linear(ct_swiglu(linear(x, L->gate_proj, NULL), linear(x, L->up_proj, NULL)), L->down_proj, NULL);
+static ct_tensor *mlp(const block_ctx *c, const ct_llama_layer *L, ct_tensor *x) {
+    x = as_compute(c->compute, x); /* once for gate and up */
+    ct_tensor *gate = linear(c->compute, x, L->gate_proj, NULL), *up = linear(c->compute, x, L->up_proj, NULL);
+    return linear(c->compute, ct_swiglu(gate, up), L->down_proj, NULL);
 }
 
-/* Dropout site `which` (0: attention, 1: MLP) of the block; identity when dropout is 0. */
+/* Dropout site `which` (0: attention, 1: MLP) of the block; identity when dropout is 0. Dropout
+ * takes f32 only, so a bf16 branch is widened first (the residual it joins is f32 anyway). */
 static ct_tensor *residual_dropout(const block_ctx *c, ct_tensor *x, uint32_t which) {
     if (c->dropout <= 0) return x;
+    if (x && x->dtype == CT_BF16) x = ct_to_dtype(x, CT_F32);
     return ct_dropout(x, c->dropout, c->dropout_seed, ct_dropout_stream(c->step, 2 * (uint32_t)c->layer + which));
 }
 
@@ -74,7 +96,7 @@ static ct_tensor *block(void *ctx, ct_tensor *const *inputs, int n_inputs) {
     ct_tensor *h = inputs[0];
     ct_tensor *x = ct_rms_norm(h, L->input_layernorm, eps);
     h = x ? ct_add(h, residual_dropout(c, self_attention(c, x), 0)) : NULL;
-    return ct_add(h, residual_dropout(c, mlp(L, ct_rms_norm(h, L->post_attention_layernorm, eps)), 1));
+    return ct_add(h, residual_dropout(c, mlp(c, L, ct_rms_norm(h, L->post_attention_layernorm, eps)), 1));
 }
 
 static int layer_params(const ct_llama_layer *L, ct_tensor **out) {
@@ -109,8 +131,14 @@ static int check_args(const ct_llama *m, ct_tensor *ids, const ct_llama_forward_
     char buf[64];
     if (ids->dtype != CT_I32 || ids->ndim != 2 || ids->shape[1] < 1)
         return ct_fail("llama forward: input_ids %s must be i32 [batch, time]", ct_shape_str(ids, buf, sizeof buf));
-    /* Positions are built and checked on the host; ids on a device come with the CUDA forward. */
-    if (ids->device != CT_CPU) return ct_fail("llama forward: input_ids must be on the CPU for now");
+    const ct_device device = ct_llama_device(m);
+    if (ids->device != device)
+        return ct_fail("llama forward: input_ids are on %s but the model is on %s; copy them with ct_to_device",
+                       ct_device_name(ids->device), ct_device_name(device));
+    if (a->cache && device != CT_CPU)
+        return ct_fail("llama forward: a KV cache needs the model on the CPU (it is on %s)", ct_device_name(device));
+    if (m->compute_dtype != CT_F32 && m->compute_dtype != CT_BF16)
+        return ct_fail("llama forward: compute_dtype %s must be f32 or bf16", ct_dtype_name(m->compute_dtype));
     if (a->position_ids && !is_ids(a->position_ids, ids))
         return ct_fail("llama forward: position_ids %s must be i32 of input_ids' shape",
                        ct_shape_str(a->position_ids, buf, sizeof buf));
@@ -121,20 +149,27 @@ static int check_args(const ct_llama *m, ct_tensor *ids, const ct_llama_forward_
     return 0;
 }
 
-/* 0 .. T-1 in every row, shifted by the cache's length. */
+/* A host tensor on `device` (itself on the CPU): index tensors are built on the host. */
+static ct_tensor *on_device(ct_tensor *host, ct_device device) {
+    if (!host || device == CT_CPU) return host;
+    return ct_to_device(host, device);
+}
+
+/* 0 .. T-1 in every row, shifted by the cache's length, on the ids' device. */
 static ct_tensor *default_positions(const ct_tensor *ids, int64_t start) {
-    ct_tensor *p = ct_empty_on(ids->device, CT_I32, 2, ids->shape);
+    ct_tensor *p = ct_empty(CT_I32, 2, ids->shape);
     if (!p) return NULL;
     int32_t *d = p->data;
     for (int64_t b = 0; b < ids->shape[0]; b++)
         for (int64_t t = 0; t < ids->shape[1]; t++) d[b * ids->shape[1] + t] = (int32_t)(start + t);
-    return p;
+    return on_device(p, ids->device);
 }
 
 /* Inside the window every visible key is closer than sliding_window, so full causal attention is
  * exactly the windowed one; past it ctune would silently compute a different model. */
 static int check_window(const ct_llama_config *cfg, const ct_tensor *positions) {
     if (cfg->sliding_window <= 0) return 0;
+    if (positions->device != CT_CPU && !(positions = ct_to_device(positions, CT_CPU))) return -1;
     const int32_t *p = positions->data;
     for (int64_t i = 0; i < ct_numel(positions); i++)
         if (p[i] >= cfg->sliding_window)
@@ -155,7 +190,9 @@ static int setup_positions(const ct_llama *m, ct_tensor *ids, const ct_llama_for
         c->attn.q_seg = a->segment_ids;
         return ct_llama_cache_slots(a->cache, c->positions, a->segment_ids, &c->attn.k_pos, &c->attn.k_seg);
     }
-    /* Without a cache keys are the queries: a query-side id alone serves both. */
+    /* Without a cache keys are the queries: a query-side id alone serves both. Positions not
+     * given are derived by attention itself (host ids, which every backend accepts), and that is
+     * what lets the GPU take cuDNN's fused causal kernel, which handles only plain positions. */
     c->attn.q_pos = a->position_ids;
     c->attn.q_seg = a->segment_ids;
     return 0;
@@ -167,14 +204,15 @@ static ct_tensor *last_positions(ct_tensor *h) {
     ct_tensor *rows = ct_empty(CT_I32, 2, (int64_t[]){B, 1});
     if (!rows) return NULL;
     for (int64_t b = 0; b < B; b++) ((int32_t *)rows->data)[b] = (int32_t)(b * T + T - 1);
-    return ct_embedding(ct_reshape(h, 2, (int64_t[]){B * T, H}), rows);
+    return ct_embedding(ct_reshape(h, 2, (int64_t[]){B * T, H}), on_device(rows, h->device));
 }
 
 ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_forward_args *args) {
     if (!m || !input_ids) return NULL;
     const ct_llama_forward_args none = {0};
     const ct_llama_forward_args *a = args ? args : &none;
-    block_ctx c = {.m = m, .cache = a->cache, .dropout = a->dropout, .dropout_seed = a->dropout_seed, .step = a->step};
+    block_ctx c = {.m = m, .cache = a->cache, .dropout = a->dropout, .dropout_seed = a->dropout_seed, .step = a->step,
+                   .compute = a->cache ? CT_F32 : m->compute_dtype};
     if (a->dropout < 0 || a->dropout >= 1 || (a->dropout > 0 && a->cache)) {
         ct_fail("llama forward: dropout %g must be in [0, 1), and 0 with a KV cache", a->dropout);
         return NULL;
@@ -188,7 +226,8 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     if (!h) return NULL;
     if (a->cache) a->cache->length += input_ids->shape[1];
     if (a->last_token_only) h = last_positions(h);
-    return ct_matmul(ct_rms_norm(h, m->norm, m->config.rms_norm_eps), m->lm_head, false, true);
+    /* With tied embeddings this is the embedding's one bf16 copy: the lookup above read the master. */
+    return linear(c.compute, ct_rms_norm(h, m->norm, m->config.rms_norm_eps), m->lm_head, NULL);
 }
 
 ct_tensor *ct_llama_shift_labels(ct_tensor *labels) {
@@ -198,16 +237,18 @@ ct_tensor *ct_llama_shift_labels(ct_tensor *labels) {
         ct_fail("llama loss: labels %s must be i32 [batch, time]", ct_shape_str(labels, buf, sizeof buf));
         return NULL;
     }
-    ct_tensor *out = ct_empty_on(labels->device, CT_I32, 2, labels->shape);
+    /* Shifted on the host; labels on a device go there and back (a small i32 tensor). */
+    const ct_tensor *host = labels->device == CT_CPU ? labels : ct_to_device(labels, CT_CPU);
+    ct_tensor *out = host ? ct_empty(CT_I32, 2, labels->shape) : NULL;
     if (!out) return NULL;
     const int64_t B = labels->shape[0], T = labels->shape[1];
-    const int32_t *src = labels->data;
+    const int32_t *src = host->data;
     int32_t *dst = out->data;
     for (int64_t b = 0; b < B; b++) {
         if (T > 1) memcpy(dst + b * T, src + b * T + 1, sizeof(int32_t) * (size_t)(T - 1));
         dst[b * T + T - 1] = -100; /* the last position predicts nothing */
     }
-    return out;
+    return on_device(out, labels->device);
 }
 
 ct_tensor *ct_llama_loss(ct_tensor *logits, ct_tensor *labels) {

@@ -12,6 +12,7 @@
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/rng.h"
+#include "kernels/device.h"
 
 enum { BLOCK_NORM1, BLOCK_Q, BLOCK_K, BLOCK_V, BLOCK_O, BLOCK_NORM2, BLOCK_GATE, BLOCK_UP, BLOCK_DOWN, BLOCK_N_PARAMS };
 
@@ -76,12 +77,13 @@ static inline ct_tensor *test_block_forward(void *ctx, ct_tensor *const *inputs,
     ct_tensor *a = ct_attention(q, k, v, &args);
     if (a) a = ct_reshape(a, 3, (int64_t[]){B, T, b->dim});
     ct_tensor *o = ct_matmul(a, p[BLOCK_O], false, true);
-    o = ct_dropout(o, b->dropout, b->seed, ct_dropout_stream(b->step, 2 * b->index));
+    /* dropout takes f32/f64 only; p = 0 is the identity, so a bf16 forward skips it */
+    if (b->dropout > 0) o = ct_dropout(o, b->dropout, b->seed, ct_dropout_stream(b->step, 2 * b->index));
     ct_tensor *mid = ct_add(x, o);
     ct_tensor *h2 = ct_rms_norm(mid, p[BLOCK_NORM2], 1e-5);
     ct_tensor *s = ct_swiglu(ct_matmul(h2, p[BLOCK_GATE], false, true), ct_matmul(h2, p[BLOCK_UP], false, true));
     ct_tensor *d = ct_matmul(s, p[BLOCK_DOWN], false, true);
-    d = ct_dropout(d, b->dropout, b->seed, ct_dropout_stream(b->step, 2 * b->index + 1));
+    if (b->dropout > 0) d = ct_dropout(d, b->dropout, b->seed, ct_dropout_stream(b->step, 2 * b->index + 1));
     return ct_add(mid, d);
 }
 
@@ -97,6 +99,35 @@ static inline ct_tensor *test_block_positions(int64_t B, int64_t T) {
     int32_t *d = pos->data;
     for (int64_t i = 0; i < B * T; i++) d[i] = (int32_t)(i % T);
     return pos;
+}
+
+/* The same on a device (written on the host, then copied); NULL with ct_last_error on failure. */
+static inline ct_tensor *test_block_positions_on(ct_device device, int64_t B, int64_t T) {
+    ct_tensor *pos = test_block_positions(B, T);
+    return device == CT_CPU || !pos ? pos : ct_to_device(pos, device);
+}
+
+/* A persistent copy of a parameter on a device (same dtype, values, name and requires_grad):
+ * how a test puts the CPU model's initial weights on the GPU. NULL with ct_last_error. */
+static inline ct_tensor *test_param_copy_on(ct_device device, const ct_tensor *src) {
+    ct_tensor *t = ct_tensor_new_on(device, src->dtype, src->ndim, src->shape, src->name);
+    if (!t) return NULL;
+    if (ct_device_copy(device, t->data, src->device, src->data, ct_nbytes(src)) < 0) {
+        ct_tensor_free(t);
+        return NULL;
+    }
+    t->requires_grad = src->requires_grad;
+    return t;
+}
+
+/* A copy of block src whose parameters live on device (persistent; test_block_free frees them). */
+static inline int test_block_copy_on(ct_device device, const test_block *src, test_block *dst) {
+    *dst = *src;
+    for (int i = 0; i < BLOCK_N_PARAMS; i++) dst->p[i] = NULL;
+    for (int i = 0; i < BLOCK_N_PARAMS; i++)
+        if (!(dst->p[i] = test_param_copy_on(device, src->p[i]))) return -1;
+    dst->positions = NULL;
+    return 0;
 }
 
 #endif

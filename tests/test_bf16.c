@@ -270,6 +270,12 @@ static void check_i8_weight(void) {
                      1e-6);
         ct_tensor *yb = ct_matmul(x.b, q, false, true);
         expect_close("matmul bf16 x i8", "output", yb, expected, OUTPUT_TOLERANCE);
+        /* a device copy keeps the scales (CPU to CPU here; the GPU tests move i8 weights too) */
+        ct_tensor *moved = ct_to_device(q, CT_CPU);
+        CHECK(moved && moved->scale && moved->scale != q->scale && moved->scale_block == q->scale_block,
+              "ct_to_device of an i8 tensor (block %d) dropped or shared its scales", block);
+        if (moved && moved->scale)
+            expect_close("ct_to_device i8", "output", ct_matmul(x.f, moved, false, true), y, 1e-12);
     }
 }
 

@@ -3,12 +3,20 @@
  * within 1e-12. GEMM: every transpose pair, leading dimensions flattened, bf16 and mixed dtypes,
  * i8 weights with per-row and per-block scales, K == 0, the plan cache, a refused dtype mix.
  * Attention: causal MHA and GQA, a KV-cache offset, packed rows with segment ids and explicit
- * positions on the GPU or on the host, queries that see no key, head dims 40 / 64 / 128 / 160, f64, bf16 through
- * the dispatch (cuDNN when it qualifies) and through the hand-written kernel, gradients that
- * accumulate, and a backward that is bit-identical run to run. Exit 77 without a GPU. */
+ * positions on the GPU or on the host, queries that see no key, head dims 40 / 64 / 128 / 160, f64,
+ * bf16 through the hand-written kernel and through the dispatch, gradients that accumulate (+=)
+ * into random f32 values, a backward into grad_k alone, and a kernel backward that is
+ * bit-identical run to run. The dispatch cases check which path ran: cuDNN's fused attention
+ * wherever ct_cudnn_sdpa_supported says the device, the cuDNN version and the shape allow it (GQA,
+ * MQA, D = 40 / 64 / 128, odd T such as 77, 129 and 200), the kernel for what cuDNN does not take
+ * (D = 20 or 160, a KV offset, segments); a repeated shape builds no new cuDNN plan; and a child
+ * run of this test with CT_CUDA_ATTENTION=kernel must use the kernel for every call. Exit 77
+ * without a GPU. */
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "autograd/error.h"
 #include "autograd/rng.h"
@@ -73,6 +81,20 @@ static double rel_err(const ct_tensor *gpu, const ct_tensor *ref) {
         }
         diff += (a - b) * (a - b);
         norm += b * b;
+    }
+    ct_tensor_free(got);
+    return norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+}
+
+/* ||gpu - ref|| / ||ref - start||: the error of what was added to `start`, so a gradient that
+ * is small beside the random values it accumulates into is still checked at full strictness. */
+static double rel_err_increment(const ct_tensor *gpu, const ct_tensor *ref, const ct_tensor *start) {
+    ct_tensor *got = to_cpu(gpu);
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < ct_numel(ref); i++) {
+        double a = ct_get(got, i), b = ct_get(ref, i), s = ct_get(start, i);
+        diff += (a - b) * (a - b);
+        norm += (b - s) * (b - s);
     }
     ct_tensor_free(got);
     return norm > 0 ? sqrt(diff / norm) : sqrt(diff);
@@ -217,6 +239,54 @@ static void make_ids(const attention_case *c, ct_tensor **q_pos, ct_tensor **k_p
     }
 }
 
+static bool kernel_forced(void) {
+    const char *value = getenv("CT_CUDA_ATTENTION");
+    return value && strcmp(value, "kernel") == 0;
+}
+
+/* Whether the dispatch must take cuDNN for this case: what cuda_attention.cu's qualification
+ * (bf16, no segments, positions 0..T-1 on the host, T == S) and ct_cudnn_sdpa_supported (device,
+ * cuDNN version, shape) accept, unless CT_CUDA_ATTENTION=kernel forces the kernel. */
+static bool expects_cudnn(const attention_case *c, bool backward) {
+    return c->path == 0 && !kernel_forced() && c->dtype == CT_BF16 && c->ids == 0 && c->S == c->T &&
+           ct_cudnn_sdpa_supported(c->B, c->T, c->Hq, c->Hkv, c->D, backward);
+}
+
+/* A dispatch case ran one forward (or backward) since `before`, on the path it must take: no
+ * silent fall-back from cuDNN to the kernel. */
+static void expect_path(const attention_case *c, bool backward, ct_cuda_attention_stats before) {
+    if (c->path != 0) return;
+    ct_cuda_attention_stats now = ct_cuda_attention_get_stats();
+    long long cudnn = backward ? now.cudnn_backward - before.cudnn_backward : now.cudnn_forward - before.cudnn_forward;
+    long long kernel =
+        backward ? now.kernel_backward - before.kernel_backward : now.kernel_forward - before.kernel_forward;
+    bool want_cudnn = expects_cudnn(c, backward);
+    CHECK(want_cudnn ? cudnn == 1 && kernel == 0 : cudnn == 0 && kernel == 1,
+          "%s: the %s ran cuDNN %lld and the kernel %lld times; expected the %s (a cuDNN refusal is on stderr)",
+          c->name, backward ? "backward" : "forward", cudnn, kernel, want_cudnn ? "cuDNN path" : "kernel");
+}
+
+/* A gradient that accumulated into `start`: bf16 cases compare what was added (the bf16 path's
+ * error stands out against the random start values); f32 / f64 ones the whole value, since there
+ * the start's own rounding would dominate a small increment. */
+static double grad_err(const attention_case *c, const ct_tensor *gpu, const ct_tensor *ref, const ct_tensor *start) {
+    return c->dtype == CT_BF16 ? rel_err_increment(gpu, ref, start) : rel_err(gpu, ref);
+}
+
+static ct_tensor *cpu_copy(const ct_tensor *t) {
+    ct_tensor *c = ct_tensor_new(t->dtype, t->ndim, t->shape, NULL);
+    memcpy(c->data, t->data, ct_nbytes(t));
+    return c;
+}
+
+typedef int (*attention_forward_fn)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
+                                    const ct_tensor *, const ct_tensor *, const ct_tensor *, double, ct_tensor *,
+                                    ct_tensor *);
+typedef int (*attention_backward_fn)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
+                                     const ct_tensor *, const ct_tensor *, const ct_tensor *, double,
+                                     const ct_tensor *, const ct_tensor *, const ct_tensor *, ct_tensor *,
+                                     ct_tensor *, ct_tensor *);
+
 static void run_attention_case(const attention_case *c) {
     const ct_backend *cpu = ct_cpu_backend();
     ct_dtype real = c->dtype == CT_F64 ? CT_F64 : CT_F32;
@@ -236,11 +306,11 @@ static void run_attention_case(const attention_case *c) {
     bool on_gpu = c->ids == 1;
     ct_tensor *gqp = on_gpu ? to_gpu(q_pos) : q_pos, *gkp = on_gpu ? to_gpu(k_pos) : k_pos;
     ct_tensor *gqs = on_gpu ? to_gpu(q_seg) : q_seg, *gks = on_gpu ? to_gpu(k_seg) : k_seg;
-    int (*forward)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
-                   const ct_tensor *, const ct_tensor *, double, ct_tensor *, ct_tensor *) =
-        c->path ? ct_cuda_attention_forward_kernel : ct_cuda_attention_forward;
+    attention_forward_fn forward = c->path ? ct_cuda_attention_forward_kernel : ct_cuda_attention_forward;
+    ct_cuda_attention_stats before = ct_cuda_attention_get_stats();
     int status = forward(gq_, gk_, gv_, gqp, gkp, gqs, gks, scale, g_out, g_lse);
     CHECK(status == 0, "%s: cuda forward: %s", c->name, ct_last_error());
+    expect_path(c, false, before);
     if (status == 0) {
         double e_out = rel_err(g_out, out), e_lse = rel_err(g_lse, lse);
         CHECK(e_out <= c->tol, "%s: out relative error %.3g > %.1g", c->name, e_out, c->tol);
@@ -250,20 +320,21 @@ static void run_attention_case(const attention_case *c) {
     /* backward: gradients start random, so accumulation (+=) is checked too; the GPU gets the
      * CPU's out and lse, so both backward passes see the same inputs */
     ct_tensor *grad_out = cpu_random(real, 4, q->shape);
-    ct_tensor *dq = cpu_random(real, 4, q->shape), *dk = cpu_random(real, 4, k->shape), *dv = cpu_random(real, 4, k->shape);
+    ct_tensor *dq = cpu_random(real, 4, q->shape), *dk = cpu_random(real, 4, k->shape);
+    ct_tensor *dv = cpu_random(real, 4, k->shape);
+    ct_tensor *dq0 = cpu_copy(dq), *dk0 = cpu_copy(dk), *dv0 = cpu_copy(dv);
     ct_tensor *g_go = to_gpu(grad_out), *g_dq = to_gpu(dq), *g_dk = to_gpu(dk), *g_dv = to_gpu(dv);
     ct_tensor *g_dq2 = to_gpu(dq), *g_dk2 = to_gpu(dk), *g_dv2 = to_gpu(dv);
     ct_tensor *c_out = to_gpu(out), *c_lse = to_gpu(lse);
     CHECK(cpu->attention_backward(q, k, v, q_pos, k_pos, q_seg, k_seg, scale, out, lse, grad_out, dq, dk, dv) == 0,
           "%s: cpu backward: %s", c->name, ct_last_error());
-    int (*backward)(const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *, const ct_tensor *,
-                    const ct_tensor *, const ct_tensor *, double, const ct_tensor *, const ct_tensor *,
-                    const ct_tensor *, ct_tensor *, ct_tensor *, ct_tensor *) =
-        c->path ? ct_cuda_attention_backward_kernel : ct_cuda_attention_backward;
+    attention_backward_fn backward = c->path ? ct_cuda_attention_backward_kernel : ct_cuda_attention_backward;
+    before = ct_cuda_attention_get_stats();
     status = backward(gq_, gk_, gv_, gqp, gkp, gqs, gks, scale, c_out, c_lse, g_go, g_dq, g_dk, g_dv);
     CHECK(status == 0, "%s: cuda backward: %s", c->name, ct_last_error());
+    expect_path(c, true, before);
     if (status == 0) {
-        double eq = rel_err(g_dq, dq), ek = rel_err(g_dk, dk), ev = rel_err(g_dv, dv);
+        double eq = grad_err(c, g_dq, dq, dq0), ek = grad_err(c, g_dk, dk, dk0), ev = grad_err(c, g_dv, dv, dv0);
         CHECK(eq <= c->tol && ek <= c->tol && ev <= c->tol, "%s: grad relative errors q %.3g k %.3g v %.3g > %.1g",
               c->name, eq, ek, ev, c->tol);
         /* the same backward again: bit for bit (no atomics, fixed summation order) */
@@ -274,12 +345,18 @@ static void run_attention_case(const attention_case *c) {
                   "%s: backward is not bit-identical run to run", c->name);
         }
     }
-    /* only grad_k wanted: the others stay untouched */
-    ct_tensor *g_dk3 = to_gpu(dk);
-    CHECK(backward(gq_, gk_, gv_, gqp, gkp, gqs, gks, scale, c_out, c_lse, g_go, NULL, g_dk3, NULL) == 0,
-          "%s: backward into grad_k only: %s", c->name, ct_last_error());
+    /* only grad_k wanted: it gains the same increment again, grad_q and grad_v are not touched */
+    ct_tensor *g_dk3 = to_gpu(dk), *dk3 = ct_tensor_new(real, 4, k->shape, NULL);
+    for (int64_t i = 0; i < ct_numel(dk); i++) ct_set(dk3, i, 2 * ct_get(dk, i) - ct_get(dk0, i));
+    status = backward(gq_, gk_, gv_, gqp, gkp, gqs, gks, scale, c_out, c_lse, g_go, NULL, g_dk3, NULL);
+    CHECK(status == 0, "%s: backward into grad_k only: %s", c->name, ct_last_error());
+    if (status == 0) {
+        double ek = grad_err(c, g_dk3, dk3, dk);
+        CHECK(ek <= c->tol, "%s: grad_k alone: relative error %.3g > %.1g", c->name, ek, c->tol);
+    }
 
     free_gpu(g_dk3);
+    ct_tensor_free(dk3);
     free_gpu(gq_), free_gpu(gk_), free_gpu(gv_), free_gpu(g_out), free_gpu(g_lse), free_gpu(g_go);
     free_gpu(g_dq), free_gpu(g_dk), free_gpu(g_dv), free_gpu(g_dq2), free_gpu(g_dk2), free_gpu(g_dv2);
     free_gpu(c_out), free_gpu(c_lse);
@@ -287,38 +364,105 @@ static void run_attention_case(const attention_case *c) {
     ct_tensor_free(q), ct_tensor_free(k), ct_tensor_free(v), ct_tensor_free(out), ct_tensor_free(lse);
     ct_tensor_free(q_pos), ct_tensor_free(k_pos), ct_tensor_free(q_seg), ct_tensor_free(k_seg);
     ct_tensor_free(grad_out), ct_tensor_free(dq), ct_tensor_free(dk), ct_tensor_free(dv);
+    ct_tensor_free(dq0), ct_tensor_free(dk0), ct_tensor_free(dv0);
+}
+
+static const attention_case attention_cases[] = {
+    {"attention f32 GQA causal", 2, 37, 37, 6, 2, 40, CT_F32, 0, 1, 1e-5},
+    {"attention f32 MHA kv offset", 2, 13, 45, 3, 3, 24, CT_F32, 0, 1, 1e-5},
+    {"attention f32 packed segments", 2, 71, 71, 4, 2, 64, CT_F32, 1, 1, 1e-5},
+    {"attention f32 D=128 MQA", 1, 67, 67, 4, 1, 128, CT_F32, 0, 1, 1e-5},
+    {"attention f32 D=160 host ids", 1, 33, 33, 2, 2, 160, CT_F32, 2, 1, 1e-5},
+    {"attention f64 GQA segments", 2, 19, 19, 4, 2, 12, CT_F64, 1, 1, 1e-12},
+    {"attention bf16 kernel", 2, 70, 70, 4, 1, 64, CT_BF16, 0, 1, 1e-2},
+    {"attention bf16 kernel segments", 1, 53, 53, 6, 3, 72, CT_BF16, 1, 1, 1e-2},
+    /* through the dispatch: cuDNN where it qualifies ... */
+    {"attention bf16 dispatch GQA T=129 (cuDNN)", 2, 129, 129, 8, 2, 64, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch D=128 T=200 (cuDNN)", 1, 200, 200, 4, 4, 128, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch GQA D=128 T=129 (cuDNN)", 2, 129, 129, 8, 2, 128, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch MQA T=256 (cuDNN)", 1, 256, 256, 4, 1, 64, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch D=40 T=77 (cuDNN)", 3, 77, 77, 6, 3, 40, CT_BF16, 0, 0, 1e-2},
+    /* ... and the kernel for what cuDNN's graph does not take */
+    {"attention bf16 dispatch D=20 (kernel)", 1, 45, 45, 2, 1, 20, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch D=160 (kernel)", 1, 33, 33, 2, 2, 160, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch kv offset (kernel)", 2, 13, 45, 4, 2, 64, CT_BF16, 0, 0, 1e-2},
+    {"attention bf16 dispatch segments (kernel)", 1, 53, 53, 4, 2, 64, CT_BF16, 2, 0, 1e-2},
+};
+
+/* The first dispatch case: what the plan-cache and forced-kernel checks repeat. */
+static const attention_case *first_dispatch_case(void) {
+    size_t i = 0;
+    while (attention_cases[i].path != 0) i++;
+    return &attention_cases[i];
 }
 
 static void test_attention(void) {
-    const attention_case cases[] = {
-        {"attention f32 GQA causal", 2, 37, 37, 6, 2, 40, CT_F32, 0, 1, 1e-5},
-        {"attention f32 MHA kv offset", 2, 13, 45, 3, 3, 24, CT_F32, 0, 1, 1e-5},
-        {"attention f32 packed segments", 2, 71, 71, 4, 2, 64, CT_F32, 1, 1, 1e-5},
-        {"attention f32 D=128 MQA", 1, 67, 67, 4, 1, 128, CT_F32, 0, 1, 1e-5},
-        {"attention f32 D=160 host ids", 1, 33, 33, 2, 2, 160, CT_F32, 2, 1, 1e-5},
-        {"attention f64 GQA segments", 2, 19, 19, 4, 2, 12, CT_F64, 1, 1, 1e-12},
-        {"attention bf16 kernel", 2, 70, 70, 4, 1, 64, CT_BF16, 0, 1, 1e-2},
-        {"attention bf16 kernel segments", 1, 53, 53, 6, 3, 72, CT_BF16, 1, 1, 1e-2},
-        {"attention bf16 dispatch (cuDNN)", 2, 129, 129, 8, 2, 64, CT_BF16, 0, 0, 1e-2},
-        {"attention bf16 dispatch D=128", 1, 200, 200, 4, 4, 128, CT_BF16, 0, 0, 1e-2},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attention_case(&cases[i]);
+    for (size_t i = 0; i < sizeof attention_cases / sizeof attention_cases[0]; i++)
+        run_attention_case(&attention_cases[i]);
+    /* the same shape again reuses its cuDNN plans */
+    const attention_case *again = first_dispatch_case();
+    if (expects_cudnn(again, false)) {
+        long long built = ct_cudnn_sdpa_get_stats().plans_built;
+        run_attention_case(again);
+        CHECK(ct_cudnn_sdpa_get_stats().plans_built == built,
+              "a repeated attention shape built new cuDNN plans (%lld -> %lld)", built,
+              ct_cudnn_sdpa_get_stats().plans_built);
+    }
     ct_cuda_attention_stats s = ct_cuda_attention_get_stats();
-    printf("attention paths: cuDNN forward %lld, backward %lld; kernel forward %lld, backward %lld\n",
-           s.cudnn_forward, s.cudnn_backward, s.kernel_forward, s.kernel_backward);
+    ct_cudnn_sdpa_stats p = ct_cudnn_sdpa_get_stats();
+    printf("attention paths: cuDNN forward %lld, backward %lld; kernel forward %lld, backward %lld; cuDNN plans "
+           "built %lld, failed %lld, cached %d\n",
+           s.cudnn_forward, s.cudnn_backward, s.kernel_forward, s.kernel_backward, p.plans_built, p.plans_failed,
+           p.cached_plans);
 }
 
-int main(void) {
+/* In the child run with CT_CUDA_ATTENTION=kernel: a case cuDNN would take goes to the kernel,
+ * forward and backward, and cuDNN never runs. */
+static void test_forced_kernel_child(void) {
+    CHECK(kernel_forced(), "the child run has no CT_CUDA_ATTENTION=kernel in its environment");
+    run_attention_case(first_dispatch_case());
+    ct_cuda_attention_stats s = ct_cuda_attention_get_stats();
+    CHECK(s.cudnn_forward == 0 && s.cudnn_backward == 0 && s.kernel_forward > 0 && s.kernel_backward > 0,
+          "CT_CUDA_ATTENTION=kernel: cuDNN forward %lld, backward %lld; kernel forward %lld, backward %lld",
+          s.cudnn_forward, s.cudnn_backward, s.kernel_forward, s.kernel_backward);
+}
+
+/* The dispatch reads CT_CUDA_ATTENTION once per process, so the forced run is a child process:
+ * this executable again, with the variable set and --forced-kernel. */
+static void test_forced_kernel(void) {
+    extern char **environ;
+    char *child_argv[] = {"/proc/self/exe", "--forced-kernel", NULL};
+    pid_t pid;
+    int status = -1;
+    CHECK(setenv("CT_CUDA_ATTENTION", "kernel", 1) == 0, "setenv failed");
+    int rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, child_argv, environ);
+    CHECK(rc == 0, "starting the CT_CUDA_ATTENTION=kernel run: %s", strerror(rc));
+    if (rc == 0) {
+        CHECK(waitpid(pid, &status, 0) == pid, "waiting for the CT_CUDA_ATTENTION=kernel run");
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the CT_CUDA_ATTENTION=kernel run failed (status %d)",
+              status);
+    }
+    unsetenv("CT_CUDA_ATTENTION");
+}
+
+int main(int argc, char **argv) {
     if (!ct_device_available(CT_CUDA)) {
         printf("test_cuda_gemm_attention: skipped (no CUDA device)\n");
         return 77;
     }
     ct_rng_seed(&rng, 20240611);
+    if (argc > 1 && strcmp(argv[1], "--forced-kernel") == 0) {
+        test_forced_kernel_child();
+        ct_cudnn_sdpa_release();
+        return ct_test_finish("test_cuda_gemm_attention (CT_CUDA_ATTENTION=kernel)");
+    }
     test_gemm_f32_transposes();
     test_gemm_dtypes();
     test_gemm_edges();
     test_attention();
+    test_forced_kernel();
     ct_cuda_gemm_release();
+    ct_cudnn_sdpa_release();
     return ct_test_finish("test_cuda_gemm_attention");
 }
 

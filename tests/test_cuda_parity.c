@@ -8,6 +8,10 @@
  * table is complete; GEMM and attention have their own tests. Bad inputs (a token id or a target
  * out of range) must fail with the CPU's one-line message. The allocator must stop calling
  * cudaMalloc after a warm-up step and report an out-of-memory request with the bytes asked.
+ * The multi-tensor optimizer entries (adamw_multi, sum_squares_multi, scale_multi) run over lists
+ * of odd sizes, f32, f64 and mixed, one of 5001 tensors (more than one launch), for a few steps,
+ * without cudaMalloc after the first; AdamW and the scale are expected to match the CPU bit for
+ * bit (printed), and must within the tolerances above.
  *
  * Needs a GPU: exits 77 (skipped) without one, and in a build without CUDA. */
 #include <stdio.h>
@@ -326,6 +330,151 @@ static void test_adamw(ct_dtype dtype) {
     compare(dtype == CT_F64 ? "adamw_step x3 f64: v" : "adamw_step x3 f32: v", v, gv, tolerance(dtype));
 }
 
+/* ---- multi-tensor optimizer entries ---- */
+
+/* n tensors of the given sizes and dtypes (f32 or f64) as views of one block per dtype, on the
+ * CPU and on the GPU: a list of thousands of tensors costs two device allocations. */
+typedef struct {
+    int n;
+    ct_tensor *host_base[2], *gpu_base[2]; /* [0] f32, [1] f64; NULL when the list has none */
+    ct_tensor **host, **gpu;
+} tensor_list;
+
+static ct_tensor *view_of(ct_tensor *base, int64_t offset, int64_t n) {
+    ct_tensor *t = ct_arena_calloc(sizeof *t);
+    t->dtype = base->dtype;
+    t->device = base->device;
+    t->ndim = 1;
+    t->shape[0] = n;
+    t->data = (char *)base->data + (size_t)offset * ct_dtype_size(base->dtype);
+    t->base = base;
+    return t;
+}
+
+/* Filled from N(0, std) (zeros for std 0); the GPU copy equal to the host's. */
+static void list_init(tensor_list *l, int n, const int64_t *sizes, const ct_dtype *dtypes, double std) {
+    int64_t totals[2] = {0, 0};
+    for (int i = 0; i < n; i++) totals[dtypes[i] == CT_F64] += sizes[i];
+    l->n = n;
+    l->host = ct_arena_calloc(sizeof *l->host * (size_t)n);
+    l->gpu = ct_arena_calloc(sizeof *l->gpu * (size_t)n);
+    for (int k = 0; k < 2; k++) {
+        l->host_base[k] = l->gpu_base[k] = NULL;
+        if (!totals[k]) continue;
+        l->host_base[k] = std > 0 ? randn(k ? CT_F64 : CT_F32, 1, totals[k], 0, 0, 0, std)
+                                  : ct_zeros(k ? CT_F64 : CT_F32, 1, &totals[k]);
+        l->gpu_base[k] = on_gpu(l->host_base[k]);
+    }
+    int64_t at[2] = {0, 0};
+    for (int i = 0; i < n; i++) {
+        int k = dtypes[i] == CT_F64;
+        l->host[i] = view_of(l->host_base[k], at[k], sizes[i]);
+        l->gpu[i] = view_of(l->gpu_base[k], at[k], sizes[i]);
+        at[k] += sizes[i];
+    }
+}
+
+/* New random values in place (the device buffers stay the same: no allocation). */
+static void list_refill(tensor_list *l, double std) {
+    for (int k = 0; k < 2; k++) {
+        if (!l->host_base[k]) continue;
+        ct_fill_normal(l->host_base[k], &rng, 0.0, std);
+        check_ok(ct_device_copy(CT_CUDA, l->gpu_base[k]->data, CT_CPU, l->host_base[k]->data,
+                                ct_nbytes(l->host_base[k])),
+                 "refill copy");
+    }
+}
+
+/* Norm-wise comparison per dtype block; *identical counts blocks equal bit for bit. */
+static void list_compare(const char *what, const tensor_list *l, int *identical) {
+    for (int k = 0; k < 2; k++) {
+        if (!l->host_base[k]) continue;
+        char label[96];
+        snprintf(label, sizeof label, "%s %s", what, k ? "f64" : "f32");
+        compare(label, l->host_base[k], l->gpu_base[k], tolerance(k ? CT_F64 : CT_F32));
+        ct_tensor *back = on_cpu(l->gpu_base[k]);
+        if (identical) *identical += memcmp(back->data, l->host_base[k]->data, ct_nbytes(back)) == 0;
+    }
+}
+
+/* AdamW, the global sum of squares and the clipping scale over one list, CPU vs GPU, for
+ * `steps` steps with new gradients each step (copied into the same device buffers). From the
+ * second step on no cudaMalloc: the descriptors and scratch are cached. */
+static void check_multi_list(const char *name, int n, const int64_t *sizes, const ct_dtype *dtypes, int steps) {
+    tensor_list p, g, m, v;
+    list_init(&p, n, sizes, dtypes, 1.0);
+    list_init(&g, n, sizes, dtypes, 1.0);
+    list_init(&m, n, sizes, dtypes, 0.0);
+    list_init(&v, n, sizes, dtypes, 0.0);
+    double *decay = ct_arena_calloc(sizeof *decay * (size_t)n);
+    for (int i = 0; i < n; i++) decay[i] = i % 3 == 0 ? 0.0 : 0.05 * (i % 7);
+    ct_adamw_hparams h = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 123.0};
+    ct_cuda_memory_stats first = {0};
+    double worst_squares = 0;
+    for (int step = 1; step <= steps; step++) {
+        list_refill(&g, step == 3 ? 1e-7 : 1.0); /* one step of tiny gradients: eps matters */
+        h.lr = 1e-2 / step; /* a schedule: the cached descriptors hold no learning rate */
+        check_ok(cpu->adamw_multi(n, p.host, g.host, m.host, v.host, decay, &h, step), "cpu adamw_multi");
+        check_ok(gpu->adamw_multi(n, p.gpu, g.gpu, m.gpu, v.gpu, decay, &h, step), "gpu adamw_multi");
+        double cpu_squares = -1, gpu_squares = -1;
+        check_ok(cpu->sum_squares_multi(n, (const ct_tensor *const *)g.host, &cpu_squares), "cpu sum_squares_multi");
+        check_ok(gpu->sum_squares_multi(n, (const ct_tensor *const *)g.gpu, &gpu_squares), "gpu sum_squares_multi");
+        double err = fabs(cpu_squares - gpu_squares) / cpu_squares;
+        if (!(err <= worst_squares)) worst_squares = err;
+        check_ok(cpu->scale_multi(n, g.host, 0.37), "cpu scale_multi");
+        check_ok(gpu->scale_multi(n, g.gpu, 0.37), "gpu scale_multi");
+        if (step == 1) first = ct_cuda_memory_get_stats();
+    }
+    ct_cuda_memory_stats last = ct_cuda_memory_get_stats();
+    char what[96];
+    snprintf(what, sizeof what, "%s: sum_squares_multi x%d", name, steps);
+    printf("  %-48s %.3g\n", what, worst_squares);
+    /* the sums are in double on both devices: only the order of additions differs */
+    CHECK(worst_squares <= TOL_F64 * 10, "%s: %.3g", what, worst_squares);
+    int identical = 0, blocks = 0;
+    for (int k = 0; k < 2; k++) blocks += p.host_base[k] != NULL;
+    snprintf(what, sizeof what, "%s: scale_multi (exact)", name);
+    int scale_identical = 0;
+    list_compare(what, &g, &scale_identical);
+    CHECK(scale_identical == blocks, "%s: the scaled gradients differ", what);
+    snprintf(what, sizeof what, "%s: adamw_multi x%d param", name, steps);
+    list_compare(what, &p, &identical);
+    snprintf(what, sizeof what, "%s: adamw_multi x%d m", name, steps);
+    list_compare(what, &m, &identical);
+    snprintf(what, sizeof what, "%s: adamw_multi x%d v", name, steps);
+    list_compare(what, &v, &identical);
+    printf("  %s: adamw_multi bit-identical to the CPU in %d of %d blocks (expected: all)\n", name, identical,
+           3 * blocks);
+    CHECK(last.malloc_calls == first.malloc_calls, "%s: %llu cudaMalloc calls after the first step", name,
+          (unsigned long long)(last.malloc_calls - first.malloc_calls));
+}
+
+static void test_multi(void) {
+    /* one element, odd sizes, a tile (2048) and a tile + 1, an empty tensor, many tiles */
+    static const int64_t sizes[8] = {1, 7, 1001, 2048, 2049, 0, 70001, 5};
+    ct_dtype f32[8], f64[8], mixed[8];
+    for (int i = 0; i < 8; i++) {
+        f32[i] = CT_F32;
+        f64[i] = CT_F64;
+        mixed[i] = i % 2 ? CT_F64 : CT_F32;
+    }
+    check_multi_list("multi f32", 8, sizes, f32, 5);
+    check_multi_list("multi f64", 8, sizes, f64, 5);
+    check_multi_list("multi mixed f32/f64", 8, sizes, mixed, 3);
+    /* more tensors than one launch takes (4096): two chunks, the second ending in a large one */
+    enum { MANY = 5001 };
+    int64_t *many = ct_arena_calloc(sizeof *many * MANY);
+    ct_dtype *many_dtypes = ct_arena_calloc(sizeof *many_dtypes * MANY);
+    for (int i = 0; i < MANY; i++) {
+        many[i] = i == MANY - 1 ? 9001 : 1 + i % 5;
+        many_dtypes[i] = CT_F32;
+    }
+    check_multi_list("multi 5001 tensors", MANY, many, many_dtypes, 2);
+    double squares = -1;
+    check_ok(gpu->sum_squares_multi(0, NULL, &squares), "gpu sum_squares_multi of nothing");
+    CHECK(squares == 0, "sum of squares of an empty list: %g", squares);
+}
+
 /* ---- transformer ops ---- */
 
 static void test_rms_norm(ct_dtype dx, ct_dtype dw) {
@@ -471,6 +620,12 @@ static void test_allocator(void) {
           after.in_use_bytes);
     CHECK(after.peak_in_use_bytes >= after.in_use_bytes && after.reserved_bytes >= after.in_use_bytes,
           "inconsistent stats");
+    /* the same counters through ct_memory_get_stats, which training code reads */
+    ct_memory_stats seen = ct_memory_get_stats(CT_CUDA);
+    CHECK(seen.device_malloc_calls == after.malloc_calls && seen.device_in_use == after.in_use_bytes &&
+              seen.device_reserved == after.reserved_bytes && seen.device_peak_in_use == after.peak_in_use_bytes,
+          "ct_memory_get_stats(CT_CUDA) does not report the allocator's counters");
+    CHECK(ct_memory_get_stats(CT_CPU).device_malloc_calls == 0, "the CPU reports cudaMalloc calls");
 
     /* releasing the cache leaves only what is in use */
     CHECK(ct_cuda_memory_release_all() == 0, "release_all: %s", ct_last_error());
@@ -536,6 +691,7 @@ int main(void) {
     test_cross_entropy_bad_target();
     test_adamw(CT_F32);
     test_adamw(CT_F64);
+    test_multi();
     test_rms_norm(CT_F32, CT_F32);
     test_rms_norm(CT_BF16, CT_BF16);
     test_rms_norm(CT_BF16, CT_F32);

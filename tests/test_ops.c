@@ -10,6 +10,7 @@
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_gradcheck.h"
+#include "tests/ct_test_op_fns.h"
 
 
 static ct_rng rng;
@@ -22,37 +23,6 @@ static ct_tensor *ids_tensor(int64_t n, int64_t vocab, bool with_ignored) {
     for (int64_t i = 0; i < n; i++)
         ct_set(t, i, with_ignored && i % 4 == 1 ? -100 : (double)ct_rng_below(&rng, (uint64_t)vocab));
     return t;
-}
-
-static ct_tensor *fn_matmul(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    const int *flags = user;
-    return ct_matmul(in[0], in[1], flags[0], flags[1]);
-}
-static ct_tensor *fn_add(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_add(in[0], in[1]); }
-static ct_tensor *fn_mul(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_mul(in[0], in[1]); }
-static ct_tensor *fn_scale(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_scale(in[0], -1.7); }
-static ct_tensor *fn_tanh(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_tanh(in[0]); }
-static ct_tensor *fn_sum(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_sum(in[0]); }
-static ct_tensor *fn_mean(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_mean(in[0]); }
-static ct_tensor *fn_embedding(ct_tensor *const *in, int n, void *user) {
-    (void)n; (void)user;
-    return ct_embedding(in[0], in[1]);
-}
-static ct_tensor *fn_log_softmax(ct_tensor *const *in, int n, void *user) {
-    (void)n; (void)user;
-    return ct_log_softmax(in[0]);
-}
-static ct_tensor *fn_cross_entropy(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    return ct_cross_entropy(in[0], in[1], *(const ct_reduction *)user);
-}
-static ct_tensor *fn_views(ct_tensor *const *in, int n, void *user) {
-    (void)n; (void)user;
-    /* [5, 6] → rows 1..3 → [3, 2, 3] → times itself (the view is used twice) */
-    ct_tensor *rows = ct_slice_rows(in[0], 1, 3);
-    ct_tensor *shaped = ct_reshape(rows, 3, (int64_t[]){3, 2, 3});
-    return ct_mul(shaped, shaped);
 }
 
 static void check_matmul(void) {

@@ -3,7 +3,10 @@
  * with dropout on;
  * the loss of a step with gradient accumulation is normalized by the target tokens of all its
  * micro-batches; intent fine-tuning evaluates accuracy; a NaN loss stops the run naming the step
- * and leaves the last checkpoint loadable; a resume with another thread count is refused. */
+ * and leaves the last checkpoint loadable; a resume with another thread count is refused;
+ * train.precision=bf16 trains (with and without gradient checkpointing, bit-identically) and
+ * tracks the fp32 run; fp16, and device=cuda without a usable GPU, are refused before anything is
+ * written (with a GPU, device=cuda runs and its losses are compared with the CPU's). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +17,7 @@
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "checkpoints/hdf5_file.h"
+#include "models/llama.h"
 #include "tests/ct_test.h"
 #include "train/model_source.h"
 #include "train/trainer.h"
@@ -229,6 +233,72 @@ static void test_nan_stops_and_keeps_checkpoint(void) {
     }
 }
 
+/* A few steps in bf16 on the tiny recipe: it trains, writes its checkpoint and model folder, stays
+ * close to the fp32 run (the bound of tests/test_mixed_precision.c, 1e-2 relative) and gives the
+ * same bits with gradient checkpointing. */
+static void test_bf16_trains(void) {
+    char f32_dir[300], bf16_dir[300], ckpt_dir[300];
+    snprintf(f32_dir, sizeof f32_dir, "%s/fp32", tmp);
+    snprintf(bf16_dir, sizeof bf16_dir, "%s/bf16", tmp);
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/bf16_checkpointed", tmp);
+    recorder f32 = {0}, bf16 = {0}, ckpt = {0};
+    ct_train_result r1, r2, r3;
+    char *steps = "train.max_steps=4";
+    CHECK(run(f32_dir, 1, (char *[]){steps}, &f32, &r1) == 0, "fp32 run: %s", ct_last_error());
+    CHECK(run(bf16_dir, 2, (char *[]){steps, "train.precision=bf16"}, &bf16, &r2) == 0, "bf16 run: %s", ct_last_error());
+    char *checkpointed[] = {steps, "train.precision=bf16", "model.gradient_checkpointing=true"};
+    CHECK(run(ckpt_dir, 3, checkpointed, &ckpt, &r3) == 0, "checkpointed bf16 run: %s", ct_last_error());
+    CHECK(bf16.last == 4 && r2.model_dir[0] && r2.checkpoint[0], "bf16 run: %lld steps, model '%s', checkpoint '%s'",
+          (long long)bf16.last, r2.model_dir, r2.checkpoint);
+    double worst = 0;
+    int same = 0;
+    for (int s = 1; s <= 4; s++) {
+        worst = fmax(worst, fabs(bf16.losses[s] - f32.losses[s]) / f32.losses[s]);
+        same += !memcmp(&bf16.losses[s], &ckpt.losses[s], sizeof(double));
+    }
+    CHECK(worst > 0 && worst <= 1e-2, "bf16 losses differ from fp32 by %.3g (0: bf16 was not used)", worst);
+    CHECK(same == 4, "gradient checkpointing changed %d of 4 bf16 losses", 4 - same);
+    printf("bf16: 4 steps, loss %.6f (fp32 %.6f), largest gap %.2e\n", bf16.losses[4], f32.losses[4], worst);
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* fp16 and an unusable device stop the run at once, with one line, leaving no run folder. */
+static void test_refusals(void) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/refused", tmp);
+    recorder rec = {0};
+    ct_train_result r;
+    CHECK(run(dir, 1, (char *[]){"train.precision=fp16"}, &rec, &r) < 0 && strstr(ct_last_error(), "fp16") &&
+              strstr(ct_last_error(), "loss scaling") && !strchr(ct_last_error(), '\n'),
+          "fp16: %s", ct_last_error());
+    CHECK(!exists(dir), "a refused fp16 run created %s", dir);
+    if (ct_llama_check_device(CT_CUDA) < 0) {
+        CHECK(run(dir, 1, (char *[]){"device=cuda"}, &rec, &r) < 0 && !strncmp(ct_last_error(), "device=cuda: ", 13) &&
+                  strstr(ct_last_error(), "; set device=cpu") && !strchr(ct_last_error(), '\n') &&
+                  !strstr(ct_last_error() + 13, "device=cuda"),
+              "device=cuda: %s", ct_last_error());
+        CHECK(!exists(dir), "a refused device=cuda run created %s", dir);
+        printf("device=cuda refused here: %s\n", ct_last_error());
+        return;
+    }
+    /* A usable GPU: 4 fp32 steps there track the CPU's (reductions round in another order). */
+    char cpu_dir[300], gpu_dir[300];
+    snprintf(cpu_dir, sizeof cpu_dir, "%s/cpu", tmp);
+    snprintf(gpu_dir, sizeof gpu_dir, "%s/cuda", tmp);
+    recorder cpu = {0}, gpu = {0};
+    char *common[] = {"train.max_steps=4", "model.dropout=0"};
+    CHECK(run(cpu_dir, 2, common, &cpu, &r) == 0, "cpu run: %s", ct_last_error());
+    CHECK(run(gpu_dir, 3, (char *[]){common[0], common[1], "device=cuda"}, &gpu, &r) == 0, "cuda run: %s",
+          ct_last_error());
+    for (int s = 1; s <= 4; s++)
+        CHECK(fabs(gpu.losses[s] - cpu.losses[s]) <= 1e-3 * cpu.losses[s], "step %d: cuda loss %.9g, cpu %.9g", s,
+              gpu.losses[s], cpu.losses[s]);
+}
+
 static void test_bad_model_path(void) {
     recorder rec = {0};
     ct_train_result r;
@@ -246,6 +316,8 @@ int main(void) {
     test_intent_finetune_evaluates();
     test_finetune_from_checkpoint_file();
     test_nan_stops_and_keeps_checkpoint();
+    test_bf16_trains();
+    test_refusals();
     test_bad_model_path();
     ct_test_remove_tree(tmp);
     return ct_test_finish("test_trainer");

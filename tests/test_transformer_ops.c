@@ -13,6 +13,7 @@
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_gradcheck.h"
+#include "tests/ct_test_op_fns.h"
 
 #define VALUE_TOLERANCE 1e-12
 
@@ -37,41 +38,6 @@ static ct_tensor *row_mask(int64_t rows) {
     ct_tensor *m = ct_empty(CT_F64, 1, &rows);
     for (int64_t r = 0; r < rows; r++) ct_set(m, r, r % 3 == 1 ? 0.0 : 1.0);
     return m;
-}
-
-typedef struct {
-    double eps, theta, p, temperature;
-    const float *inv_freq;
-    uint64_t seed, stream;
-} op_args;
-
-static ct_tensor *fn_rms_norm(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    return ct_rms_norm(in[0], in[1], ((op_args *)user)->eps);
-}
-static ct_tensor *fn_silu(ct_tensor *const *in, int n, void *user) { (void)n; (void)user; return ct_silu(in[0]); }
-static ct_tensor *fn_swiglu(ct_tensor *const *in, int n, void *user) {
-    (void)n; (void)user;
-    return ct_swiglu(in[0], in[1]);
-}
-static ct_tensor *fn_rope(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    const op_args *a = user;
-    return ct_rope(in[0], in[1], a->theta, a->inv_freq);
-}
-static ct_tensor *fn_dropout(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    const op_args *a = user;
-    return ct_dropout(in[0], a->p, a->seed, a->stream);
-}
-static ct_tensor *fn_kl(ct_tensor *const *in, int n, void *user) {
-    return ct_kl_div(in[0], in[1], n > 2 ? in[2] : NULL, ((op_args *)user)->temperature);
-}
-/* A small block: norm → rope → dropout, as attention inputs see them. */
-static ct_tensor *fn_chain(ct_tensor *const *in, int n, void *user) {
-    (void)n;
-    const op_args *a = user;
-    return ct_dropout(ct_rope(ct_rms_norm(in[0], in[1], a->eps), in[2], a->theta, NULL), a->p, a->seed, a->stream);
 }
 
 static void check_gradients(void) {

@@ -35,8 +35,8 @@ static int evaluate_example(ct_llama *model, const ct_sft_options *options, cons
     return ct_confusion_add(out->normalized, example->label, argmax(normalized, k));
 }
 
-int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_examples *examples,
-                       int64_t max_examples, bool length_normalized, ct_intent_eval *out) {
+static int evaluate_intent_here(ct_llama *model, const ct_sft_options *options, const ct_examples *examples,
+                                int64_t max_examples, bool length_normalized, ct_intent_eval *out) {
     if (!options->labels) return ct_fail("intent evaluation needs a label set");
     int k = ct_label_set_count(options->labels);
     out->summed = ct_confusion_new(k);
@@ -64,6 +64,20 @@ int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_
     return 0;
 }
 
+/* Scoring runs through a KV cache, which lives on the host (models/score.h): a model on a GPU
+ * visits the host for it, parameters and gradients both, and goes back. */
+int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_examples *examples,
+                       int64_t max_examples, bool length_normalized, ct_intent_eval *out) {
+    const ct_device device = ct_llama_device(model);
+    if (device != CT_CPU && ct_llama_to_device(model, CT_CPU) < 0) return ct_fail_context("intent evaluation: ");
+    int rc = evaluate_intent_here(model, options, examples, max_examples, length_normalized, out);
+    if (device != CT_CPU && ct_llama_to_device(model, device) < 0) {
+        ct_fail_context("intent evaluation: moving the model back: ");
+        rc = -1;
+    }
+    return rc;
+}
+
 void ct_intent_eval_free(ct_intent_eval *eval) {
     ct_confusion_free(eval->summed);
     ct_confusion_free(eval->normalized);
@@ -73,13 +87,16 @@ void ct_intent_eval_free(ct_intent_eval *eval) {
 
 /* ---- perplexity ---- */
 
-static int batch_nll(ct_llama *model, const ct_batch *b, ct_perplexity *acc) {
-    if (b->n_targets == 0) return 0;
+static int batch_nll(ct_llama *model, const ct_batch *host, ct_perplexity *acc) {
+    if (host->n_targets == 0) return 0;
     if (ct_scope_begin() < 0) return -1;
-    ct_llama_forward_args args = {.position_ids = b->positions, .segment_ids = b->segments};
-    ct_tensor *logits = ct_llama_forward(model, b->ids, &args);
-    ct_tensor *sum = ct_cross_entropy(logits, b->targets, CT_REDUCE_SUM);
-    int rc = sum ? ct_perplexity_add(acc, ct_get(sum, 0), b->n_targets) : -1;
+    ct_batch b = *host; /* built on the host; the model may be on a GPU */
+    ct_tensor *sum = NULL;
+    if (ct_batch_to_device(&b, ct_llama_device(model)) == 0) {
+        ct_llama_forward_args args = {.position_ids = b.positions, .segment_ids = b.segments};
+        sum = ct_cross_entropy(ct_llama_forward(model, b.ids, &args), b.targets, CT_REDUCE_SUM);
+    }
+    int rc = sum ? ct_perplexity_add(acc, ct_get(sum, 0), b.n_targets) : -1;
     ct_scope_end();
     return rc;
 }

@@ -34,13 +34,16 @@ typedef struct {
 } ct_intent_eval;
 
 /* Scores every label for the first max_examples examples (0 = all) of an intent or
- * dialog_intent split. `out` must be zero-initialised; free it with ct_intent_eval_free. */
+ * dialog_intent split. `out` must be zero-initialised; free it with ct_intent_eval_free. Scoring
+ * uses the host-only KV cache: a model on a GPU is moved to the host (with its gradients) for
+ * the call and moved back, two copies of the weights per evaluation. */
 int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_examples *examples,
                        int64_t max_examples, bool length_normalized, ct_intent_eval *out);
 void ct_intent_eval_free(ct_intent_eval *eval);
 
 /* Adds the token NLLs of every loss target in `store` to `acc` (batches of at most batch_size
- * sequences and batch_tokens tokens, sequences cut at max_seq_len as in training). */
+ * sequences and batch_tokens tokens, sequences cut at max_seq_len as in training). Runs on the
+ * model's device and in its compute_dtype: each batch is copied there, the summed loss back. */
 int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
                     int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc);
 

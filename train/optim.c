@@ -54,28 +54,91 @@ void ct_adamw_set_weight_decay(ct_adamw *opt, int index, double weight_decay) {
     if (index >= 0 && index < opt->n_slots) opt->slots[index].weight_decay = weight_decay;
 }
 
-int ct_adamw_step(ct_adamw *opt) {
-    opt->step++;
-    for (int i = 0; i < opt->n_slots; i++) {
-        ct_adamw_slot *s = &opt->slots[i];
-        if (!s->param->grad) continue;
-        ct_adamw_hparams h = opt->hparams;
-        h.weight_decay = s->weight_decay;
-        CT_TRY(ct_backend_for(s->param->device)->adamw_step(s->param, s->param->grad, s->m, s->v, &h, opt->step));
+/* The optimizer's kernels take a list per device (one launch per step on a GPU, not one per
+ * tensor). A model's parameters usually share one device; a list mixing devices is split into
+ * one call per device, CPU first, so results are the same for any order of the parameters'
+ * devices in the list. The lists are a few pointers per parameter, built per call on the heap. */
+typedef struct {
+    ct_tensor **params, **grads, **m, **v;
+    double *weight_decay;
+    int n;
+} device_list;
+
+static void device_list_free(device_list *l) {
+    free(l->params);
+    free(l->grads);
+    free(l->m);
+    free(l->v);
+    free(l->weight_decay);
+}
+
+static int device_list_alloc(device_list *l, int capacity, bool with_moments) {
+    size_t n = capacity > 0 ? (size_t)capacity : 1;
+    *l = (device_list){0};
+    l->params = ct_calloc(n, sizeof *l->params, "the optimizer's parameter list");
+    l->grads = ct_calloc(n, sizeof *l->grads, "the optimizer's gradient list");
+    if (with_moments) {
+        l->m = ct_calloc(n, sizeof *l->m, "the optimizer's moment list");
+        l->v = ct_calloc(n, sizeof *l->v, "the optimizer's moment list");
+        l->weight_decay = ct_calloc(n, sizeof *l->weight_decay, "the optimizer's weight decay list");
+    }
+    if (!l->params || !l->grads || (with_moments && (!l->m || !l->v || !l->weight_decay))) {
+        device_list_free(l);
+        return -1;
     }
     return 0;
 }
 
+static const ct_device all_devices[] = {CT_CPU, CT_CUDA};
+#define N_DEVICES ((int)(sizeof all_devices / sizeof *all_devices))
+
+int ct_adamw_step(ct_adamw *opt) {
+    opt->step++;
+    device_list l;
+    CT_TRY(device_list_alloc(&l, opt->n_slots, true));
+    int status = 0;
+    for (int d = 0; d < N_DEVICES && status == 0; d++) {
+        l.n = 0;
+        for (int i = 0; i < opt->n_slots; i++) {
+            ct_adamw_slot *s = &opt->slots[i];
+            if (!s->param->grad || s->param->device != all_devices[d]) continue;
+            l.params[l.n] = s->param;
+            l.grads[l.n] = s->param->grad;
+            l.m[l.n] = s->m;
+            l.v[l.n] = s->v;
+            l.weight_decay[l.n] = s->weight_decay;
+            l.n++;
+        }
+        if (l.n)
+            status = ct_backend_for(all_devices[d])->adamw_multi(l.n, l.params, l.grads, l.m, l.v, l.weight_decay,
+                                                                 &opt->hparams, opt->step);
+    }
+    device_list_free(&l);
+    return status;
+}
+
+/* The gradients of params on one device, in list order. */
+static void gather_grads(ct_tensor *const *params, int n, ct_device device, device_list *l) {
+    l->n = 0;
+    for (int i = 0; i < n; i++)
+        if (params[i]->grad && params[i]->device == device) l->grads[l->n++] = params[i]->grad;
+}
+
 int ct_grad_global_norm(ct_tensor *const *params, int n, double *norm) {
+    device_list l;
+    CT_TRY(device_list_alloc(&l, n, false));
     double total = 0;
-    for (int i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
-        double squares;
-        CT_TRY(ct_backend_for(params[i]->device)->sum_squares(params[i]->grad, &squares));
+    int status = 0;
+    for (int d = 0; d < N_DEVICES && status == 0; d++) {
+        gather_grads(params, n, all_devices[d], &l);
+        double squares = 0;
+        if (l.n) status = ct_backend_for(all_devices[d])->sum_squares_multi(l.n, (const ct_tensor *const *)l.grads,
+                                                                            &squares);
         total += squares;
     }
+    device_list_free(&l);
     *norm = sqrt(total);
-    return 0;
+    return status;
 }
 
 int ct_clip_grad_norm(ct_tensor *const *params, int n, double max_norm, double *norm) {
@@ -83,7 +146,13 @@ int ct_clip_grad_norm(ct_tensor *const *params, int n, double max_norm, double *
     if (!isfinite(*norm)) return ct_fail("gradient norm is %g: the loss or a gradient is not finite", *norm);
     if (max_norm <= 0 || *norm <= max_norm) return 0;
     double factor = max_norm / (*norm + 1e-6);
-    for (int i = 0; i < n; i++)
-        if (params[i]->grad) CT_TRY(ct_backend_for(params[i]->device)->axpby(0.0, params[i]->grad, factor, params[i]->grad));
-    return 0;
+    device_list l;
+    CT_TRY(device_list_alloc(&l, n, false));
+    int status = 0;
+    for (int d = 0; d < N_DEVICES && status == 0; d++) {
+        gather_grads(params, n, all_devices[d], &l);
+        if (l.n) status = ct_backend_for(all_devices[d])->scale_multi(l.n, l.grads, factor);
+    }
+    device_list_free(&l);
+    return status;
 }

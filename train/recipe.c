@@ -50,7 +50,9 @@ static const ct_recipe_key schema[] = {
     STRING("description", description, "", "one line saying what the recipe does (listed by ctune train --help)"),
     INT("seed", seed, "1234", "[0, )",
         "seeds initialization, data order and dropout: same seed and thread count, same run bit for bit"),
-    ENUM("device", device, device_choices, "cpu", "where to train"),
+    ENUM("device", device, device_choices, "cpu",
+         "where to train: parameters, gradients, AdamW moments and activations live there; cuda needs a "
+         "CUDA build and a GPU (not yet run on one)"),
     INT("threads", threads, "0", "[0, )", "CPU threads (OpenMP); 0 = all cores"),
     STRING("output_dir", output_dir, "", "the run directory (resolved recipe, logs, checkpoints); empty = runs/<name>"),
     STRING("resume", resume, "",
@@ -137,7 +139,8 @@ static const ct_recipe_key schema[] = {
     INT("train.log_every", train.log_every, "10", "[1, )", "report loss, learning rate and tokens/s every this many steps"),
     INT("train.eval_every", train.eval_every, "0", "[0, )", "evaluate data.val every this many steps; 0 = at the end only"),
     ENUM("train.precision", train.precision, precision_choices, "fp32",
-         "compute precision; only fp32 until the CUDA backend lands (bf16/fp16 will keep fp32 master weights)"),
+         "bf16: matmuls and activations in bf16, f32 master weights, AdamW moments and loss (both "
+         "devices); fp16 is refused (no loss scaling)"),
 
     SECTION("checkpoint", "saved training state (HDF5)"),
     INT("checkpoint.every", checkpoint.every, "0", "[0, )", "save every this many steps; 0 = only at the end"),

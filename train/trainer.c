@@ -4,10 +4,24 @@
 
 #include "autograd/arena.h"
 #include "autograd/error.h"
+#ifdef CT_HAVE_CUDA
+#include "kernels/cuda/cuda_memory.h"
+#endif
 #include "train/trainer_internal.h"
 
 static bool stop_requested(const ct_trainer *t) {
     return t->hooks && t->hooks->stop_requested && *t->hooks->stop_requested;
+}
+
+/* metrics.jsonl's peak memory: on a GPU the most device memory the caching allocator held from
+ * the driver, else the process's resident set. */
+static int64_t peak_memory_bytes(const ct_trainer *t) {
+#ifdef CT_HAVE_CUDA
+    if (t->recipe->device == CT_CUDA) return (int64_t)ct_cuda_memory_get_stats().peak_reserved_bytes;
+#else
+    (void)t;
+#endif
+    return ct_peak_rss_bytes();
 }
 
 static void log_step(ct_trainer *t, double loss, double grad_norm, int64_t tokens, double step_seconds) {
@@ -15,7 +29,7 @@ static void log_step(ct_trainer *t, double loss, double grad_norm, int64_t token
     t->tokens_per_s = t->tokens_per_s > 0 ? 0.9 * t->tokens_per_s + 0.1 * rate : rate;
     double lr = t->optimizer->hparams.lr;
     ct_train_record record = {.step = t->step, .loss = loss, .lr = lr, .grad_norm = grad_norm,
-                              .tokens_per_s = t->tokens_per_s, .peak_memory_bytes = ct_peak_rss_bytes(),
+                              .tokens_per_s = t->tokens_per_s, .peak_memory_bytes = peak_memory_bytes(t),
                               .elapsed_s = t->elapsed_before + (ct_seconds_now() - t->started_at)};
     if (ct_run_log_train(t->run_log, &record) < 0) fprintf(t->log, "warning: %s\n", ct_last_error());
     ct_progress_update(&t->progress, t->step, loss, lr, t->tokens_per_s);
@@ -70,6 +84,8 @@ static int loop(ct_trainer *t, ct_train_result *result) {
 
 static int save_model(ct_trainer *t, ct_train_result *result) {
     snprintf(result->model_dir, sizeof result->model_dir, "%s/%s", t->recipe->output_dir, CT_RUN_MODEL_DIR);
+    /* safetensors are written from host memory; training is over, so the model itself comes home. */
+    if (ct_llama_device(t->model) != CT_CPU) CT_TRY(ct_llama_to_device(t->model, CT_CPU));
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
     fprintf(t->log, "model: %s\n", result->model_dir);
     return 0;

@@ -20,6 +20,11 @@
  * another thread count is refused, since reductions would round differently). Dropout and data
  * order come from counter-based streams keyed on (seed, step), so there is no generator state.
  *
+ * device=cuda keeps parameters, gradients and AdamW moments on the GPU and copies each
+ * micro-batch there; train.precision=bf16 computes the forward and backward in bf16 storage from
+ * f32 master weights (docs/training.md, "Precision" and "Device"). Both are checked before
+ * anything is read or written.
+ *
  * A NaN or infinite loss or gradient norm stops the run with the step number; checkpoints are
  * only written after a finite update, so the last one on disk stays good. */
 #ifndef CT_TRAINER_H

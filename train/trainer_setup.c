@@ -8,6 +8,7 @@
 
 #include "autograd/error.h"
 #include "checkpoints/paths.h"
+#include "kernels/device.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"
 
@@ -137,7 +138,12 @@ static int setup_model(ct_trainer *t) {
         if (!t->model) return -1;
     }
     t->model->gradient_checkpointing = r->model.gradient_checkpointing;
-    return ct_llama_check_tokenizer(t->model, t->tokenizer);
+    t->model->compute_dtype = r->train.precision == CT_RECIPE_BF16 ? CT_BF16 : CT_F32;
+    CT_TRY(ct_llama_check_tokenizer(t->model, t->tokenizer));
+    /* Before the optimizer: its moments are allocated where the parameters are. */
+    if (r->device != CT_CPU && ct_llama_to_device(t->model, r->device) < 0)
+        return ct_fail_context("device=%s: ", ct_device_name(r->device));
+    return 0;
 }
 
 /* ---- data ---- */
@@ -236,15 +242,30 @@ static int setup_optimizer(ct_trainer *t) {
     return 0;
 }
 
+/* Checked first, before any file is read or written: a run that cannot start says so at once. */
+static int check_device_and_precision(const ct_recipe *r) {
+    if (ct_llama_check_device(r->device) < 0) {
+        char why[256]; /* ct_fail writes the buffer ct_last_error reads */
+        snprintf(why, sizeof why, "%s", ct_last_error());
+        return ct_fail("device=%s: %s; set device=cpu", ct_device_name(r->device), why);
+    }
+    if (r->train.precision == CT_RECIPE_FP16)
+        return ct_fail("train.precision=fp16: fp16 training needs loss scaling, which ctune does not do; set "
+                       "train.precision=bf16 (fp32's range) or fp32");
+    return 0;
+}
+
+/* How the run computes, for the setup line. */
+static const char *precision_name(const ct_recipe *r) {
+    return r->train.precision == CT_RECIPE_BF16 ? "bf16 compute, f32 master weights" : "fp32";
+}
+
 int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hooks *hooks) {
     memset(t, 0, sizeof *t);
     t->recipe = recipe;
     t->hooks = hooks;
     t->log = hooks && hooks->log ? hooks->log : stderr;
-    if (recipe->device != CT_CPU)
-        return ct_fail("device=cuda: this build trains on the CPU only for now; set device=cpu");
-    if (recipe->train.precision != CT_RECIPE_FP32)
-        return ct_fail("train.precision: mixed precision needs the CUDA backend; on the CPU set train.precision=fp32");
+    CT_TRY(check_device_and_precision(recipe));
     if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
     t->threads = omp_get_max_threads();
     CT_TRY(read_data(t));
@@ -255,8 +276,11 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     /* Last, so a run that fails to start leaves an existing run folder as it was. */
     t->run_log = ct_run_log_open(recipe->output_dir);
     if (!t->run_log) return ct_fail_context("output_dir=%s: ", recipe->output_dir);
-    fprintf(t->log, "model: %s, %lld parameters, %d threads, %lld steps\n", ct_llama_arch_name(t->model->config.arch),
-            (long long)ct_llama_num_params(t->model), t->threads, (long long)t->total_steps);
+    char device[256];
+    fprintf(t->log, "model: %s, %lld parameters, device %s, %s, %d threads, %lld steps\n",
+            ct_llama_arch_name(t->model->config.arch), (long long)ct_llama_num_params(t->model),
+            ct_device_describe(recipe->device, device, sizeof device), precision_name(recipe), t->threads,
+            (long long)t->total_steps);
     return 0;
 }
 

@@ -9,7 +9,12 @@
  *                             file is a model on its own: ctune eval and model.path accept it)
  *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint)
  * There is no random-generator state to keep: data order and dropout are counter-based,
- * keyed on (seed, epoch) and (seed, step). */
+ * keyed on (seed, epoch) and (seed, step).
+ *
+ * With device=cuda the weights and moments live on the GPU: ct_h5_put_tensor writes each one
+ * through a host copy, and ct_h5_read_tensor_into reads into host memory and uploads, so a resume
+ * fills the device tensors in place. The weights are the f32 masters whatever train.precision
+ * says (bf16 copies exist only inside a step). */
 #include <stdlib.h>
 #include <string.h>
 

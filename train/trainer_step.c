@@ -1,5 +1,7 @@
 /* One optimizer step: draw the micro-batches, accumulate gradients normalized by the step's
- * total number of target tokens, clip, update. */
+ * total number of target tokens, clip, update. On a GPU the batcher still builds each batch on
+ * the host; its i32 tensors are copied to the device inside the micro-batch's scope, and only the
+ * loss comes back (ct_get). Clipping and AdamW run on the parameters' device. */
 #include <math.h>
 
 #include "autograd/arena.h"
@@ -8,12 +10,31 @@
 #include "autograd/tape.h"
 #include "train/trainer_internal.h"
 
+/* Whether a batch's positions are 0 .. T-1 in every row (no packing): the forward then derives
+ * them itself, the same numbers, and attention may use a fused kernel for plain causal masks. */
+static bool plain_positions(const ct_batch *b) {
+    if (b->segments) return false;
+    if (!b->positions) return true;
+    const int32_t *p = b->positions->data;
+    int64_t rows = b->positions->shape[0], T = b->positions->shape[1];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t t = 0; t < T; t++)
+            if (p[r * T + t] != (int32_t)t) return false;
+    return true;
+}
+
 /* Adds d(sum of token losses / total_targets) of micro-batch `index` to the gradients; *loss_sum
  * gets its summed token loss. Its dropout masks are keyed on (seed, step * grad_accum + index),
  * so every micro-batch of every step draws its own. */
-static int micro_batch(ct_trainer *t, const ct_batch *b, int index, int64_t total_targets, double *loss_sum) {
+static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t total_targets, double *loss_sum) {
     if (ct_scope_begin() < 0) return -1;
-    ct_llama_forward_args args = {.position_ids = b->positions, .segment_ids = b->segments,
+    ct_batch copy = *host, *b = &copy;
+    if (ct_batch_to_device(b, ct_llama_device(t->model)) < 0) {
+        ct_scope_end();
+        return -1;
+    }
+    ct_tensor *positions = plain_positions(host) ? NULL : b->positions;
+    ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b->segments,
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
                                   .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index)};
     ct_tensor *logits = ct_llama_forward(t->model, b->ids, &args);
@@ -42,7 +63,7 @@ static int accumulate(ct_trainer *t, double *loss, int64_t *tokens) {
     if (total_targets == 0)
         return ct_fail("step %lld: its %d batch(es) hold no target token; check data.loss_on and data.truncation",
                        (long long)t->step + 1, accum);
-    ct_zero_grad(t->model->params, t->model->n_params);
+    CT_TRY(ct_zero_grad(t->model->params, t->model->n_params));
     double loss_sum = 0;
     for (int i = 0; i < accum; i++) {
         if (batches[i].n_targets == 0) continue;

@@ -1,5 +1,7 @@
-/* AdamW (Loshchilov & Hutter) as PyTorch computes it: decoupled weight decay applied to the
- * parameter before the Adam step, bias-corrected moments, eps added after the square root. */
+/* The optimizer's kernels. AdamW (Loshchilov & Hutter) as PyTorch computes it: decoupled weight
+ * decay applied to the parameter before the Adam step, bias-corrected moments, eps added after
+ * the square root. The multi-tensor form runs the same loop per tensor, so its results are the
+ * single-tensor ones bit for bit. scale_multi is the gradient scaling of norm clipping. */
 #include <math.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -17,6 +19,10 @@
             v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];                                       \
             p[i] = p[i] * decay - step_size * m[i] / (SQRT(v[i]) * inv_sqrt_bias2 + eps);         \
         }                                                                                          \
+    }                                                                                              \
+    static void scale_##SUFFIX(T *x, int64_t n, T factor) {                                        \
+        _Pragma("omp parallel for schedule(static) if (n > CT_CPU_PARALLEL_MIN)")                  \
+        for (int64_t i = 0; i < n; i++) x[i] = x[i] * factor;                                      \
     }
 
 DEFINE_ADAMW(float, f32, sqrtf)
@@ -28,5 +34,25 @@ int ct_cpu_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_
         adamw_f64(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
     else
         adamw_f32(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
+    return 0;
+}
+
+int ct_cpu_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
+                       ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step) {
+    for (int i = 0; i < n; i++) {
+        ct_adamw_hparams group = *h;
+        group.weight_decay = weight_decay[i];
+        ct_cpu_adamw_step(params[i], grads[i], m[i], v[i], &group, step);
+    }
+    return 0;
+}
+
+int ct_cpu_scale_multi(int n, ct_tensor *const *x, double factor) {
+    for (int i = 0; i < n; i++) {
+        if (x[i]->dtype == CT_F64)
+            scale_f64(x[i]->data, ct_numel(x[i]), factor);
+        else
+            scale_f32(x[i]->data, ct_numel(x[i]), (float)factor);
+    }
     return 0;
 }

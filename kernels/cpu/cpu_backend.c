@@ -22,6 +22,9 @@ static const ct_backend cpu_backend = {
     .cross_entropy_forward = ct_cpu_cross_entropy_forward,
     .cross_entropy_backward = ct_cpu_cross_entropy_backward,
     .adamw_step = ct_cpu_adamw_step,
+    .adamw_multi = ct_cpu_adamw_multi,
+    .sum_squares_multi = ct_cpu_sum_squares_multi,
+    .scale_multi = ct_cpu_scale_multi,
     /* transformer ops */
     .rms_norm_forward = ct_cpu_rms_norm_forward,
     .rms_norm_backward = ct_cpu_rms_norm_backward,

@@ -1,6 +1,7 @@
 /* Device memory dispatch: the C heap for the CPU, the CUDA runtime when built with it. */
 #include "kernels/device.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,15 @@
 #endif
 
 const char *ct_device_name(ct_device device) { return device == CT_CUDA ? "cuda" : "cpu"; }
+
+const char *ct_device_describe(ct_device device, char *buf, size_t size) {
+    snprintf(buf, size, "%s", ct_device_name(device));
+#ifdef CT_HAVE_CUDA
+    char gpu[200];
+    if (device == CT_CUDA && ct_cuda_device_describe(gpu, sizeof gpu) == 0) snprintf(buf, size, "cuda (%s)", gpu);
+#endif
+    return buf;
+}
 
 int ct_device_available(ct_device device) {
     if (device == CT_CPU) return 1;

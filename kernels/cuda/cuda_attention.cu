@@ -41,14 +41,20 @@ __device__ __forceinline__ double att_load(const double *p, int64_t i) { return 
 __device__ __forceinline__ float att_load(const __nv_bfloat16 *p, int64_t i) { return __bfloat162float(p[i]); }
 __device__ __forceinline__ void att_store(float *p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void att_store(double *p, int64_t i, double v) { p[i] = v; }
-__device__ __forceinline__ void att_store(__nv_bfloat16 *p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+/* bf16 rounding bit for bit as the CPU's (cvt.rn writes a canonical NaN where the CPU keeps the payload) */
+__device__ __forceinline__ void att_store(__nv_bfloat16 *p, int64_t i, float v) {
+    ((uint16_t *)p)[i] = ct_cuda_to_bf16(v);
+}
 
 __device__ __forceinline__ float att_exp(float x) { return expf(x); }
 __device__ __forceinline__ double att_exp(double x) { return exp(x); }
 __device__ __forceinline__ float att_log(float x) { return logf(x); }
 __device__ __forceinline__ double att_log(double x) { return log(x); }
 
-/* Butterfly reductions: every lane ends with the same bits (addition is commutative). */
+/* Butterfly reductions: every lane ends with the same bits (addition is commutative). The max
+ * uses fmax, which is commutative even for NaN (it drops it): with `w > v ? w : v` a NaN score
+ * left lanes with different maxima, so the forward's per-row branch diverged in front of the
+ * full-mask warp_sum. A NaN score still reaches the output through exp(NaN). */
 template <typename A>
 __device__ __forceinline__ A warp_sum(A v) {
     for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -56,10 +62,7 @@ __device__ __forceinline__ A warp_sum(A v) {
 }
 template <typename A>
 __device__ __forceinline__ A warp_max(A v) {
-    for (int o = 16; o > 0; o /= 2) {
-        A w = __shfl_xor_sync(0xffffffffu, v, o);
-        v = w > v ? w : v;
-    }
+    for (int o = 16; o > 0; o /= 2) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
@@ -398,16 +401,19 @@ static size_t dkv_smem(int64_t D, size_t elem) {
     return elem * (size_t)(2 * ATT_KTILE_BWD * D + 2 * ATT_QTILE_BWD * (D + 1) + 2 * ATT_QTILE_BWD);
 }
 
-/* Lets `kernel` use `bytes` of dynamic shared memory, or says why it cannot. */
+/* Lets `kernel` use `bytes` of dynamic shared memory, or says why it cannot. The opt-in limit
+ * covers the kernel's static shared arrays too (the key / query id tiles). */
 template <typename K>
 static int allow_smem(K kernel, size_t bytes, const char *what, int64_t D) {
     int device = 0, limit = 0;
+    cudaFuncAttributes attributes;
     CT_CUDA_CHECK(cudaGetDevice(&device));
     CT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (bytes > (size_t)limit)
+    CT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+    if (bytes + attributes.sharedSizeBytes > (size_t)limit)
         return ct_fail("attention (cuda): the %s kernel needs %zu bytes of shared memory for head dim %lld, this GPU "
                        "allows %d per block; use a smaller head dim or f32 instead of f64",
-                       what, bytes, (long long)D, limit);
+                       what, bytes + attributes.sharedSizeBytes, (long long)D, limit);
     if (bytes > 48 * 1024)
         CT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
     return 0;
@@ -521,6 +527,10 @@ static int check_kernel_args(const ct_tensor *q, const ct_tensor *lse, const ct_
     if (q->shape[3] > ATT_MAX_D)
         return ct_fail("attention (cuda): head dim %lld is over the kernel's limit of %d", (long long)q->shape[3],
                        ATT_MAX_D);
+    /* heads and batch are the grid's y and z */
+    if (q->shape[0] > 65535 || q->shape[2] > 65535)
+        return ct_fail("attention (cuda): batch %lld and heads %lld must each be at most 65535; split the batch",
+                       (long long)q->shape[0], (long long)q->shape[2]);
     if (lse && lse->dtype != real)
         return ct_fail("attention (cuda): lse is %s, expected %s", ct_dtype_name(lse->dtype), ct_dtype_name(real));
     if (grad_out && grad_out->dtype != real)

@@ -2,12 +2,14 @@
 //
 // Forward first checks every id on the device and reads back the first bad position (one small
 // device-to-host copy, so the error names the id like the CPU's), then gathers rows; an i8 table
-// is widened with its per-row or per-block scales.
+// is widened with its per-row or per-block scales, an f16 table exactly.
 //
 // Backward adds tokens in token order with no atomics, as the CPU does, so repeated ids add in
 // the same order and f64 results agree bit for bit: thread (column c, bucket k) walks every token
 // and adds those whose id % buckets == k. Buckets give the launch enough threads when the width
 // is small; each (id, column) is still owned by one thread.
+#include <cuda_fp16.h>
+
 #include "kernels/cuda/cuda_kernels.h"
 
 // -1 with the CPU's message when some id is outside [0, vocab); waits for the device.
@@ -42,6 +44,14 @@ __global__ void embedding_gather_i8_kernel(const int8_t *weight, const float *sc
     }
 }
 
+// an f16 table (frozen) read into f32 rows; the widening is exact, as the CPU's ct_get
+__global__ void embedding_gather_f16_kernel(const __half *weight, const int32_t *ids, ct_cuda_ref out, int64_t n,
+                                            int64_t dim) {
+    int64_t total = n * dim;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+        ct_cuda_store<float>(out, i, __half2float(weight[(int64_t)ids[i / dim] * dim + i % dim]));
+}
+
 extern "C" int ct_cuda_embedding_forward(const ct_tensor *weight, const ct_tensor *ids, ct_tensor *out) {
     int64_t vocab = weight->shape[0], dim = weight->shape[1], n = ct_numel(ids);
     CT_TRY(check_ids(ids, vocab));
@@ -50,10 +60,25 @@ extern "C" int ct_cuda_embedding_forward(const ct_tensor *weight, const ct_tenso
     CT_CUDA_STREAM(stream);
     const int32_t *id = (const int32_t *)ids->data;
     unsigned blocks = ct_cuda_blocks(n * dim);
+    ct_cuda_scratch scale_copy;
+    const float *scale = NULL;
+    if (weight->dtype == CT_I8 && weight->scale) {
+        // scales kept on the host (as cuda_gemm.cu accepts them) go over first: the kernel reads
+        // device memory only
+        scale = (const float *)weight->scale->data;
+        if (weight->scale->device == CT_CPU) {
+            size_t bytes = ct_nbytes(weight->scale);
+            CT_TRY(scale_copy.alloc(bytes + 1, "embedding i8 scales"));
+            CT_TRY(ct_cuda_copy(scale_copy.data, scale, bytes, 0));
+            scale = (const float *)scale_copy.data;
+        }
+    }
     if (weight->dtype == CT_I8)
         embedding_gather_i8_kernel<<<blocks, CT_CUDA_THREADS, 0, stream>>>(
-            (const int8_t *)weight->data, weight->scale ? (const float *)weight->scale->data : NULL,
-            weight->scale_block, id, ct_cuda_ref_of(out), n, dim);
+            (const int8_t *)weight->data, scale, weight->scale_block, id, ct_cuda_ref_of(out), n, dim);
+    else if (weight->dtype == CT_F16)
+        embedding_gather_f16_kernel<<<blocks, CT_CUDA_THREADS, 0, stream>>>((const __half *)weight->data, id,
+                                                                            ct_cuda_ref_of(out), n, dim);
     else if (weight->dtype == CT_F64)
         embedding_gather_kernel<double><<<blocks, CT_CUDA_THREADS, 0, stream>>>(ct_cuda_ref_of(weight), id,
                                                                                 ct_cuda_ref_of(out), n, dim);

@@ -139,17 +139,26 @@ static int build_plan(const plan_key *k, gemm_plan *p) {
     return 0;
 }
 
+/* The cached plan for k, or a new one in a free slot (round-robin replacement when the table is
+ * full). A plan that cannot be built evicts nothing: it is built aside first. */
 static gemm_plan *find_plan(const plan_key *k) {
-    for (int i = 0; i < GEMM_MAX_PLANS; i++)
+    int free_slot = -1;
+    for (int i = 0; i < GEMM_MAX_PLANS; i++) {
         if (g_plans[i].used && memcmp(&g_plans[i].key, k, sizeof *k) == 0) return &g_plans[i];
-    gemm_plan *slot = &g_plans[g_next_slot];
-    g_next_slot = (g_next_slot + 1) % GEMM_MAX_PLANS;
-    destroy_plan(slot);
-    if (build_plan(k, slot) < 0) {
-        destroy_plan(slot);
+        if (!g_plans[i].used && free_slot < 0) free_slot = i;
+    }
+    gemm_plan fresh;
+    if (build_plan(k, &fresh) < 0) {
+        destroy_plan(&fresh);
         return NULL;
     }
-    return slot;
+    if (free_slot < 0) {
+        free_slot = g_next_slot;
+        g_next_slot = (g_next_slot + 1) % GEMM_MAX_PLANS;
+    }
+    destroy_plan(&g_plans[free_slot]);
+    g_plans[free_slot] = fresh;
+    return &g_plans[free_slot];
 }
 
 /* ---- conversion kernels for mixed dtypes ---- */
@@ -172,9 +181,10 @@ __global__ void widen_kernel(const void *src, int dtype, int64_t n, int64_t cols
     }
 }
 
+/* Rounds as ct_f32_to_bf16 bit for bit; __float2bfloat16_rn's cvt.rn writes a canonical NaN. */
 __global__ void narrow_kernel(const float *src, int64_t n, __nv_bfloat16 *dst) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
+        ((uint16_t *)dst)[i] = ct_cuda_to_bf16(src[i]);
 }
 
 /* c = beta * c, for K == 0 (cuBLASLt wants K >= 1). */
@@ -251,8 +261,9 @@ static int run_plan(const gemm_plan *p, const void *a, const void *b, void *c, d
     return 0;
 }
 
+/* bf16_inputs: a and b both bf16 go to cuBLASLt as bf16 (tensor cores); false widens them to f32. */
 static int gemm_run(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct_tensor *c, double alpha,
-                    double beta, int64_t M, int64_t N, int64_t K, cudaStream_t stream) {
+                    double beta, int64_t M, int64_t N, int64_t K, bool bf16_inputs, cudaStream_t stream) {
     plan_key key;
     memset(&key, 0, sizeof key); /* compared with memcmp: no stray padding bytes */
     key.M = M, key.N = N, key.K = K, key.ta = ta, key.tb = tb;
@@ -263,7 +274,7 @@ static int gemm_run(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct
     if (a->dtype == CT_F64) {
         key.in_type = key.out_type = CUDA_R_64F;
         key.compute = CUBLAS_COMPUTE_64F;
-    } else if (a->dtype == CT_BF16 && b->dtype == CT_BF16) {
+    } else if (bf16_inputs && a->dtype == CT_BF16 && b->dtype == CT_BF16) {
         key.in_type = CUDA_R_16BF;
         key.out_type = c->dtype == CT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
         key.compute = CUBLAS_COMPUTE_32F;
@@ -284,6 +295,12 @@ static int gemm_run(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct
     key.align_a = pointer_alignment(a_data), key.align_b = pointer_alignment(b_data);
     key.align_c = pointer_alignment(c_data);
     gemm_plan *plan = find_plan(&key);
+    if (!plan && key.in_type == CUDA_R_16BF) {
+        /* No bf16 algorithm for this shape or alignment (odd leading dimensions of a view): the
+         * f32 GEMM on widened copies computes the same products, as the CPU does. */
+        ct_clear_error();
+        return gemm_run(a, ta, b, tb, c, alpha, beta, M, N, K, false, stream);
+    }
     if (!plan) return -1;
     CT_TRY(run_plan(plan, a_data, b_data, c_data, alpha, beta, stream));
     if (narrow_c) {
@@ -309,7 +326,7 @@ extern "C" int ct_cuda_gemm(const ct_tensor *a, bool ta, const ct_tensor *b, boo
     CT_CUDA_STREAM(stream);
     if (K == 0) return scale_only(c, beta, stream);
     CT_TRY(ensure_handle());
-    if (gemm_run(a, ta, b, tb, c, alpha, beta, M, N, K, stream) < 0) {
+    if (gemm_run(a, ta, b, tb, c, alpha, beta, M, N, K, true, stream) < 0) {
         char sa[96], sb[96], sc[96];
         return ct_fail_context("gemm (cuda) a %s%s, b %s%s, c %s: ", ct_shape_str(a, sa, sizeof sa), ta ? "^T" : "",
                                ct_shape_str(b, sb, sizeof sb), tb ? "^T" : "", ct_shape_str(c, sc, sizeof sc));

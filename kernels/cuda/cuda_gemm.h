@@ -3,9 +3,10 @@
  * leading dimensions flattened, every tensor row-major and contiguous on the current CUDA device.
  *
  * dtypes: all f64 (gradient checks); a and b both bf16 (bf16 tensor-core GEMM, f32 accumulation,
- * c f32 or bf16); anything else of a f32/bf16/i8, b f32/bf16/f16/i8, c f32/bf16 runs as an f32 GEMM
- * (no TF32: results match the CPU's sgemm to rounding), narrow operands widened to f32 scratch
- * first and a bf16 c rounded (to nearest even) from an f32 scratch afterwards. i8 operands are
+ * c f32 or bf16; the f32 GEMM below when cuBLASLt has no bf16 algorithm for the shape); anything
+ * else of a f32/bf16/i8, b f32/bf16/f16/i8, c f32/bf16 runs as an f32 GEMM (no TF32: results
+ * match the CPU's sgemm to rounding), narrow operands widened to f32 scratch first and a bf16 c
+ * rounded (to nearest even) from an f32 scratch afterwards. i8 operands are
  * widened with their f32 scales (per row or per block, on either device).
  *
  * Every cuBLASLt and CUDA call is checked; a failure is one line naming the call, the file and

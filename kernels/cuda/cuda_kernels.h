@@ -50,6 +50,10 @@ int ct_cuda_cross_entropy_backward(const ct_tensor *logits, const ct_tensor *tar
                                    ct_tensor *grad_logits);
 int ct_cuda_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
                        const ct_adamw_hparams *h, int64_t step);
+int ct_cuda_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
+                        ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
+int ct_cuda_sum_squares_multi(int n, const ct_tensor *const *x, double *result);
+int ct_cuda_scale_multi(int n, ct_tensor *const *x, double factor);
 int ct_cuda_rms_norm_forward(const ct_tensor *x, const ct_tensor *weight, double eps, ct_tensor *rstd,
                              ct_tensor *y);
 int ct_cuda_rms_norm_backward(const ct_tensor *x, const ct_tensor *weight, const ct_tensor *rstd,
@@ -180,6 +184,129 @@ int ct_cuda_first_bad_index(const int32_t *indices, int64_t n, int64_t limit, in
 
 /* Launcher prologue: `cudaStream_t stream; CT_CUDA_STREAM(stream);` */
 #define CT_CUDA_STREAM(stream) CT_TRY(ct_cuda_stream_get(&(stream)))
+
+/* ---- multi-tensor launches (the optimizer's kernels: cuda_optim.cu, cuda_reduce.cu) ----
+ *
+ * A list of tensors is cut into tiles of CT_CUDA_TILE elements; one block handles one tile of one
+ * tensor, so a whole list is one launch. The list lives in device memory as an array of
+ * descriptors, each with the index of its tensor's first tile (ascending); a block finds its
+ * tensor by binary search. Lists longer than CT_CUDA_MULTI_CHUNK tensors take one launch per
+ * chunk (first_tile counts from the chunk's first tile), which bounds the search and the grid.
+ * The array is uploaded once and kept while the list is unchanged (ct_cuda_upload_cache), so a
+ * training loop neither allocates nor copies descriptors after its first step. */
+#include <string.h>
+
+#include <vector>
+
+#define CT_CUDA_TILE (CT_CUDA_THREADS * 8)
+#define CT_CUDA_MULTI_CHUNK 4096
+
+static inline int64_t ct_cuda_tiles(int64_t n) { return (n + CT_CUDA_TILE - 1) / CT_CUDA_TILE; }
+
+/* One tensor of a list kernel: its data, elements and dtype (f32 or f64). 32 bytes, no padding,
+ * so two lists compare with memcmp. */
+struct ct_cuda_tensor_desc {
+    void *data;
+    int64_t n;
+    int64_t first_tile;
+    int32_t dtype;
+    int32_t reserved; /* 0 */
+};
+
+/* A launch over descriptors [first, first + count): `tiles` blocks, the first of them tile
+ * `tile_offset` of the whole list (where per-tile results of this chunk go). */
+struct ct_cuda_list_chunk {
+    int first, count;
+    int64_t tiles, tile_offset;
+};
+
+/* Sets first_tile of every descriptor (which must have n > 0) relative to its chunk and splits
+ * the list into chunks; returns the list's total tiles. */
+template <typename Desc>
+static inline int64_t ct_cuda_chunk_list(std::vector<Desc> &desc, std::vector<ct_cuda_list_chunk> &chunks) {
+    chunks.clear();
+    int64_t total = 0;
+    for (int first = 0; first < (int)desc.size(); first += CT_CUDA_MULTI_CHUNK) {
+        ct_cuda_list_chunk c = {first, 0, 0, total};
+        for (int i = first; i < (int)desc.size() && i < first + CT_CUDA_MULTI_CHUNK; i++, c.count++) {
+            desc[i].first_tile = c.tiles;
+            c.tiles += ct_cuda_tiles(desc[i].n);
+        }
+        total += c.tiles;
+        chunks.push_back(c);
+    }
+    return total;
+}
+
+/* Device side: the index (within the chunk's count descriptors) of the tensor that owns this
+ * block's tile: the last descriptor whose first_tile <= blockIdx.x. Every tensor of a list has at
+ * least one tile, so the owner is unique. Call from every thread; returns synchronized. */
+template <typename Desc>
+__device__ __forceinline__ int ct_cuda_tile_owner(const Desc *desc, int count) {
+    __shared__ int owner;
+    if (threadIdx.x == 0) {
+        int lo = 0, hi = count - 1;
+        while (lo < hi) {
+            int mid = lo + (hi - lo + 1) / 2;
+            if (desc[mid].first_tile <= (int64_t)blockIdx.x) lo = mid;
+            else hi = mid - 1;
+        }
+        owner = lo;
+    }
+    __syncthreads();
+    return owner;
+}
+
+/* A device copy of a host array (descriptors) that is refreshed only when its bytes change: the
+ * same list every step costs one host memcmp and no copy or allocation. The device block grows
+ * when a longer list comes and is kept for the life of the process. Each user keeps one static
+ * instance; like the rest of the backend, it is called from one host thread. */
+struct ct_cuda_upload_cache {
+    void *device = NULL;
+    size_t capacity = 0;
+    std::vector<unsigned char> uploaded;
+
+    /* *out = device memory holding `bytes` bytes equal to host's. */
+    int get(const void *host, size_t bytes, const void **out) {
+        if (bytes > capacity) {
+            void *grown = ct_cuda_alloc(bytes);
+            if (!grown) return ct_fail_context("multi-tensor descriptors: ");
+            ct_cuda_free(device); /* stream-ordered: no queued kernel sees the block reused early */
+            device = grown;
+            capacity = bytes;
+            uploaded.clear();
+        }
+        if (uploaded.size() != bytes || memcmp(uploaded.data(), host, bytes) != 0) {
+            /* a copy from the host on the compute stream: runs after the kernels still reading
+             * the previous list, and returns once the data has arrived */
+            CT_TRY(ct_cuda_copy(device, host, bytes, 0));
+            uploaded.assign((const unsigned char *)host, (const unsigned char *)host + bytes);
+        }
+        *out = device;
+        return 0;
+    }
+};
+
+/* The cache of the plain tensor lists (cuda_reduce.cu): clipping calls sum_squares_multi and
+ * then scale_multi on the same gradient list, so sharing one cache uploads it once, whichever
+ * of the two first runs (scale only runs on the steps that clip). */
+ct_cuda_upload_cache &ct_cuda_tensor_list_cache();
+
+/* The descriptors of a list of f32/f64 tensors, empty ones left out; -1 naming `op` for
+ * another dtype. */
+static inline int ct_cuda_tensor_list(const char *op, int n, const ct_tensor *const *x,
+                                      std::vector<ct_cuda_tensor_desc> &desc) {
+    desc.clear();
+    for (int i = 0; i < n; i++) {
+        if (x[i]->dtype != CT_F32 && x[i]->dtype != CT_F64)
+            return ct_fail("%s: tensor %d of the list is %s on cuda (f32 or f64 only)", op, i,
+                           ct_dtype_name(x[i]->dtype));
+        if (ct_numel(x[i]) == 0) continue;
+        ct_cuda_tensor_desc d = {x[i]->data, ct_numel(x[i]), 0, (int32_t)x[i]->dtype, 0};
+        desc.push_back(d);
+    }
+    return 0;
+}
 #endif
 
 #endif

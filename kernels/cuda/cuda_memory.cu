@@ -1,4 +1,5 @@
 // The caching allocator and copies of kernels/cuda/cuda_memory.h.
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -69,6 +70,16 @@ extern "C" int ct_cuda_device_count(void) {
         return 0;
     }
     return count;
+}
+
+extern "C" int ct_cuda_device_describe(char *buf, size_t size) {
+    int device = 0;
+    cudaDeviceProp prop;
+    CT_CUDA_CHECK(cudaGetDevice(&device));
+    CT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    snprintf(buf, size, "%s, sm_%d%d, %.1f GiB", prop.name, prop.major, prop.minor,
+             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return 0;
 }
 
 extern "C" void *ct_cuda_alloc(size_t nbytes) {

@@ -21,6 +21,8 @@ extern "C" {
 #endif
 
 int ct_cuda_device_count(void);
+/* "NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB" for the current device into buf; 0, or -1 with a message. */
+int ct_cuda_device_describe(char *buf, size_t size);
 void *ct_cuda_alloc(size_t nbytes);
 void ct_cuda_free(void *p);
 int ct_cuda_memset_zero(void *p, size_t nbytes);

@@ -18,7 +18,7 @@ extern "C" int ct_cuda_stream_get(cudaStream_t *stream) {
 }
 
 extern "C" int ct_cuda_stream_synchronize(void) {
-    cudaStream_t stream;
+    cudaStream_t stream = NULL;
     CT_TRY(ct_cuda_stream_get(&stream));
     CT_CUDA_CHECK(cudaStreamSynchronize(stream));
     return 0;
@@ -36,7 +36,7 @@ extern "C" int ct_cuda_sync_after_launch(void) {
 extern "C" int ct_cuda_check_launch(const char *kernel, const char *file, int line) {
     cudaError_t status = cudaGetLastError();
     if (status == cudaSuccess && ct_cuda_sync_after_launch()) {
-        cudaStream_t stream;
+        cudaStream_t stream = NULL;
         CT_TRY(ct_cuda_stream_get(&stream));
         status = cudaStreamSynchronize(stream);
     }
@@ -60,14 +60,14 @@ extern "C" int ct_cuda_timer_create(ct_cuda_timer *timer) {
 }
 
 extern "C" int ct_cuda_timer_start(ct_cuda_timer *timer) {
-    cudaStream_t stream;
+    cudaStream_t stream = NULL;
     CT_TRY(ct_cuda_stream_get(&stream));
     CT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)timer->start, stream));
     return 0;
 }
 
 extern "C" int ct_cuda_timer_stop(ct_cuda_timer *timer, float *milliseconds) {
-    cudaStream_t stream;
+    cudaStream_t stream = NULL;
     CT_TRY(ct_cuda_stream_get(&stream));
     CT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)timer->stop, stream));
     CT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)timer->stop));
