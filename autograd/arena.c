@@ -137,6 +137,7 @@ static void add_device_allocator_stats(ct_device device, ct_memory_stats *stats)
     stats->device_in_use = cuda.in_use_bytes;
     stats->device_peak_in_use = cuda.peak_in_use_bytes;
     stats->device_reserved = cuda.reserved_bytes;
+    stats->device_peak_reserved = cuda.peak_reserved_bytes;
     stats->device_malloc_calls = cuda.malloc_calls;
 #else
     (void)device;
@@ -145,7 +146,7 @@ static void add_device_allocator_stats(ct_device device, ct_memory_stats *stats)
 }
 
 ct_memory_stats ct_memory_get_stats(ct_device device) {
-    ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device], 0, 0, 0, 0};
+    ct_memory_stats stats = {total_in_use(device), peak_in_use[device], 0, chunk_allocations[device], 0, 0, 0, 0, 0};
     for (int d = 0; d <= CT_MAX_SCOPE_DEPTH; d++)
         for (int i = 0; i < arenas[device][d].n_chunks; i++) stats.reserved += arenas[device][d].chunks[i].capacity;
     add_device_allocator_stats(device, &stats);

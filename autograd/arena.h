@@ -50,6 +50,7 @@ typedef struct {
     size_t device_in_use;        /* bytes held by callers, rounded to the allocator's size classes */
     size_t device_peak_in_use;   /* high-water mark of device_in_use since ct_memory_reset_peak */
     size_t device_reserved;      /* in use + cached: what the driver has given */
+    size_t device_peak_reserved; /* high-water mark of device_reserved since ct_memory_reset_peak */
     uint64_t device_malloc_calls; /* cudaMalloc calls so far (flat = a training loop is warm) */
 } ct_memory_stats;
 

@@ -51,16 +51,10 @@ double ct_relative_error(const ct_tensor *a, const ct_tensor *b) {
     return sqrt(diff / norm);
 }
 
-/* An arena copy of src in another dtype on src's device. ct_copy converts on the host only, so a
- * device tensor goes through a host copy both ways. */
+/* An arena copy of src in another dtype on src's device. */
 static ct_tensor *converted(const ct_tensor *src, ct_dtype dtype) {
-    if (src->device == CT_CPU) {
-        ct_tensor *dst = ct_empty(dtype, src->ndim, src->shape);
-        return dst && ct_copy(dst, src) == 0 ? dst : NULL;
-    }
-    ct_tensor *host_src = ct_to_device(src, CT_CPU), *host_dst = ct_empty(dtype, src->ndim, src->shape);
-    if (!host_src || !host_dst || ct_copy(host_dst, host_src) < 0) return NULL;
-    return ct_to_device(host_dst, src->device);
+    ct_tensor *dst = ct_empty_on(src->device, dtype, src->ndim, src->shape);
+    return dst && ct_copy(dst, src) == 0 ? dst : NULL;
 }
 
 ct_tensor *ct_random_input(ct_rng *rng, int ndim, const int64_t *shape) {

@@ -199,6 +199,26 @@ void ct_set(ct_tensor *t, int64_t i, double value) {
     }
 }
 
+/* ct_copy between dtypes when a side is off the CPU: one transfer each way around a host
+ * conversion (heap buffers, so it works outside any scope). */
+static int copy_through_host(ct_tensor *dst, const ct_tensor *src) {
+    if (src->scale && src->scale->device != CT_CPU)
+        return ct_fail("copy: converting an i8 tensor on %s needs its scales on the host", ct_device_name(src->device));
+    size_t src_bytes = ct_nbytes(src), dst_bytes = ct_nbytes(dst);
+    void *src_host = malloc(src_bytes ? src_bytes : 1), *dst_host = malloc(dst_bytes ? dst_bytes : 1);
+    int rc = src_host && dst_host ? 0 : ct_fail("copy: out of host memory (%zu bytes)", src_bytes + dst_bytes);
+    if (rc == 0) rc = ct_device_copy(CT_CPU, src_host, src->device, src->data, src_bytes);
+    ct_tensor host_src = *src, host_dst = *dst;
+    host_src.device = host_dst.device = CT_CPU;
+    host_src.data = src_host, host_dst.data = dst_host;
+    host_dst.scale = NULL;
+    if (rc == 0) rc = ct_copy(&host_dst, &host_src);
+    if (rc == 0) rc = ct_device_copy(dst->device, dst->data, CT_CPU, dst_host, dst_bytes);
+    free(src_host);
+    free(dst_host);
+    return rc;
+}
+
 int ct_copy(ct_tensor *dst, const ct_tensor *src) {
     int64_t n = ct_numel(src);
     if (ct_numel(dst) != n) {
@@ -214,12 +234,10 @@ int ct_copy(ct_tensor *dst, const ct_tensor *src) {
         return ct_device_copy(dst->device, dst->data, src->device, src->data, ct_nbytes(src));
     }
     if (dst->device != CT_CPU || src->device != CT_CPU) {
-        /* f32 <-> bf16 on one device is a kernel; anything else goes element by element */
+        /* f32 <-> bf16 on one device is a kernel; any other conversion goes through the host */
         bool f32_bf16 = (dst->dtype == CT_F32 && src->dtype == CT_BF16) || (dst->dtype == CT_BF16 && src->dtype == CT_F32);
-        if (f32_bf16 && dst->device == src->device)
-            return ct_backend_for(dst->device)->convert(src, dst);
-        for (int64_t i = 0; i < n; i++) ct_set(dst, i, ct_get(src, i));
-        return 0;
+        if (f32_bf16 && dst->device == src->device) return ct_backend_for(dst->device)->convert(src, dst);
+        return copy_through_host(dst, src);
     }
     if (dst->dtype == CT_F32 && src->dtype == CT_BF16) {
         const uint16_t *s = src->data;

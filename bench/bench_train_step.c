@@ -68,7 +68,6 @@ static struct {
     double seconds[K_COUNT];
     int64_t calls[K_COUNT];
     double gemm_flop;
-    bool in_optimizer; /* clipping's gradient scaling (axpby) then counts as optimizer work */
 } timing;
 
 /* Kernels never call back into the table (attention multiplies its tiles with cblas directly),
@@ -77,11 +76,8 @@ static struct {
     static int timed_##slot params {                        \
         double t0 = now();                                  \
         int rc = timing.real->slot args;                    \
-        kernel_bucket where_ = bucket;                      \
-        if (timing.in_optimizer && where_ == K_ELEMENTWISE) \
-            where_ = K_CLIP_SCALE;                          \
-        timing.seconds[where_] += now() - t0;               \
-        timing.calls[where_]++;                             \
+        timing.seconds[bucket] += now() - t0;               \
+        timing.calls[bucket]++;                             \
         return rc;                                          \
     }
 
@@ -104,7 +100,6 @@ TIMED(mul_accumulate, K_ELEMENTWISE, (const ct_tensor *x, const ct_tensor *y, ct
 TIMED(sum_rows_accumulate, K_ELEMENTWISE, (const ct_tensor *x, const ct_tensor *y, ct_tensor *dst), (x, y, dst))
 TIMED(add_scalar, K_ELEMENTWISE, (ct_tensor *dst, double value), (dst, value))
 TIMED(sum, K_OTHER, (const ct_tensor *x, ct_tensor *out), (x, out))
-TIMED(sum_squares, K_NORM_SQUARES, (const ct_tensor *x, double *result), (x, result))
 TIMED(embedding_forward, K_EMBEDDING, (const ct_tensor *w, const ct_tensor *ids, ct_tensor *out), (w, ids, out))
 TIMED(embedding_backward, K_EMBEDDING, (const ct_tensor *g, const ct_tensor *ids, ct_tensor *gw), (g, ids, gw))
 TIMED(cross_entropy_forward, K_CROSS_ENTROPY,
@@ -114,9 +109,6 @@ TIMED(cross_entropy_backward, K_CROSS_ENTROPY,
       (const ct_tensor *logits, const ct_tensor *targets, ct_reduction r, const ct_tensor *lse,
        const ct_tensor *grad_out, ct_tensor *grad_logits),
       (logits, targets, r, lse, grad_out, grad_logits))
-TIMED(adamw_step, K_ADAMW,
-      (ct_tensor *p, const ct_tensor *g, ct_tensor *m, ct_tensor *v, const ct_adamw_hparams *h, int64_t step),
-      (p, g, m, v, h, step))
 TIMED(adamw_multi, K_ADAMW,
       (int n, ct_tensor *const *p, ct_tensor *const *g, ct_tensor *const *m, ct_tensor *const *v, const double *wd,
        const ct_adamw_hparams *h, int64_t step),
@@ -154,11 +146,11 @@ static void install_timed_backend(ct_backend *table) {
     table->gemm = timed_gemm;
     table->binary = timed_binary, table->convert = timed_convert, table->axpby = timed_axpby;
     table->mul_accumulate = timed_mul_accumulate, table->sum_rows_accumulate = timed_sum_rows_accumulate;
-    table->add_scalar = timed_add_scalar, table->sum = timed_sum, table->sum_squares = timed_sum_squares;
+    table->add_scalar = timed_add_scalar, table->sum = timed_sum;
     table->embedding_forward = timed_embedding_forward, table->embedding_backward = timed_embedding_backward;
     table->cross_entropy_forward = timed_cross_entropy_forward;
     table->cross_entropy_backward = timed_cross_entropy_backward;
-    table->adamw_step = timed_adamw_step, table->adamw_multi = timed_adamw_multi;
+    table->adamw_multi = timed_adamw_multi;
     table->sum_squares_multi = timed_sum_squares_multi, table->scale_multi = timed_scale_multi;
     table->attention_forward = timed_attention_forward, table->attention_backward = timed_attention_backward;
     table->rms_norm_forward = timed_rms_norm_forward, table->rms_norm_backward = timed_rms_norm_backward;
@@ -282,11 +274,9 @@ static int train_step(ct_llama *m, ct_adamw *opt, ct_tensor *ids, double grad_cl
     ct_scope_end();
     double t2 = now();
     double norm;
-    timing.in_optimizer = true;
     if (rc == 0) rc = grad_clip > 0 ? ct_clip_grad_norm(m->params, m->n_params, grad_clip, &norm)
                                     : ct_grad_global_norm(m->params, m->n_params, &norm);
     if (rc == 0) rc = ct_adamw_step(opt);
-    timing.in_optimizer = false;
     double t3 = now();
     t->forward += t1 - t0, t->backward += t2 - t1, t->optimizer += t3 - t2, t->total += t3 - t0;
     return rc;

@@ -450,6 +450,17 @@ int ct_batch_to_device(ct_batch *batch, ct_device device) {
     return 0;
 }
 
+bool ct_batch_positions_plain(const ct_batch *batch) {
+    if (batch->segments) return false;
+    if (!batch->positions) return true;
+    const int32_t *p = batch->positions->data;
+    int64_t rows = batch->positions->shape[0], T = batch->positions->shape[1];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t t = 0; t < T; t++)
+            if (p[r * T + t] != (int32_t)t) return false;
+    return true;
+}
+
 int ct_batcher_epoch_stats(ct_batcher *b, ct_epoch_stats *stats) {
     ensure_plan(b);
     *stats = b->stats;

@@ -124,6 +124,10 @@ int ct_batcher_next(ct_batcher *batcher, ct_batch *batch);
 /* Replaces the batch's tensors by copies on `device` from the current scope's arena (the batcher
  * builds them on the host); nothing to do on the CPU. Returns 0, or -1. */
 int ct_batch_to_device(ct_batch *batch, ct_device device);
+/* Whether a (host) batch's positions are 0 .. T-1 in every row and it has no segments, as
+ * unpacked batches are: a forward may then derive the positions itself, the same numbers, which
+ * lets attention use a fused kernel for plain causal masks (cuDNN on a GPU). */
+bool ct_batch_positions_plain(const ct_batch *batch);
 
 /* The plan of the epoch the cursor is in (the batches ct_batcher_next will give). */
 int ct_batcher_epoch_stats(ct_batcher *batcher, ct_epoch_stats *stats);

@@ -45,8 +45,6 @@ typedef struct ct_backend {
     int (*add_scalar)(ct_tensor *dst, double value);
     /* out (one element) = sum of x, in a fixed order */
     int (*sum)(const ct_tensor *x, ct_tensor *out);
-    /* sum of squares of x into a host double, in a fixed order */
-    int (*sum_squares)(const ct_tensor *x, double *result);
     /* out[i, :] = weight[ids[i], :]; grad_weight[ids[i], :] += grad_out[i, :] in token order */
     int (*embedding_forward)(const ct_tensor *weight, const ct_tensor *ids, ct_tensor *out);
     int (*embedding_backward)(const ct_tensor *grad_out, const ct_tensor *ids, ct_tensor *grad_weight);
@@ -60,14 +58,12 @@ typedef struct ct_backend {
                                  ct_tensor *row_logsumexp, ct_tensor *out);
     int (*cross_entropy_backward)(const ct_tensor *logits, const ct_tensor *targets, ct_reduction reduction,
                                   const ct_tensor *row_logsumexp, const ct_tensor *grad_out, ct_tensor *grad_logits);
-    /* One AdamW update of param given its grad and moments; step counts from 1. */
-    int (*adamw_step)(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
-                      const ct_adamw_hparams *h, int64_t step);
     /* Optimizer kernels over a list of n tensors on this device (what train/optim.c calls once
      * per step; on a GPU each is one launch for the whole list, not one per tensor).
-     * adamw_multi: adamw_step on each (params[i], grads[i], m[i], v[i]), with weight_decay[i] in
-     * place of h->weight_decay; the four tensors of an index share dtype (f32 or f64) and element
-     * count, and every result equals adamw_step's bit for bit on the CPU.
+     * adamw_multi: one AdamW update (PyTorch's formula; step counts from 1) of each params[i]
+     * given grads[i] and its moments m[i], v[i], with weight_decay[i] in place of
+     * h->weight_decay; the four tensors of an index share dtype (f32 or f64) and element count,
+     * and each tensor's result does not depend on the rest of the list.
      * sum_squares_multi: the sum of squares of all n tensors into one host double, in a fixed
      * order (the same list gives the same bits on every run); n == 0 gives 0.
      * scale_multi: every element of every x[i] *= factor, computed in the tensor's dtype. */

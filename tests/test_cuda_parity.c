@@ -207,8 +207,9 @@ static void test_sum(ct_dtype dtype, int64_t n) {
     printf("  %-48s %.3g\n", what, err);
     CHECK(err <= tolerance(dtype), "%s: %.17g vs %.17g", what, cpu_value, gpu_value);
     double cpu_squares = 0, gpu_squares = 0;
-    check_ok(cpu->sum_squares(x, &cpu_squares), "cpu sum_squares");
-    check_ok(gpu->sum_squares(on_gpu(x), &gpu_squares), "gpu sum_squares");
+    const ct_tensor *gx = on_gpu(x);
+    check_ok(cpu->sum_squares_multi(1, (const ct_tensor *const[]){x}, &cpu_squares), "cpu sum_squares_multi");
+    check_ok(gpu->sum_squares_multi(1, &gx, &gpu_squares), "gpu sum_squares_multi");
     err = fabs(cpu_squares - gpu_squares) / cpu_squares;
     printf("  sum_squares %-36s %.3g\n", ct_dtype_name(dtype), err);
     CHECK(err <= tolerance(dtype), "sum_squares %s: %.17g vs %.17g", ct_dtype_name(dtype), cpu_squares, gpu_squares);
@@ -322,12 +323,13 @@ static void test_adamw(ct_dtype dtype) {
     ct_adamw_hparams h = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
     for (int64_t step = 1; step <= 3; step++) {
         ct_tensor *g = randn(dtype, 1, n, 0, 0, 0, 1.0);
-        check_ok(cpu->adamw_step(p, g, m, v, &h, step), "cpu adamw");
-        check_ok(gpu->adamw_step(gp, on_gpu(g), gm, gv, &h, step), "gpu adamw");
+        ct_tensor *gg = on_gpu(g);
+        check_ok(cpu->adamw_multi(1, &p, &g, &m, &v, &h.weight_decay, &h, step), "cpu adamw");
+        check_ok(gpu->adamw_multi(1, &gp, &gg, &gm, &gv, &h.weight_decay, &h, step), "gpu adamw");
     }
-    compare(dtype == CT_F64 ? "adamw_step x3 f64: param" : "adamw_step x3 f32: param", p, gp, tolerance(dtype));
-    compare(dtype == CT_F64 ? "adamw_step x3 f64: m" : "adamw_step x3 f32: m", m, gm, tolerance(dtype));
-    compare(dtype == CT_F64 ? "adamw_step x3 f64: v" : "adamw_step x3 f32: v", v, gv, tolerance(dtype));
+    compare(dtype == CT_F64 ? "adamw x3 f64: param" : "adamw x3 f32: param", p, gp, tolerance(dtype));
+    compare(dtype == CT_F64 ? "adamw x3 f64: m" : "adamw x3 f32: m", m, gm, tolerance(dtype));
+    compare(dtype == CT_F64 ? "adamw x3 f64: v" : "adamw x3 f32: v", v, gv, tolerance(dtype));
 }
 
 /* ---- multi-tensor optimizer entries ---- */
@@ -590,7 +592,7 @@ static void allocator_step(ct_tensor *logits, ct_tensor *targets, ct_tensor *lse
     check_ok(gpu->cross_entropy_forward(logits, targets, CT_REDUCE_MEAN, lse, loss), "step cross_entropy");
     check_ok(gpu->rms_norm_forward(x, w, 1e-6, rstd, y), "step rms_norm");
     check_ok(gpu->rms_norm_backward(x, w, rstd, y, gx, gw), "step rms_norm_backward");
-    check_ok(gpu->sum_squares(gx, &squares), "step sum_squares");
+    check_ok(gpu->sum_squares_multi(1, (const ct_tensor *const[]){gx}, &squares), "step sum_squares");
     /* a temporary the size of an activation, freed within the step (as an arena chunk would be) */
     void *temporary = ct_device_alloc(CT_CUDA, ct_nbytes(x) * 3);
     CHECK(temporary != NULL, "temporary: %s", ct_last_error());
@@ -623,7 +625,8 @@ static void test_allocator(void) {
     /* the same counters through ct_memory_get_stats, which training code reads */
     ct_memory_stats seen = ct_memory_get_stats(CT_CUDA);
     CHECK(seen.device_malloc_calls == after.malloc_calls && seen.device_in_use == after.in_use_bytes &&
-              seen.device_reserved == after.reserved_bytes && seen.device_peak_in_use == after.peak_in_use_bytes,
+              seen.device_reserved == after.reserved_bytes && seen.device_peak_in_use == after.peak_in_use_bytes &&
+              seen.device_peak_reserved == after.peak_reserved_bytes,
           "ct_memory_get_stats(CT_CUDA) does not report the allocator's counters");
     CHECK(ct_memory_get_stats(CT_CPU).device_malloc_calls == 0, "the CPU reports cudaMalloc calls");
 

@@ -4,9 +4,6 @@
 
 #include "autograd/arena.h"
 #include "autograd/error.h"
-#ifdef CT_HAVE_CUDA
-#include "kernels/cuda/cuda_memory.h"
-#endif
 #include "train/trainer_internal.h"
 
 static bool stop_requested(const ct_trainer *t) {
@@ -16,11 +13,7 @@ static bool stop_requested(const ct_trainer *t) {
 /* metrics.jsonl's peak memory: on a GPU the most device memory the caching allocator held from
  * the driver, else the process's resident set. */
 static int64_t peak_memory_bytes(const ct_trainer *t) {
-#ifdef CT_HAVE_CUDA
-    if (t->recipe->device == CT_CUDA) return (int64_t)ct_cuda_memory_get_stats().peak_reserved_bytes;
-#else
-    (void)t;
-#endif
+    if (t->recipe->device != CT_CPU) return (int64_t)ct_memory_get_stats(t->recipe->device).device_peak_reserved;
     return ct_peak_rss_bytes();
 }
 

@@ -10,19 +10,6 @@
 #include "autograd/tape.h"
 #include "train/trainer_internal.h"
 
-/* Whether a batch's positions are 0 .. T-1 in every row (no packing): the forward then derives
- * them itself, the same numbers, and attention may use a fused kernel for plain causal masks. */
-static bool plain_positions(const ct_batch *b) {
-    if (b->segments) return false;
-    if (!b->positions) return true;
-    const int32_t *p = b->positions->data;
-    int64_t rows = b->positions->shape[0], T = b->positions->shape[1];
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t t = 0; t < T; t++)
-            if (p[r * T + t] != (int32_t)t) return false;
-    return true;
-}
-
 /* Adds d(sum of token losses / total_targets) of micro-batch `index` to the gradients; *loss_sum
  * gets its summed token loss. Its dropout masks are keyed on (seed, step * grad_accum + index),
  * so every micro-batch of every step draws its own. */
@@ -33,7 +20,7 @@ static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t t
         ct_scope_end();
         return -1;
     }
-    ct_tensor *positions = plain_positions(host) ? NULL : b->positions;
+    ct_tensor *positions = ct_batch_positions_plain(host) ? NULL : b->positions;
     ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b->segments,
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
                                   .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index)};

@@ -1,7 +1,7 @@
 /* The optimizer's kernels. AdamW (Loshchilov & Hutter) as PyTorch computes it: decoupled weight
  * decay applied to the parameter before the Adam step, bias-corrected moments, eps added after
- * the square root. The multi-tensor form runs the same loop per tensor, so its results are the
- * single-tensor ones bit for bit. scale_multi is the gradient scaling of norm clipping. */
+ * the square root. The multi-tensor form runs one loop per tensor, so a tensor's result does not
+ * depend on the rest of the list. scale_multi is the gradient scaling of norm clipping. */
 #include <math.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -28,13 +28,12 @@
 DEFINE_ADAMW(float, f32, sqrtf)
 DEFINE_ADAMW(double, f64, sqrt)
 
-int ct_cpu_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
-                      const ct_adamw_hparams *h, int64_t step) {
+static void adamw_tensor(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
+                         const ct_adamw_hparams *h, int64_t step) {
     if (param->dtype == CT_F64)
         adamw_f64(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
     else
         adamw_f32(param->data, grad->data, m->data, v->data, ct_numel(param), h, step);
-    return 0;
 }
 
 int ct_cpu_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
@@ -42,7 +41,7 @@ int ct_cpu_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads,
     for (int i = 0; i < n; i++) {
         ct_adamw_hparams group = *h;
         group.weight_decay = weight_decay[i];
-        ct_cpu_adamw_step(params[i], grads[i], m[i], v[i], &group, step);
+        adamw_tensor(params[i], grads[i], m[i], v[i], &group, step);
     }
     return 0;
 }

@@ -38,14 +38,9 @@ int ct_cpu_sum(const ct_tensor *x, ct_tensor *out) {
     return 0;
 }
 
-int ct_cpu_sum_squares(const ct_tensor *x, double *result) {
-    /* NaN passes through: the caller (gradient clipping) reports a non-finite norm itself. */
-    *result = block_sum(x, 1);
-    return 0;
-}
 
-/* Each tensor's sum as sum_squares computes it, added in list order: the global gradient norm
- * is the same bits as adding the per-tensor sums one by one. */
+/* Each tensor's sum of squares in fixed blocks, added in list order. NaN passes through: the
+ * caller (gradient clipping) reports a non-finite norm itself. */
 int ct_cpu_sum_squares_multi(int n, const ct_tensor *const *x, double *result) {
     double total = 0;
     for (int i = 0; i < n; i++) total += block_sum(x[i], 1);

@@ -38,7 +38,6 @@ int ct_cuda_add_scalar(ct_tensor *dst, double value);
 int ct_cuda_tanh_forward(const ct_tensor *x, ct_tensor *y);
 int ct_cuda_tanh_backward(const ct_tensor *y, const ct_tensor *grad_y, ct_tensor *grad_x);
 int ct_cuda_sum(const ct_tensor *x, ct_tensor *out);
-int ct_cuda_sum_squares(const ct_tensor *x, double *result);
 int ct_cuda_embedding_forward(const ct_tensor *weight, const ct_tensor *ids, ct_tensor *out);
 int ct_cuda_embedding_backward(const ct_tensor *grad_out, const ct_tensor *ids, ct_tensor *grad_weight);
 int ct_cuda_log_softmax_forward(const ct_tensor *x, ct_tensor *y);
@@ -48,8 +47,6 @@ int ct_cuda_cross_entropy_forward(const ct_tensor *logits, const ct_tensor *targ
 int ct_cuda_cross_entropy_backward(const ct_tensor *logits, const ct_tensor *targets, ct_reduction reduction,
                                    const ct_tensor *row_logsumexp, const ct_tensor *grad_out,
                                    ct_tensor *grad_logits);
-int ct_cuda_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
-                       const ct_adamw_hparams *h, int64_t step);
 int ct_cuda_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
                         ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
 int ct_cuda_sum_squares_multi(int n, const ct_tensor *const *x, double *result);

@@ -1,4 +1,4 @@
-// The optimizer's kernels (kernels/backend.h: adamw_step, adamw_multi, scale_multi;
+// The optimizer's kernels (kernels/backend.h: adamw_multi, scale_multi;
 // kernels/cpu/cpu_adamw.c is the reference).
 //
 // AdamW as PyTorch computes it: decoupled weight decay applied to the parameter before the Adam
@@ -80,12 +80,6 @@ __device__ __forceinline__ void adamw_element(T *p, const T *g, T *m, T *v, int6
     p[i] = sub_rn(mul_rn(p[i], decay), div_rn(mul_rn(c.step_size, mi), denominator));
 }
 
-template <typename T>
-__global__ void adamw_kernel(T *p, const T *g, T *m, T *v, int64_t n, T decay, adamw_constants<T> c) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        adamw_element(p, g, m, v, i, decay, c);
-}
-
 // ---- the multi-tensor update ----
 
 // 64 bytes, no padding (memcmp-able): the four tensors of one parameter, its element count and
@@ -163,25 +157,6 @@ int check_grid(const ct_cuda_list_chunk &c, const char *op) {
 }
 
 }  // namespace
-
-extern "C" int ct_cuda_adamw_step(ct_tensor *param, const ct_tensor *grad, ct_tensor *m, ct_tensor *v,
-                                  const ct_adamw_hparams *h, int64_t step) {
-    int64_t n = ct_numel(param);
-    if (n == 0) return 0;
-    cudaStream_t stream;
-    CT_CUDA_STREAM(stream);
-    adamw_step_values s = step_values(h, step);
-    if (param->dtype == CT_F64)
-        adamw_kernel<double><<<ct_cuda_blocks(n), CT_CUDA_THREADS, 0, stream>>>(
-            (double *)param->data, (const double *)grad->data, (double *)m->data, (double *)v->data, n,
-            (double)(1.0 - h->lr * h->weight_decay), constants_in<double>(s));
-    else
-        adamw_kernel<float><<<ct_cuda_blocks(n), CT_CUDA_THREADS, 0, stream>>>(
-            (float *)param->data, (const float *)grad->data, (float *)m->data, (float *)v->data, n,
-            (float)(1.0 - h->lr * h->weight_decay), constants_in<float>(s));
-    CT_CUDA_CHECK_LAUNCH("adamw");
-    return 0;
-}
 
 extern "C" int ct_cuda_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
                                    ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h,

@@ -1,6 +1,6 @@
-// Reductions (kernels/backend.h: sum, sum_squares, sum_squares_multi, sum_rows_accumulate).
+// Reductions (kernels/backend.h: sum, sum_squares_multi, sum_rows_accumulate).
 //
-// sum and sum_squares: each block adds a chunk of REDUCE_CHUNK elements in double (thread t takes
+// sum: each block adds a chunk of REDUCE_CHUNK elements in double (thread t takes
 // elements t, t + 256, ... of the chunk; then a fixed tree), and one block adds the chunk sums
 // the same way. The grouping depends only on n, so a result is the same on every run and GPU;
 // it differs from the CPU's order (blocks of 4096 added in sequence) by rounding only.
@@ -19,15 +19,12 @@
 #define REDUCE_CHUNK (CT_CUDA_THREADS * 16)
 
 template <typename T>
-__global__ void chunk_sums_kernel(const T *x, int64_t n, int squares, double *partials) {
+__global__ void chunk_sums_kernel(const T *x, int64_t n, double *partials) {
     __shared__ double shared[CT_CUDA_THREADS];
     int64_t begin = (int64_t)blockIdx.x * REDUCE_CHUNK;
     int64_t end = begin + REDUCE_CHUNK < n ? begin + REDUCE_CHUNK : n;
     double total = 0;
-    for (int64_t i = begin + threadIdx.x; i < end; i += CT_CUDA_THREADS) {
-        double v = (double)x[i];
-        total += squares ? v * v : v;
-    }
+    for (int64_t i = begin + threadIdx.x; i < end; i += CT_CUDA_THREADS) total += (double)x[i];
     total = ct_cuda_block_sum(total, shared);
     if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
@@ -41,8 +38,8 @@ __global__ void combine_sums_kernel(const double *partials, int64_t count, ct_cu
     if (threadIdx.x == 0) ct_cuda_store<double>(out, 0, total);
 }
 
-// The sum (or sum of squares) of x into out, all queued on the stream.
-static int reduce_into(const ct_tensor *x, int squares, ct_cuda_ref out) {
+// The sum of x into out, all queued on the stream.
+static int reduce_into(const ct_tensor *x, ct_cuda_ref out) {
     int64_t n = ct_numel(x), chunks = (n + REDUCE_CHUNK - 1) / REDUCE_CHUNK;
     cudaStream_t stream;
     CT_CUDA_STREAM(stream);
@@ -51,11 +48,9 @@ static int reduce_into(const ct_tensor *x, int squares, ct_cuda_ref out) {
     double *p = (double *)partials.data;
     if (chunks) {
         if (x->dtype == CT_F64)
-            chunk_sums_kernel<double><<<(unsigned)chunks, CT_CUDA_THREADS, 0, stream>>>((const double *)x->data, n,
-                                                                                       squares, p);
+            chunk_sums_kernel<double><<<(unsigned)chunks, CT_CUDA_THREADS, 0, stream>>>((const double *)x->data, n, p);
         else
-            chunk_sums_kernel<float><<<(unsigned)chunks, CT_CUDA_THREADS, 0, stream>>>((const float *)x->data, n,
-                                                                                      squares, p);
+            chunk_sums_kernel<float><<<(unsigned)chunks, CT_CUDA_THREADS, 0, stream>>>((const float *)x->data, n, p);
         CT_CUDA_CHECK_LAUNCH("chunk_sums");
     }
     combine_sums_kernel<<<1, CT_CUDA_THREADS, 0, stream>>>(p, chunks, out);
@@ -66,18 +61,7 @@ static int reduce_into(const ct_tensor *x, int squares, ct_cuda_ref out) {
 extern "C" int ct_cuda_sum(const ct_tensor *x, ct_tensor *out) {
     if (x->dtype != CT_F32 && x->dtype != CT_F64)
         return ct_fail("sum: %s input on cuda (f32 or f64 only); convert it first", ct_dtype_name(x->dtype));
-    return reduce_into(x, 0, ct_cuda_ref_of(out));
-}
-
-extern "C" int ct_cuda_sum_squares(const ct_tensor *x, double *result) {
-    if (x->dtype != CT_F32 && x->dtype != CT_F64)
-        return ct_fail("sum_squares: %s input on cuda (f32 or f64 only)", ct_dtype_name(x->dtype));
-    ct_cuda_scratch total;
-    CT_TRY(total.alloc(sizeof(double), "sum_squares"));
-    ct_cuda_ref out = {total.data, CT_F64};
-    CT_TRY(reduce_into(x, 1, out));
-    // NaN passes through: the caller (gradient clipping) reports a non-finite norm itself
-    return ct_cuda_copy(result, total.data, sizeof(double), 1);
+    return reduce_into(x, ct_cuda_ref_of(out));
 }
 
 template <typename T>
