@@ -167,7 +167,7 @@ extern "C" int ct_cuda_adamw_multi(int n, ct_tensor *const *params, ct_tensor *c
     CT_TRY(adamw_descriptors(n, params, grads, m, v, weight_decay, desc));
     if (desc.empty()) return 0;
     ct_cuda_chunk_list(desc, chunks);
-    const void *device_desc;
+    const void *device_desc = NULL;
     CT_TRY(cache.get(desc.data(), desc.size() * sizeof(adamw_desc), &device_desc));
     cudaStream_t stream;
     CT_CUDA_STREAM(stream);
@@ -190,7 +190,7 @@ extern "C" int ct_cuda_scale_multi(int n, ct_tensor *const *x, double factor) {
     CT_TRY(ct_cuda_tensor_list("scale", n, (const ct_tensor *const *)x, desc));
     if (desc.empty()) return 0;
     ct_cuda_chunk_list(desc, chunks);
-    const void *device_desc;
+    const void *device_desc = NULL;
     CT_TRY(cache.get(desc.data(), desc.size() * sizeof(ct_cuda_tensor_desc), &device_desc));
     cudaStream_t stream;
     CT_CUDA_STREAM(stream);

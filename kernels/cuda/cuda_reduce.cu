@@ -100,7 +100,7 @@ extern "C" int ct_cuda_sum_squares_multi(int n, const ct_tensor *const *x, doubl
     CT_TRY(ct_cuda_tensor_list("sum_squares", n, x, desc));
     if (desc.empty()) return 0;
     int64_t tiles = ct_cuda_chunk_list(desc, chunks);
-    const void *device_desc;
+    const void *device_desc = NULL;
     CT_TRY(cache.get(desc.data(), desc.size() * sizeof(ct_cuda_tensor_desc), &device_desc));
     cudaStream_t stream;
     CT_CUDA_STREAM(stream);

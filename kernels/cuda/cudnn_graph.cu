@@ -85,7 +85,7 @@ int ct_cudnn_scalar(ct_cudnn_graph *g, int64_t uid, ct_cudnn_desc *out) {
 
 static int pointwise_desc(ct_cudnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t compute, int64_t axis,
                           ct_cudnn_desc *out) {
-    ct_cudnn_desc pw;
+    ct_cudnn_desc pw = NULL;
     CT_TRY(make(g, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw));
     CT_CUDNN_CHECK(cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
     CT_TRY(set_data_type(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, compute));
@@ -98,7 +98,7 @@ static int pointwise_desc(ct_cudnn_graph *g, cudnnPointwiseMode_t mode, cudnnDat
 
 static int pointwise_op(ct_cudnn_graph *g, ct_cudnn_desc pw, ct_cudnn_desc x, ct_cudnn_desc b, ct_cudnn_desc t,
                         ct_cudnn_desc y) {
-    ct_cudnn_desc op;
+    ct_cudnn_desc op = NULL;
     CT_TRY(make(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &op));
     CT_TRY(set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw));
     CT_TRY(set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x));
@@ -111,14 +111,14 @@ static int pointwise_op(ct_cudnn_graph *g, ct_cudnn_desc pw, ct_cudnn_desc x, ct
 
 int ct_cudnn_pointwise(ct_cudnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t compute, ct_cudnn_desc x,
                        ct_cudnn_desc b, ct_cudnn_desc t, ct_cudnn_desc y) {
-    ct_cudnn_desc pw;
+    ct_cudnn_desc pw = NULL;
     CT_TRY(pointwise_desc(g, mode, compute, -1, &pw));
     return pointwise_op(g, pw, x, b, t, y);
 }
 
 int ct_cudnn_gen_index(ct_cudnn_graph *g, ct_cudnn_desc x, int64_t axis, ct_cudnn_desc y) {
     /* f32 math as cuDNN's own causal-mask graphs use; the index lands in y's int32. */
-    ct_cudnn_desc pw;
+    ct_cudnn_desc pw = NULL;
     CT_TRY(pointwise_desc(g, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, axis, &pw));
     return pointwise_op(g, pw, x, NULL, NULL, y);
 }
@@ -153,7 +153,7 @@ int ct_cudnn_matmul(ct_cudnn_graph *g, ct_cudnn_desc a, ct_cudnn_desc b, ct_cudn
 }
 
 int ct_cudnn_reshape(ct_cudnn_graph *g, ct_cudnn_desc x, ct_cudnn_desc y) {
-    ct_cudnn_desc op;
+    ct_cudnn_desc op = NULL;
     CT_TRY(make(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, &op));
     CT_TRY(set_desc(op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x));
     CT_TRY(set_desc(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y));
