@@ -226,8 +226,9 @@ static int parse_line(loader *ld, char *line, size_t len, ct_example *ex) {
         const char *at = cJSON_GetErrorPtr();
         bool pretty = !strcmp(line, "{") || !strcmp(line, "[") || !strcmp(line, "[{");
         return bad(ld, "malformed JSON at column %ld; %s", column_of(line, at ? at : line),
-                   pretty ? "this looks like a JSON document; write one object per line (JSON Lines)"
-                          : "fix or remove the line (or set data.skip_bad_lines=true to skip such lines)");
+                   pretty                          ? "this looks like a JSON document; write one object per line (JSON Lines)"
+                   : ld->options->skip_bad_lines ? "fix or remove the line"
+                                                 : "fix or remove the line (or set data.skip_bad_lines=true to skip such lines)");
     }
     int rc = cJSON_IsObject(root) ? parse_object(ld, root, ex)
                                   : bad(ld, "not a JSON object; %s", schema(ld->options->format));

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "datasets/examples.h"
+
 #include "autograd/error.h"
 #include "datasets/tok_internal.h"
 
@@ -127,6 +129,22 @@ int ct_bpe_trainer_add_text(ct_bpe_trainer *t, const char *text, size_t len) {
 
 /* ---- reading corpus files ---- */
 
+/* Corpus text must be UTF-8, as `ctune train` requires of its data: a tokenizer learned from
+ * other bytes would hold merges no valid text can reach. line_no 0: a whole file, whose line
+ * is counted here. */
+static int check_utf8(const char *path, const char *text, size_t len, long long line_no) {
+    const int64_t invalid = ct_utf8_first_invalid(text, len);
+    if (invalid < 0) return 0;
+    const char *line_start = text;
+    if (line_no == 0) {
+        line_no = 1;
+        for (const char *p = text; p < text + invalid; p++)
+            if (*p == '\n') line_no++, line_start = p + 1;
+    }
+    return ct_fail("%s:%lld: invalid UTF-8 at byte %lld of the line; save the file as UTF-8", path, line_no,
+                   (long long)(text + invalid - line_start) + 1);
+}
+
 /* Every string value of a JSON record, except ids and chat roles, is training text. */
 static int add_json_strings(ct_bpe_trainer *t, const cJSON *item) {
     if (cJSON_IsString(item)) return ct_bpe_trainer_add_text(t, item->valuestring, strlen(item->valuestring));
@@ -148,6 +166,10 @@ static int add_json_file(ct_bpe_trainer *t, const char *path) {
     size_t len;
     char *text = ct_tok_read_file(path, &len);
     if (!text) return -1;
+    if (check_utf8(path, text, len, 0) < 0) {
+        free(text);
+        return -1;
+    }
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!root) return ct_fail("%s: malformed JSON (a .json corpus is one JSON value; use .jsonl "
@@ -169,6 +191,7 @@ static int add_jsonl_file(ct_bpe_trainer *t, const char *path) {
         line_no++;
         size_t skip = strspn(line, " \t\r\n");
         if (skip == (size_t)n) continue;
+        if ((rc = check_utf8(path, line, (size_t)n, line_no)) < 0) break;
         cJSON *record = cJSON_ParseWithLength(line, (size_t)n);
         if (!record) {
             rc = ct_fail("%s:%lld: malformed JSON; each line must be one JSON record", path, line_no);
@@ -189,7 +212,8 @@ int ct_bpe_trainer_add_file(ct_bpe_trainer *t, const char *path) {
     size_t len;
     char *text = ct_tok_read_file(path, &len);
     if (!text) return -1;
-    int rc = ct_bpe_trainer_add_text(t, text, len);
+    int rc = check_utf8(path, text, len, 0);
+    if (rc == 0) rc = ct_bpe_trainer_add_text(t, text, len);
     free(text);
     return rc;
 }

@@ -172,65 +172,103 @@ void ct_text_stream_init(ct_text_stream *s, const ct_tokenizer *tok) {
 }
 
 void ct_text_stream_free(ct_text_stream *s) {
-    free(s->buf);
+    free(s->held);
+    free(s->out);
     memset(s, 0, sizeof *s);
 }
 
-/* How many leading bytes of b are safe to hand out: all but a trailing lead byte whose
- * character still lacks continuation bytes. Anything else, valid or not, goes out. */
-static size_t complete_prefix(const unsigned char *b, size_t len) {
-    for (size_t back = 1; back <= 3 && back <= len; back++) {
-        const unsigned char c = b[len - back];
-        if ((c & 0xC0) == 0x80) continue; /* a continuation byte: look further back */
-        const size_t need = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 1;
-        return need > back ? len - back : len;
+/* The bytes that may follow lead byte c as its first continuation (Unicode's table 3-7: no
+ * overlong forms, no surrogates, nothing above U+10FFFF); 0 for a byte that starts no character. */
+static int utf8_length(unsigned char c, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80, *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
     }
-    return len;
-}
-
-static int stream_reserve(ct_text_stream *s, size_t extra) {
-    if (s->len + extra <= s->cap) return 0;
-    size_t cap = s->cap ? s->cap : 64;
-    while (cap < s->len + extra) cap *= 2;
-    char *buf = realloc(s->buf, cap);
-    if (!buf) return ct_fail("text stream: out of memory for %zu bytes", cap);
-    s->buf = buf;
-    s->cap = cap;
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;
+        if (c == 0xF4) *hi = 0x8F;
+        return 4;
+    }
     return 0;
 }
 
-/* Drops the text handed out last time, keeping the held bytes at the front. */
-static void stream_drop_emitted(ct_text_stream *s) {
-    if (s->emitted == 0) return;
-    memmove(s->buf, s->buf + s->emitted, s->len - s->emitted);
-    s->len -= s->emitted;
-    s->emitted = 0;
+/* How many bytes of b[0..n) form a valid prefix of the character b[0] starts (1..4), and in
+ * *whole whether that prefix is the whole character. */
+static size_t utf8_valid_prefix(const unsigned char *b, size_t n, bool *whole) {
+    unsigned char lo, hi;
+    const size_t need = (size_t)utf8_length(b[0], &lo, &hi);
+    *whole = need == 1;
+    if (need <= 1) return 1;
+    size_t have = 1;
+    while (have < need && have < n && b[have] >= lo && b[have] <= hi) {
+        have++;
+        lo = 0x80, hi = 0xBF;
+    }
+    *whole = have == need;
+    return have;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const void *bytes, size_t n) {
+    if (n == 0) return 0;
+    if (*len + n > *cap) {
+        size_t grown = *cap ? *cap : 64;
+        while (grown < *len + n) grown *= 2;
+        char *p = realloc(*buf, grown);
+        if (!p) return ct_fail("text stream: out of memory for %zu bytes", grown);
+        *buf = p;
+        *cap = grown;
+    }
+    memcpy(*buf + *len, bytes, n);
+    *len += n;
+    return 0;
+}
+
+static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
+
+/* Moves the whole characters of the held bytes to the output, replacing invalid subparts, and
+ * keeps an incomplete last character held (or replaces it too when the stream ends). */
+static int stream_take(ct_text_stream *s, bool at_end) {
+    const unsigned char *b = (const unsigned char *)s->held;
+    const size_t n = s->held_len;
+    size_t i = 0;
+    while (i < n) {
+        bool whole;
+        const size_t k = utf8_valid_prefix(b + i, n - i, &whole);
+        if (!whole && i + k == n && !at_end) break; /* may still complete */
+        CT_TRY(whole ? append(&s->out, &s->out_len, &s->out_cap, b + i, k)
+                     : append(&s->out, &s->out_len, &s->out_cap, replacement_char, 3));
+        i += k;
+    }
+    if (i < n) memmove(s->held, s->held + i, n - i);
+    s->held_len = n - i;
+    return 0;
 }
 
 int ct_text_stream_push(ct_text_stream *s, int32_t id, const char **text, size_t *len) {
     *text = "";
     *len = 0;
-    stream_drop_emitted(s);
+    s->out_len = 0;
     size_t n = 0;
     char *bytes = ct_tokenizer_decode(s->tok, &id, 1, CT_DECODE_SKIP_SPECIAL, &n);
     if (!bytes) return -1;
-    int rc = stream_reserve(s, n + 1);
-    if (rc == 0) {
-        memcpy(s->buf + s->len, bytes, n);
-        s->len += n;
-        s->emitted = complete_prefix((const unsigned char *)s->buf, s->len);
-        *text = s->buf;
-        *len = s->emitted;
-    }
+    int rc = append(&s->held, &s->held_len, &s->held_cap, bytes, n);
     free(bytes);
+    if (rc == 0) rc = stream_take(s, false);
+    *text = s->out ? s->out : "";
+    *len = s->out_len;
     return rc;
 }
 
-void ct_text_stream_flush(ct_text_stream *s, const char **text, size_t *len) {
-    stream_drop_emitted(s);
-    s->emitted = s->len;
-    *text = s->buf ? s->buf : "";
-    *len = s->len;
+int ct_text_stream_flush(ct_text_stream *s, const char **text, size_t *len) {
+    s->out_len = 0;
+    int rc = stream_take(s, true);
+    *text = s->out ? s->out : "";
+    *len = s->out_len;
+    return rc;
 }
 
 /* ---- the cached, left-padded forward ---- */
@@ -343,6 +381,7 @@ typedef struct {
     bool *done;
     int32_t *next;
     ct_generation *out;
+    const ct_token_list *prompts;
     int64_t n, active;
 } gen_run;
 
@@ -374,7 +413,7 @@ static int notify(gen_run *r, int64_t row, int32_t id) {
     const char *text = NULL;
     size_t len = 0;
     if (r->streams && id >= 0) CT_TRY(ct_text_stream_push(&r->streams[row], id, &text, &len));
-    if (r->streams && id < 0) ct_text_stream_flush(&r->streams[row], &text, &len);
+    if (r->streams && id < 0) CT_TRY(ct_text_stream_flush(&r->streams[row], &text, &len));
     return r->opt->on_token(r->opt->user, row, id, text, len) ? 1 : 0;
 }
 
@@ -396,8 +435,11 @@ static int take_step(gen_run *r, const ct_tensor *logits) {
         int rc = notify(r, b, id);
         if (rc < 0) return -1;
         if (rc > 0) return 1;
+        const int64_t made = (int64_t)r->out[b].ids.len;
         if (is_stop(r, id)) rc = finish_row(r, b, CT_FINISH_STOP);
-        else if ((int64_t)r->out[b].ids.len >= r->opt->max_new_tokens) rc = finish_row(r, b, CT_FINISH_LENGTH);
+        else if (made >= r->opt->max_new_tokens) rc = finish_row(r, b, CT_FINISH_LENGTH);
+        else if ((int64_t)r->prompts[b].len + made >= r->m->config.max_position_embeddings)
+            rc = finish_row(r, b, CT_FINISH_CONTEXT);
         if (rc != 0) return rc;
     }
     return 0;
@@ -411,6 +453,17 @@ static int run_steps(gen_run *r, ct_generator *g, const ct_token_list *prompts) 
         ct_scope_end();
         if (rc != 0) return rc;
     }
+    return 0;
+}
+
+/* A prompt must leave room for at least one new id inside the model's positions. */
+static int check_context(const ct_llama *m, const ct_token_list *prompts, int64_t n_prompts) {
+    const int64_t context = m->config.max_position_embeddings;
+    for (int64_t b = 0; b < n_prompts; b++)
+        if ((int64_t)prompts[b].len >= context)
+            return ct_fail("generate: prompt %lld has %zu tokens, but the model's context is %lld positions "
+                           "(max_position_embeddings); shorten it to at most %lld tokens",
+                           (long long)b, prompts[b].len, (long long)context, (long long)context - 1);
     return 0;
 }
 
@@ -451,11 +504,18 @@ static int run_init(gen_run *r) {
 int ct_generate(ct_llama *m, const ct_token_list *prompts, int64_t n_prompts, const ct_generate_options *opt,
                 ct_generation *out) {
     CT_TRY(check_options(opt, n_prompts));
-    gen_run r = {.m = m, .opt = opt, .out = out, .n = n_prompts};
-    int64_t longest = 0;
-    for (int64_t b = 0; b < n_prompts; b++) longest = (int64_t)prompts[b].len > longest ? (int64_t)prompts[b].len : longest;
-    /* The last new token is never fed back: the cache needs one slot less than prompt + new. */
-    const int64_t max_len = longest + opt->max_new_tokens - 1 > 0 ? longest + opt->max_new_tokens - 1 : 1;
+    CT_TRY(check_context(m, prompts, n_prompts));
+    gen_run r = {.m = m, .opt = opt, .out = out, .prompts = prompts, .n = n_prompts};
+    int64_t longest = 0, most_new = 0;
+    for (int64_t b = 0; b < n_prompts; b++) {
+        const int64_t len = (int64_t)prompts[b].len, room = m->config.max_position_embeddings - len;
+        const int64_t new_ids = opt->max_new_tokens < room ? opt->max_new_tokens : room;
+        longest = len > longest ? len : longest;
+        most_new = new_ids > most_new ? new_ids : most_new;
+    }
+    /* Left-padded rows share cache slots: the longest prompt, then one slot per step of the row
+     * that runs longest; the last new token is never fed back. */
+    const int64_t max_len = longest + most_new - 1 > 0 ? longest + most_new - 1 : 1;
     ct_generator g = {0};
     int rc = run_init(&r);
     if (rc == 0) rc = ct_generator_init(&g, m, n_prompts, max_len);

@@ -65,22 +65,27 @@ int32_t ct_sample(ct_sampler *sampler, const float *logits, int64_t n, const ct_
 
 /* ---- incremental decoding for streaming ---- */
 
-/* Turns ids into bytes one at a time and hands out only whole UTF-8 characters: a character
- * whose bytes are split across tokens (common for Chinese with byte-level BPE) is held back until
- * its last byte arrives. Bytes that can never complete a character are passed on as they are.
- * Special tokens (<|im_end|>, ...) give no text. */
+/* Turns ids into bytes one at a time and hands out only whole, valid UTF-8 characters: a
+ * character whose bytes are split across tokens (common for Chinese with byte-level BPE) is held
+ * back until its last byte arrives. Bytes that can never complete a character become U+FFFD, one
+ * per maximal invalid subpart, as Python's bytes.decode(errors="replace") does, so what a stream
+ * hands out is always valid UTF-8 (a terminal or a pipe never sees half a character). Special
+ * tokens (<|im_end|>, ...) give no text. */
 typedef struct {
     const ct_tokenizer *tok;
-    char *buf;      /* [0, emitted): text handed out by the last call; [emitted, len): held bytes */
-    size_t len, emitted, cap;
+    char *held;     /* bytes of a character still incomplete (at most 3) */
+    size_t held_len, held_cap;
+    char *out;      /* the text handed out by the last call */
+    size_t out_len, out_cap;
 } ct_text_stream;
 
 void ct_text_stream_init(ct_text_stream *s, const ct_tokenizer *tok);
 /* Adds one id; *text / *len get the newly complete text (valid until the next call; may be
  * empty). 0, or -1 for an id the tokenizer does not know. */
 int ct_text_stream_push(ct_text_stream *s, int32_t id, const char **text, size_t *len);
-/* Whatever is still held (an incomplete character at the end), as in push. */
-void ct_text_stream_flush(ct_text_stream *s, const char **text, size_t *len);
+/* Ends the stream: an incomplete character still held comes out as U+FFFD. 0, or -1 when out of
+ * memory. */
+int ct_text_stream_flush(ct_text_stream *s, const char **text, size_t *len);
 void ct_text_stream_free(ct_text_stream *s);
 
 /* ---- the cached forward of a batch of prompts ---- */
@@ -135,6 +140,7 @@ typedef enum {
     CT_FINISH_STOP = 1,     /* produced a stop id (it is the last id) */
     CT_FINISH_LENGTH = 2,   /* reached max_new_tokens */
     CT_FINISH_CALLBACK = 3, /* the callback asked to stop */
+    CT_FINISH_CONTEXT = 4,  /* prompt + new ids filled the model's max_position_embeddings */
 } ct_finish_reason;
 
 typedef struct {
@@ -143,8 +149,10 @@ typedef struct {
 } ct_generation;
 
 /* Generates after each of n_prompts prompts as one left-padded batch; out[i] gets row i (zero
- * it first; free with ct_generation_free). 0, or -1 with a message (bad options, an empty prompt,
- * a prompt id out of range, a failed forward); on failure out holds what was made so far. */
+ * it first; free with ct_generation_free). A row never runs past the model's context: prompt +
+ * new ids stop at config.max_position_embeddings (CT_FINISH_CONTEXT). 0, or -1 with a message
+ * (bad options, an empty prompt or one that leaves no room in the context, a prompt id out of
+ * range, a failed forward); on failure out holds what was made so far. */
 int ct_generate(ct_llama *m, const ct_token_list *prompts, int64_t n_prompts, const ct_generate_options *opt,
                 ct_generation *out);
 void ct_generation_free(ct_generation *gens, int64_t n);

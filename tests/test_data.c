@@ -272,7 +272,14 @@ static void check_skip_and_accept(const ct_label_set *labels) {
               !strcmp(set->items[0].text, "我要退货"),
           "skip_bad_lines: 3 kept, 2 skipped and counted, line numbers kept: %s",
           set ? (set->first_skipped ? set->first_skipped : "none skipped") : ct_last_error());
+    /* The hint to set data.skip_bad_lines only where it is not set already. */
+    CHECK(set && set->first_skipped && !strstr(set->first_skipped, "skip_bad_lines"),
+          "a skipped line's message advises the flag that is already set: %s", set ? set->first_skipped : "");
     ct_examples_free(set);
+    o.skip_bad_lines = false;
+    CHECK(!ct_examples_load(path, &o) && strstr(ct_last_error(), "set data.skip_bad_lines=true"),
+          "without the flag, the message suggests it: %s", ct_last_error());
+    o.skip_bad_lines = true;
     o.skip_bad_lines = false;
     o.max_examples = 1; /* stops before the bad line */
     set = ct_examples_load(path, &o);

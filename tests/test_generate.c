@@ -468,6 +468,35 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
     return true;
 }
 
+/* The bytes of s that belong to valid characters (each tested alone with valid_utf8), in order. */
+static size_t valid_chars_only(const char *s, size_t n, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)s[i];
+        const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+        if (i + len <= n && valid_utf8((const unsigned char *)s + i, len)) {
+            memcpy(out + k, s + i, len);
+            k += len, i += len;
+        } else {
+            i++;
+        }
+    }
+    return k;
+}
+
+/* s without its U+FFFD characters. */
+static size_t drop_replacements(const char *s, size_t n, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 3 <= n && !memcmp(s + i, "\xEF\xBF\xBD", 3)) {
+            i += 2;
+            continue;
+        }
+        out[k++] = s[i];
+    }
+    return k;
+}
+
 typedef struct {
     char text[4096];
     size_t len;
@@ -507,15 +536,34 @@ static void check_streaming(ct_llama *m) {
     CHECK(c.len == strlen(text) && !memcmp(c.text, text, c.len) && c.invalid == 0 && rest_len == 0,
           "streamed text differs: '%.*s' (%d chunks not UTF-8)", (int)c.len, c.text, c.invalid);
     CHECK(c.held > 0, "no token ended mid-character: the test does not exercise holding bytes back");
-    /* An incomplete character at the end comes out of flush. */
+    /* An incomplete character at the end (generation stopped mid-character) comes out of flush
+     * as one U+FFFD, as Python's decode(errors="replace") gives: never half a character. */
     const char cut[] = "\xe9\x80"; /* the first two bytes of 退 */
     ct_token_list tail = {0};
     ct_tokenizer_encode(tok, cut, 2, 0, &tail);
     const char *piece;
     size_t len;
     for (size_t i = 0; i < tail.len; i++) ct_text_stream_push(&s, tail.ids[i], &piece, &len);
+    CHECK(ct_text_stream_flush(&s, &rest, &rest_len) == 0, "flush: %s", ct_last_error());
+    CHECK(rest_len == 3 && !memcmp(rest, "\xEF\xBF\xBD", 3), "flush of a cut character gave %zu bytes: '%.*s'",
+          rest_len, (int)rest_len, rest);
+    /* Bytes that can never form a character: each maximal invalid subpart becomes one U+FFFD,
+     * the valid characters around them pass (Python: b"a\xe9\x80b\xff\xc0\xaf\xf0\x9f\x99\x82".decode(
+     * errors="replace") == "a\ufffdb\ufffd\ufffd\ufffd\U0001f642"). */
+    const char messy[] = "a\xe9\x80" "b\xff\xc0\xaf\xf0\x9f\x99\x82";
+    const char expect[] = "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xf0\x9f\x99\x82";
+    ct_token_list messy_ids = {0};
+    ct_tokenizer_encode(tok, messy, sizeof messy - 1, 0, &messy_ids);
+    collected mc = {0};
+    for (size_t i = 0; i < messy_ids.len; i++) {
+        CHECK(ct_text_stream_push(&s, messy_ids.ids[i], &piece, &len) == 0, "push: %s", ct_last_error());
+        collect(&mc, 0, messy_ids.ids[i], piece, len);
+    }
     ct_text_stream_flush(&s, &rest, &rest_len);
-    CHECK(rest_len == 2 && !memcmp(rest, cut, 2), "flush gave %zu bytes", rest_len);
+    collect(&mc, 0, -1, rest, rest_len);
+    CHECK(mc.len == sizeof expect - 1 && !memcmp(mc.text, expect, mc.len) && mc.invalid == 0,
+          "invalid bytes streamed as %.*s (%d chunks not UTF-8)", (int)mc.len, mc.text, mc.invalid);
+    ct_token_list_free(&messy_ids);
     CHECK(ct_text_stream_push(&s, 100000, &piece, &len) < 0, "unknown id accepted");
     printf("stream   %zu tokens -> %d chunks, %d held mid-character, all whole UTF-8, joined = the text\n", ids.len,
            c.calls, c.held);
@@ -537,7 +585,13 @@ static void check_streaming(ct_llama *m) {
     CHECK(ct_generate(m, &prompt, 1, &opt, &out) == 0, "streamed generate: %s", ct_last_error());
     size_t dlen;
     char *decoded = ct_tokenizer_decode(tok, out.ids.ids, out.ids.len, CT_DECODE_SKIP_SPECIAL, &dlen);
-    CHECK(decoded && g.len == dlen && !memcmp(g.text, decoded, dlen) && g.calls == (int)out.ids.len && g.ends == 1,
+    /* Sampled ids of a random model form invalid byte runs too: the callback's text is valid
+     * UTF-8, and it is the decode's valid characters, in order, with U+FFFD where the rest was. */
+    char kept_decode[4096], kept_stream[4096];
+    const size_t n_decode = valid_chars_only(decoded, dlen, kept_decode);
+    const size_t n_stream = drop_replacements(g.text, g.len, kept_stream);
+    CHECK(decoded && n_decode == n_stream && !memcmp(kept_decode, kept_stream, n_decode) && g.invalid == 0 &&
+              g.calls == (int)out.ids.len && g.ends == 1 && (n_decode == dlen) == (g.len == dlen),
           "callback text (%zu bytes, %d calls, %d ends) differs from the decode (%zu bytes)", g.len, g.calls, g.ends, dlen);
     free(decoded);
     ct_generation_free(&out, 1);
@@ -611,6 +665,50 @@ static void check_bad_inputs(ct_llama *m) {
           ct_scope_depth(), depth);
     ct_token_list_free(&ok);
     ct_token_list_free(&big);
+}
+
+/* The model's context bounds prompt + reply: a prompt that fills it is refused naming both
+ * sizes, and generation stops at the last position (each row of a batch at its own), with the
+ * same ids as an unbounded run up to there. */
+static void check_context_limit(ct_llama *m) {
+    const int64_t saved = m->config.max_position_embeddings;
+    ct_token_list short_prompt = {0}, long_prompt = {0};
+    for (int i = 0; i < 5; i++) ct_token_list_push(&short_prompt, 11 + 7 * i);
+    for (int i = 0; i < 9; i++) ct_token_list_push(&long_prompt, 13 + 5 * i);
+    ct_generate_options opt = ct_generate_defaults();
+    opt.max_new_tokens = 20;
+    opt.ignore_eos = true;
+    ct_generation free_run[1], bounded[2];
+    memset(free_run, 0, sizeof free_run);
+    memset(bounded, 0, sizeof bounded);
+    CHECK(ct_generate(m, &short_prompt, 1, &opt, free_run) == 0 && free_run[0].ids.len == 20, "unbounded run: %s",
+          ct_last_error());
+
+    m->config.max_position_embeddings = 12;
+    CHECK(ct_generate(m, &short_prompt, 1, &opt, bounded) == 0 && bounded[0].ids.len == 7 &&
+              !memcmp(bounded[0].ids.ids, free_run[0].ids.ids, 7 * sizeof(int32_t)),
+          "one bounded row: %zu ids, or they differ from the unbounded run's (%s)", bounded[0].ids.len, ct_last_error());
+    ct_generation_free(bounded, 1);
+    memset(bounded, 0, sizeof bounded);
+    ct_token_list both[2] = {short_prompt, long_prompt};
+    CHECK(ct_generate(m, both, 2, &opt, bounded) == 0, "bounded run: %s", ct_last_error());
+    CHECK(bounded[0].ids.len == 7 && bounded[0].finish == CT_FINISH_CONTEXT, "5-token prompt in 12 positions: %zu new, "
+          "finish %d (want 7, context)", bounded[0].ids.len, (int)bounded[0].finish);
+    CHECK(bounded[1].ids.len == 3 && bounded[1].finish == CT_FINISH_CONTEXT, "9-token prompt in 12 positions: %zu new, "
+          "finish %d (want 3, context)", bounded[1].ids.len, (int)bounded[1].finish);
+    ct_generation_free(bounded, 2);
+    memset(bounded, 0, sizeof bounded);
+
+    m->config.max_position_embeddings = 9;
+    CHECK(ct_generate(m, both, 2, &opt, bounded) < 0 && strstr(ct_last_error(), "prompt 1 has 9 tokens") &&
+              strstr(ct_last_error(), "context is 9 positions"),
+          "a prompt filling the context: '%s'", ct_last_error());
+    ct_generation_free(bounded, 2);
+    m->config.max_position_embeddings = saved;
+    ct_generation_free(free_run, 1);
+    ct_token_list_free(&short_prompt);
+    ct_token_list_free(&long_prompt);
+    printf("context  prompt + reply stop at max_position_embeddings per row; a prompt filling it is refused\n");
 }
 
 /* ---- (e) the command line ---- */
@@ -713,6 +811,7 @@ static void check_model(const char *name) {
             check_streaming(m);
             check_memory_flat(m);
             check_bad_inputs(m);
+            check_context_limit(m);
             check_cli(m, fx);
         }
     }

@@ -470,6 +470,22 @@ static void check_trainer_errors(const char *tmp) {
     CHECK(ct_bpe_trainer_train(t, &options, NULL) < 0 && strstr(ct_last_error(), "too small"),
           "a vocabulary smaller than the byte alphabet is refused");
     CHECK(ct_bpe_trainer_save(t, tmp) < 0, "saving before training fails");
+    /* Invalid UTF-8 is refused as `ctune train` refuses it, naming file, line and byte: in a
+     * plain-text corpus, a JSONL record and a .json document. */
+    char *txt = path_join(tmp, "latin1.txt"), *json = path_join(tmp, "latin1.json");
+    write_file(txt, "first line\nna\xefve caf\xe9\n");
+    write_file(bad, "{\"text\": \"ok\"}\n{\"text\": \"caf\xe9\"}\n");
+    write_file(json, "[{\"text\": \"ok\"},\n {\"text\": \"\xff\"}]");
+    CHECK(ct_bpe_trainer_add_file(t, txt) < 0 && strstr(ct_last_error(), "latin1.txt:2: invalid UTF-8 at byte 3"),
+          "invalid UTF-8 in a text corpus: %s", ct_last_error());
+    CHECK(ct_bpe_trainer_add_file(t, bad) < 0 && strstr(ct_last_error(), "bad.jsonl:2: invalid UTF-8 at byte 14"),
+          "invalid UTF-8 in a JSONL corpus: %s", ct_last_error());
+    CHECK(ct_bpe_trainer_add_file(t, json) < 0 && strstr(ct_last_error(), "latin1.json:2: invalid UTF-8 at byte 12"),
+          "invalid UTF-8 in a JSON corpus: %s", ct_last_error());
+    remove(txt);
+    remove(json);
+    free(txt);
+    free(json);
     remove(bad);
     free(bad);
     ct_bpe_trainer_free(t);

@@ -30,7 +30,9 @@ static int generate_usage(void) {
            "Generates a reply with a Hugging Face model folder (config.json, safetensors, tokenizer.json)\n"
            "and prints it as it is made. The prompt is the user turn of the model's chat template\n"
            "(ChatML or LLaMA 3, from tokenizer_config.json), followed by an open assistant turn.\n"
-           "Generation stops at the config's eos ids, the template's end token, or --max-new-tokens.\n\n"
+           "Generation stops at the config's eos ids, the template's end token, --max-new-tokens, or\n"
+           "the model's context (max_position_embeddings: prompt + reply never run past it; a longer\n"
+           "prompt is refused).\n\n"
            "  --model DIR           the model folder\n"
            "  --prompt TEXT         the user message (with --raw: the whole input)\n"
            "  --system TEXT         a system message before it\n"
@@ -161,6 +163,18 @@ static int print_text(void *user, int64_t row, int32_t id, const char *text, siz
     return 0;
 }
 
+static const char *finish_text(const ct_generation *out, const ct_llama *m) {
+    static char context[96];
+    switch (out->finish) {
+    case CT_FINISH_STOP: return "stopped at an end token";
+    case CT_FINISH_CONTEXT:
+        snprintf(context, sizeof context, "stopped at the model's context of %lld positions",
+                 (long long)m->config.max_position_embeddings);
+        return context;
+    default: return "reached --max-new-tokens";
+    }
+}
+
 static double seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -190,7 +204,7 @@ static int generate_run(generate_args *a) {
             fflush(stdout); /* the reply before the summary on a shared terminal */
             fprintf(stderr, "ctune generate: %zu prompt tokens, %zu new in %.2f s (%.1f tokens/s), %s\n", prompt.len,
                     out.ids.len, seconds, (double)out.ids.len / (seconds > 0 ? seconds : 1e-9),
-                    out.finish == CT_FINISH_STOP ? "stopped at an end token" : "reached --max-new-tokens");
+                    finish_text(&out, m));
         }
     }
     ct_generation_free(&out, 1);
