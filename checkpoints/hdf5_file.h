@@ -128,6 +128,18 @@ int ct_h5_keep_last(const char *dir, const char *pattern, int keep);
 
 /* ---- Shared by checkpoints/hdf5_*.c --------------------------------------------------- */
 
+/* Where the writer's file driver (checkpoints/hdf5_driver.c) records the first failed write:
+ * error is its errno (0 while every write succeeded). Once error or discard is set, writes are
+ * dropped, so closing the file cannot fail on I/O (HDF5 1.10 crashes at exit after a failed
+ * H5Fclose). */
+typedef struct ct_h5_io_status {
+    int error;
+    bool discard; /* the writer is aborting: nothing more needs to reach the disk */
+} ct_h5_io_status;
+/* Makes fapl write through that driver, recording into *status (which must outlive the file).
+ * 0, or -1 with HDF5's error stack set. */
+int ct_h5_set_checked_driver(int64_t fapl, ct_h5_io_status *status);
+
 /* Silences HDF5's automatic error printing (once per thread: thread-safe HDF5 builds keep one
  * error stack per thread). Every entry point calls it before touching the library. */
 void ct_h5_silence(void);

@@ -5,7 +5,12 @@
  * fsync it (the bytes are on disk before any name points at them), rename it over the target
  * (atomic on one filesystem, which is why the temporary lives beside the target), fsync the
  * directory (the rename itself survives a power cut). A crash before the rename leaves the old
- * target and a stray temporary; after it, the new file, complete. */
+ * target and a stray temporary; after it, the new file, complete.
+ *
+ * A failed write (a full disk) does not reach HDF5: the file driver of hdf5_driver.c records it
+ * in `io` and drops later writes, because HDF5 1.10 crashes at exit after a failed H5Fclose.
+ * Every put checks `io` when it returns, and the commit checks it after the close, so a failure
+ * is still reported (by the put or commit that notices it), and the temporary file is removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -30,17 +35,18 @@ struct ct_h5_writer {
     char *final_path;
     char *temp_path;
     bool failed; /* a put failed: the file may be incomplete, so it is never committed */
+    ct_h5_io_status io; /* filled by the file driver */
 };
 
 const char *ct_h5_temp_path(const ct_h5_writer *w) { return w->temp_path; }
 
-static hid_t writer_file_access(void) {
+static hid_t writer_file_access(ct_h5_io_status *io) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* The 1.10 format checksums all of its metadata: superblock, object headers and the
      * fixed-array chunk indexes (the 1.8 format still indexes chunks with unchecksummed
      * B-trees). So corrupt metadata is detected too, not just corrupt tensor data. */
     if (fapl >= 0 && (H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST) < 0 ||
-                      H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0)) {
+                      H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 || ct_h5_set_checked_driver(fapl, io) < 0)) {
         H5Pclose(fapl);
         return -1;
     }
@@ -104,6 +110,13 @@ static int write_int64_attribute(ct_h5_writer *w, hid_t loc, const char *object,
     return write_attribute(w, loc, object, key, H5T_STD_I64LE, &v);
 }
 
+/* The failed write the driver recorded, as this writer's error about `what`. */
+static int check_io(const ct_h5_writer *w, const char *what) {
+    if (!w->io.error) return 0;
+    if (what) return ct_fail("%s: %s: %s; check free disk space", w->temp_path, what, strerror(w->io.error));
+    return ct_fail("%s: %s; check free disk space", w->temp_path, strerror(w->io.error));
+}
+
 ct_h5_writer *ct_h5_begin(const char *final_path) {
     ct_h5_silence();
     ct_h5_writer *w = ct_calloc(1, sizeof *w, "an HDF5 writer");
@@ -119,7 +132,7 @@ ct_h5_writer *ct_h5_begin(const char *final_path) {
     /* The pid makes the name unique among concurrent writers of the same target, and lets
      * ct_h5_keep_last tell a crashed writer's leftover from a running writer's file. */
     snprintf(w->temp_path, len, "%s.tmp-%ld", final_path, (long)getpid());
-    hid_t fapl = writer_file_access();
+    hid_t fapl = writer_file_access(&w->io);
     hid_t fcpl = compact_group_creation(H5P_FILE_CREATE);
     if (fapl >= 0 && fcpl >= 0) w->file = H5Fcreate(w->temp_path, H5F_ACC_TRUNC, fcpl, fapl);
     if (w->file < 0) ct_h5_fail(w->temp_path, NULL, "check that the directory exists and is writable");
@@ -137,6 +150,7 @@ ct_h5_writer *ct_h5_begin(const char *final_path) {
     if (status == 0) status = write_string_attribute(w, root, "group /", "format", CT_H5_FORMAT);
     if (status == 0) status = write_int64_attribute(w, root, "group /", "format_version", CT_H5_FORMAT_VERSION);
     if (root >= 0) H5Gclose(root);
+    if (status == 0) status = check_io(w, "group /");
     if (status < 0) {
         ct_h5_abort(w);
         return NULL;
@@ -188,7 +202,10 @@ static int writer_usable(const ct_h5_writer *w) {
     return 0;
 }
 
-static int mark(ct_h5_writer *w, int status) {
+/* The end of every put: a write the driver saw fail, in this put or (through HDF5's caches) an
+ * earlier one, fails it too. */
+static int mark(ct_h5_writer *w, const char *what, int status) {
+    if (status == 0) status = check_io(w, what);
     if (status < 0) w->failed = true;
     return status;
 }
@@ -352,9 +369,9 @@ int ct_h5_put_tensor(ct_h5_writer *w, const char *group, const char *name, const
     CT_TRY(writer_usable(w));
     char what[512];
     ct_h5_describe(what, sizeof what, "dataset", group, name);
-    if (check_link_name(w, what, name) < 0 || check_tensor(w, what, t) < 0) return mark(w, -1);
+    if (check_link_name(w, what, name) < 0 || check_tensor(w, what, t) < 0) return mark(w, what, -1);
     hid_t g = writer_group(w, group);
-    if (g < 0) return mark(w, -1);
+    if (g < 0) return mark(w, what, -1);
     void *copy;
     const void *bytes = host_bytes(t, &copy);
     int status = -1;
@@ -366,22 +383,22 @@ int ct_h5_put_tensor(ct_h5_writer *w, const char *group, const char *name, const
     free(copy);
     if (status == 0 && t->dtype == CT_I8 && t->scale) status = put_scales(w, g, group, name, t);
     H5Gclose(g);
-    return mark(w, status);
+    return mark(w, what, status);
 }
 
 int ct_h5_put_blob(ct_h5_writer *w, const char *group, const char *name, const void *bytes, size_t n) {
     CT_TRY(writer_usable(w));
     char what[512];
     ct_h5_describe(what, sizeof what, "blob", group, name);
-    if (check_link_name(w, what, name) < 0) return mark(w, -1);
-    if (n && !bytes) return mark(w, ct_fail("%s: %s: NULL bytes; pass the data to store", w->temp_path, what));
+    if (check_link_name(w, what, name) < 0) return mark(w, what, -1);
+    if (n && !bytes) return mark(w, what, ct_fail("%s: %s: NULL bytes; pass the data to store", w->temp_path, what));
     hid_t g = writer_group(w, group);
-    if (g < 0) return mark(w, -1);
+    if (g < 0) return mark(w, what, -1);
     dataset_spec s = {.name = name, .file_type = H5T_STD_U8LE, .mem_type = H5T_NATIVE_UINT8, .ndim = 1,
                       .dims = {(hsize_t)n}, .elem = 1, .data = bytes, .kind = "blob", .label = "uint8"};
     int status = write_dataset(w, g, what, &s);
     H5Gclose(g);
-    return mark(w, status);
+    return mark(w, what, status);
 }
 
 /* The three attribute puts: open (or create) the group, then write one scalar. */
@@ -390,12 +407,12 @@ static int put_group_attribute(ct_h5_writer *w, const char *group, const char *k
     CT_TRY(writer_usable(w));
     char what[512];
     ct_h5_describe(what, sizeof what, "group", group, NULL);
-    if (!key || !*key) return mark(w, ct_fail("%s: %s: empty attribute name; give a key", w->temp_path, what));
+    if (!key || !*key) return mark(w, what, ct_fail("%s: %s: empty attribute name; give a key", w->temp_path, what));
     hid_t g = writer_group(w, group);
-    if (g < 0) return mark(w, -1);
+    if (g < 0) return mark(w, what, -1);
     int status = string ? write_string_attribute(w, g, what, key, string) : write_attribute(w, g, what, key, type, value);
     H5Gclose(g);
-    return mark(w, status);
+    return mark(w, what, status);
 }
 
 int ct_h5_put_int64(ct_h5_writer *w, const char *group, const char *key, int64_t value) {
@@ -428,9 +445,11 @@ int ct_h5_commit(ct_h5_writer *w) {
         ct_h5_abort(w);
         return -1;
     }
+    /* The close flushes HDF5's caches: the last writes happen here, and a failure among them
+     * is in w->io afterwards (the close itself does not fail on I/O). */
     herr_t closed = H5Fclose(w->file);
     w->file = -1;
-    int status = closed < 0 ? ct_h5_fail(w->temp_path, NULL, "check free disk space") : 0;
+    int status = closed < 0 ? ct_h5_fail(w->temp_path, NULL, "check free disk space") : check_io(w, NULL);
     if (status < 0) {
         ct_h5_abort(w);
         return -1;
@@ -443,6 +462,7 @@ int ct_h5_commit(ct_h5_writer *w) {
 void ct_h5_abort(ct_h5_writer *w) {
     if (!w) return;
     if (w->file >= 0) {
+        w->io.discard = true; /* the file is deleted: its cached bytes need not be written */
         H5Fclose(w->file);
         H5Eclear2(H5E_DEFAULT);
     }

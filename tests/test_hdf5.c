@@ -1,7 +1,8 @@
 /* HDF5 checkpoints: round trips of every dtype (bit-exact, odd shapes, several chunks, 0-d and
  * empty tensors, i8 with per-row and per-block scales), attributes and blobs; the one-line
  * errors for every mismatch; writes that fail midway, crash (a child killed mid-write) or run
- * out of space (a child with a file-size limit), each leaving the previous checkpoint loadable;
+ * out of space (children with a file-size limit at nine points of a file, which must report it
+ * and exit without crashing), each leaving the previous checkpoint loadable;
  * flipped bytes inside a dataset's chunk, in the superblock, in a link name and a long string
  * attribute of crowded groups, truncated and foreign files; no HDF5 handle left open after any
  * phase; the checkpoint directory's latest / keep-last-N; and, when python3 with h5py and
@@ -463,41 +464,129 @@ static void check_crash_mid_write(const char *full) {
     unlink(path);
 }
 
-/* A disk that fills up mid-write, simulated with a file-size limit in a child process: the
- * write fails with a message, and the previous checkpoint is untouched. */
-static void check_disk_full(const char *full) {
-    (void)full;
-    DIR_PATH(path, "full.h5");
-    CHECK(write_good(path) == 0, "first checkpoint: %s", ct_last_error());
-    ct_tensor *big = items[4].t; /* 1.27 MB */
+/* A write that fails at byte `limit` of the file, in a child process: RLIMIT_FSIZE makes every
+ * write past it fail with EFBIG (SIGXFSZ ignored), which is what a full disk does to a write,
+ * with no hook in ctune. The child writes either the whole test checkpoint (tensors, so most
+ * failures surface in a put) or attributes alone (held in HDF5's cache until the close, so the
+ * failure surfaces in the commit), then leaves through exit(): HDF5's exit-time clean-up runs,
+ * which is where a file left half-closed crashes (HDF5 1.10, see checkpoints/hdf5_driver.c).
+ * The child sends "<stage> <message>"; the stage is where the failure was reported. */
+static int write_attributes_only(const char *path, const char **stage) {
+    *stage = "begin";
+    ct_h5_writer *w = ct_h5_begin(path);
+    if (!w) return -1;
+    *stage = "put";
+    int status = ct_h5_put_int64(w, "/state", "step", 2);
+    if (status == 0) status = ct_h5_put_double(w, "/state", "lr", 1e-4);
+    if (status == 0) status = ct_h5_put_string(w, "/state", "long", long_text);
+    if (status < 0) {
+        ct_h5_abort(w);
+        return -1;
+    }
+    *stage = "commit";
+    return ct_h5_commit(w);
+}
+
+static int write_full_staged(const char *path, const char **stage) {
+    *stage = "begin";
+    ct_h5_writer *w = ct_h5_begin(path);
+    if (!w) return -1;
+    *stage = "put";
+    int status = 0;
+    for (int i = 0; status == 0 && i < N_STORED; i++) status = ct_h5_put_tensor(w, items[i].group, items[i].name, items[i].t);
+    if (status == 0) status = ct_h5_put_string(w, "/state", "long", long_text);
+    if (status == 0) status = ct_h5_put_blob(w, "/state", "rng", rng_blob, sizeof rng_blob);
+    if (status < 0) {
+        ct_h5_abort(w);
+        return -1;
+    }
+    *stage = "commit";
+    return ct_h5_commit(w);
+}
+
+typedef int (*staged_writer)(const char *path, const char **stage);
+
+/* Runs writer over path in a child limited to `limit` bytes per file; returns the child's wait
+ * status, with its "<stage> <message>" in message. */
+static int write_with_size_limit(staged_writer writer, const char *path, long limit, char *message, size_t size) {
     int pipe_fds[2];
-    if (pipe(pipe_fds) < 0) return;
+    message[0] = '\0';
+    if (pipe(pipe_fds) < 0) return -1;
     fflush(NULL);
     pid_t child = fork();
     if (child == 0) {
         close(pipe_fds[0]);
-        signal(SIGXFSZ, SIG_IGN); /* a failed write returns EFBIG instead of killing */
-        struct rlimit limit = {256 * 1024, 256 * 1024};
-        setrlimit(RLIMIT_FSIZE, &limit);
-        ct_h5_writer *w = ct_h5_begin(path);
-        int status = w ? ct_h5_put_tensor(w, "/model", "w", big) : -1;
-        if (w && status == 0) status = ct_h5_commit(w);
-        else ct_h5_abort(w);
-        const char *message = ct_last_error();
-        if (write(pipe_fds[1], message, strlen(message)) < 0) _exit(2);
-        _exit(status < 0 ? 0 : 1);
+        signal(SIGXFSZ, SIG_IGN); /* a write past the limit returns EFBIG instead of killing */
+        struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        const char *stage = "";
+        int status = writer(path, &stage);
+        char report[1100];
+        int n = snprintf(report, sizeof report, "%s %s", stage, status < 0 ? ct_last_error() : "(no error)");
+        if (write(pipe_fds[1], report, (size_t)n) < 0) _exit(2);
+        close(pipe_fds[1]);
+        exit(status < 0 ? 0 : 1); /* exit, not _exit: HDF5's atexit handler must run */
     }
     close(pipe_fds[1]);
-    char message[1100] = "";
-    ssize_t n = read(pipe_fds[0], message, sizeof message - 1);
-    message[n > 0 ? n : 0] = '\0';
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = read(pipe_fds[0], message + got, size - 1 - got)) > 0) got += (size_t)n;
+    message[got] = '\0';
     close(pipe_fds[0]);
     int status = 0;
     waitpid(child, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the write past the size limit succeeded");
-    CHECK(has(message, "full.h5") && has(message, "File too large") && has(message, "free disk space") &&
-              !strchr(message, '\n'), "disk-full message: '%s'", message);
-    expect_old_checkpoint("disk full", path);
+    return status;
+}
+
+/* A disk that fills up at points all through a write: early (the superblock), inside tensors,
+ * at the end, and while the close flushes. Each must fail with one line naming the file and
+ * the reason, without a crash, leave the previous checkpoint byte for byte as it was, and
+ * leave no temporary file. */
+static void check_disk_full(const char *full) {
+    (void)full;
+    DIR_PATH(path, "full.h5");
+    CHECK(write_good(path) == 0, "first checkpoint: %s", ct_last_error());
+    size_t old_len = 0;
+    char *old_bytes = ct_test_read_file(path, &old_len);
+    const struct {
+        const char *name;
+        staged_writer write;
+    } writers[] = {{"tensors", write_full_staged}, {"attributes", write_attributes_only}};
+    int by_put = 0, by_commit = 0;
+    for (size_t k = 0; k < sizeof writers / sizeof *writers; k++) {
+        /* The failure points are placed by the size of a complete file of this writer. */
+        DIR_PATH(unlimited, "unlimited.h5");
+        const char *stage;
+        struct stat st = {0};
+        CHECK(writers[k].write(unlimited, &stage) == 0 && stat(unlimited, &st) == 0, "%s without a limit: %s",
+              writers[k].name, ct_last_error());
+        unlink(unlimited);
+        long size = (long)st.st_size;
+        const long limits[] = {0, 512, 4096, size / 4, size / 2, 3 * size / 4, size - 4096, size - 512, size - 1};
+        for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+            char message[1200];
+            int status = write_with_size_limit(writers[k].write, path, limits[i], message, sizeof message);
+            bool crashed = WIFSIGNALED(status);
+            CHECK(!crashed, "%s, limit %ld: the writer died of signal %d", writers[k].name, limits[i],
+                  crashed ? WTERMSIG(status) : 0);
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s, limit %ld: the write past the limit succeeded "
+                  "(status %d): %s", writers[k].name, limits[i], status, message);
+            CHECK(has(message, "full.h5.tmp-") && has(message, "File too large") && has(message, "free disk space") &&
+                      !strchr(message, '\n'), "%s, limit %ld: disk-full message: '%s'", writers[k].name, limits[i],
+                  message);
+            by_put += strncmp(message, "put ", 4) == 0;
+            by_commit += strncmp(message, "commit ", 7) == 0;
+            size_t now_len = 0;
+            char *now = ct_test_read_file(path, &now_len);
+            CHECK(old_bytes && now && now_len == old_len && memcmp(now, old_bytes, old_len) == 0,
+                  "%s, limit %ld: the previous checkpoint changed", writers[k].name, limits[i]);
+            free(now);
+            expect_old_checkpoint("disk full", path);
+        }
+    }
+    /* Both ways a failure reaches the writer were taken, so both are tested. */
+    CHECK(by_put > 0 && by_commit > 0, "failures reported by a put: %d, by the commit: %d", by_put, by_commit);
+    free(old_bytes);
     unlink(path);
 }
 

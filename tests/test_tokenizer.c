@@ -5,7 +5,8 @@
  * BPE trainer (a hand-checked corpus, and a retrain that must reproduce the fixture files).
  *
  * The Qwen3 tokenizer is read from $CT_SHARED_DIR/data/qwen3-tokenizer or ../shared next to
- * the source root; without it the other checks still run and the test reports SKIPPED (77). */
+ * the source root (ct_test_shared_path); without it the other checks still run and the test
+ * reports SKIPPED (77) with the folder it looked in, or fails under CI=true. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,23 +28,6 @@ static char *path_join(const char *a, const char *b) {
 
 static char *fixture(const char *relative) {
     return path_join(ct_test_path("tests/fixtures/tokenizer"), relative);
-}
-
-/* $CT_SHARED_DIR, else ../shared next to the source root. */
-static char *qwen_dir(void) {
-    const char *shared = getenv("CT_SHARED_DIR");
-    char *root = shared ? strdup(shared) : path_join(ct_test_path(""), "../shared");
-    char *dir = path_join(root, "data/qwen3-tokenizer");
-    free(root);
-    struct stat st;
-    char *file = path_join(dir, "tokenizer.json");
-    bool found = stat(file, &st) == 0;
-    free(file);
-    if (!found) {
-        free(dir);
-        return NULL;
-    }
-    return dir;
 }
 
 /* ---- reading fixtures ---- */
@@ -505,16 +489,12 @@ int main(void) {
         remove(p);
         free(p);
     }
-    char *qwen = qwen_dir();
+    const char *looked_in;
+    char *qwen = ct_test_shared_path("data/qwen3-tokenizer", "tokenizer.json", &looked_in);
     if (qwen) run_qwen(qwen, tmp);
     rmdir(tmp);
     int status = ct_test_finish("test_tokenizer");
-    if (!qwen && status == 0) {
-        printf("SKIPPED: the Qwen3 tokenizer was not found (set CT_SHARED_DIR to the folder holding "
-               "data/qwen3-tokenizer, or put it in ../shared next to the source root); the other "
-               "checks passed\n");
-        return 77;
-    }
+    if (!qwen && status == 0) return ct_test_missing_shared("test_tokenizer", "data/qwen3-tokenizer", looked_in);
     free(qwen);
     return status;
 }
