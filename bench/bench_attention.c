@@ -21,6 +21,7 @@
 #include "autograd/ops.h"
 #include "autograd/rng.h"
 #include "autograd/tape.h"
+#include "bench/bench_blas.h"
 
 static double now(void) {
     struct timespec ts;
@@ -73,6 +74,7 @@ static double matmul_bound(int T, int H, int D, int repeats) {
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     int64_t T = argc > 1 ? atoll(argv[1]) : 512, H = argc > 2 ? atoll(argv[2]) : 8;
     int64_t D = argc > 3 ? atoll(argv[3]) : 64;
     int repeats = argc > 4 ? atoi(argv[4]) : 5;
@@ -102,9 +104,9 @@ int main(int argc, char **argv) {
            "\"threads\": %d, \"flop_fwd\": %.0f, \"flop_fwd_bwd\": %.0f, "
            "\"flop_count\": \"fwd 4*T^2*D*H/2, bwd 2.5x fwd, fwd+bwd 3.5x fwd\", "
            "\"fwd_s\": %.6f, \"fwd_bwd_s\": %.6f, \"gflops\": %.2f, \"matmul_bound_s\": %.6f, "
-           "\"matmul_gflops\": %.2f, \"ratio_to_matmul_bound\": %.3f}\n",
+           "\"matmul_gflops\": %.2f, \"ratio_to_matmul_bound\": %.3f, %s}\n",
            (long long)T, (long long)H, (long long)D, ct_dtype_name(dtype), omp_get_max_threads(), flop_fwd, flop,
-           fwd_best, total_best, flop / total_best * 1e-9, bound, flop / bound * 1e-9, total_best / bound);
+           fwd_best, total_best, flop / total_best * 1e-9, bound, flop / bound * 1e-9, total_best / bound, bench_blas_json());
     ct_tensor_free(q), ct_tensor_free(k), ct_tensor_free(v), ct_tensor_free(dout);
     return 0;
 }

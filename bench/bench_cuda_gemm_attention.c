@@ -17,6 +17,7 @@
 
 #include "autograd/error.h"
 #include "autograd/rng.h"
+#include "bench/bench_blas.h"
 #include "kernels/device.h"
 
 #ifdef CT_HAVE_CUDA
@@ -75,9 +76,9 @@ static void bench_gemm(const char *name, int64_t M, int64_t N, int64_t K, ct_dty
     if (ct_cuda_timer_stop(&timer, &ms) < 0) die("timer");
     double s = seconds_of(ms, repeats);
     printf("{\"bench\": \"cuda_gemm\", \"shape\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"dtype\": \"%s\", "
-           "\"ms\": %.4f, \"tflops\": %.2f}\n",
+           "\"ms\": %.4f, \"tflops\": %.2f, %s}\n",
            name, (long long)M, (long long)N, (long long)K, ct_dtype_name(dtype), s * 1e3,
-           2.0 * (double)M * (double)N * (double)K / s / 1e12);
+           2.0 * (double)M * (double)N * (double)K / s / 1e12, bench_blas_json());
     ct_cuda_timer_destroy(&timer);
     gpu_free(x), gpu_free(w), gpu_free(y);
 }
@@ -140,16 +141,17 @@ static void bench_attention(attention_shape sh, ct_dtype dtype, int kernel_only,
     printf("{\"bench\": \"cuda_attention\", \"B\": %lld, \"T\": %lld, \"Hq\": %lld, \"Hkv\": %lld, \"D\": %lld, "
            "\"dtype\": \"%s\", \"impl\": \"%s\", \"path_forward\": \"%s\", \"path_backward\": \"%s\", "
            "\"forward_ms\": %.4f, \"forward_tflops\": %.2f, \"backward_ms\": %.4f, \"backward_tflops\": %.2f, "
-           "\"forward_backward_ms\": %.4f, \"forward_backward_tflops\": %.2f}\n",
+           "\"forward_backward_ms\": %.4f, \"forward_backward_tflops\": %.2f, %s}\n",
            (long long)B, (long long)T, (long long)Hq, (long long)Hkv, (long long)D, ct_dtype_name(dtype),
            kernel_only ? "kernel" : "dispatch", path_of(before.cudnn_forward, after.cudnn_forward),
            path_of(before.cudnn_backward, after.cudnn_backward), ms_f, flops_f / ms_f / 1e9, ms_b,
-           2.5 * flops_f / ms_b / 1e9, ms_fb, 3.5 * flops_f / ms_fb / 1e9);
+           2.5 * flops_f / ms_b / 1e9, ms_fb, 3.5 * flops_f / ms_fb / 1e9, bench_blas_json());
     ct_tensor_free(pos);
     for (int i = 0; i < 9; i++) gpu_free(t[i]);
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     if (!ct_device_available(CT_CUDA)) {
         printf("bench_cuda_gemm_attention: skipped (no CUDA device)\n");
         return 77;

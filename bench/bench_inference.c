@@ -13,6 +13,7 @@
 
 #include "autograd/error.h"
 #include "autograd/rng.h"
+#include "bench/bench_blas.h"
 #include "models/generate.h"
 #include "models/score.h"
 
@@ -60,8 +61,8 @@ static int bench_scoring(ct_llama *m, ct_rng *rng) {
     double seconds = now() - start;
     if (rc == 0)
         printf("{\"bench\": \"score_candidates\", \"prompts\": %d, \"candidates\": %d, \"seconds\": %.3f, "
-               "\"prompts_per_s\": %.1f, \"threads\": %d}\n",
-               PROMPTS, CANDIDATES, seconds, PROMPTS / seconds, omp_get_max_threads());
+               "\"prompts_per_s\": %.1f, \"threads\": %d, %s}\n",
+               PROMPTS, CANDIDATES, seconds, PROMPTS / seconds, omp_get_max_threads(), bench_blas_json());
     ct_token_list_free(&prompt);
     for (int k = 0; k < CANDIDATES; k++) ct_token_list_free(&candidates[k]);
     return rc;
@@ -81,8 +82,8 @@ static int bench_generation(ct_llama *m, ct_rng *rng, const char *name, ct_sampl
     double seconds = now() - start;
     if (rc == 0)
         printf("{\"bench\": \"generate\", \"sampling\": \"%s\", \"prompt\": 32, \"new_tokens\": %zu, \"seconds\": %.3f, "
-               "\"tokens_per_s\": %.0f, \"threads\": %d}\n",
-               name, out.ids.len, seconds, (double)out.ids.len / seconds, omp_get_max_threads());
+               "\"tokens_per_s\": %.0f, \"threads\": %d, %s}\n",
+               name, out.ids.len, seconds, (double)out.ids.len / seconds, omp_get_max_threads(), bench_blas_json());
     ct_generation_free(&out, 1);
     ct_token_list_free(&prompt);
     return rc;
@@ -97,8 +98,8 @@ static int bench_sequence(ct_llama *m, ct_rng *rng) {
     int rc = nll ? ct_score_sequence(m, ids.ids, N, NULL, nll) : -1;
     double seconds = now() - start;
     if (rc == 0)
-        printf("{\"bench\": \"score_sequence\", \"tokens\": %d, \"seconds\": %.3f, \"threads\": %d}\n", N, seconds,
-               omp_get_max_threads());
+        printf("{\"bench\": \"score_sequence\", \"tokens\": %d, \"seconds\": %.3f, \"threads\": %d, %s}\n", N, seconds,
+               omp_get_max_threads(), bench_blas_json());
     free(nll);
     ct_token_list_free(&ids);
     return rc;
@@ -121,8 +122,8 @@ static int bench_sampler(ct_rng *rng) {
     for (size_t r = 0; r < sizeof rules / sizeof *rules; r++) {
         double start = now();
         for (int i = 0; i < REPEATS; i++) ct_sample(&sampler, logits, VOCAB, &rules[r].s, rng);
-        printf("{\"bench\": \"sample\", \"rule\": \"%s\", \"vocab\": %d, \"ms_per_token\": %.3f}\n", rules[r].name,
-               VOCAB, 1e3 * (now() - start) / REPEATS);
+        printf("{\"bench\": \"sample\", \"rule\": \"%s\", \"vocab\": %d, \"ms_per_token\": %.3f, %s}\n", rules[r].name,
+               VOCAB, 1e3 * (now() - start) / REPEATS, bench_blas_json());
     }
     ct_sampler_free(&sampler);
     free(logits);
@@ -130,6 +131,7 @@ static int bench_sampler(ct_rng *rng) {
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     (void)argv;
     if (argc > 1) {
         fprintf(stderr, "usage: bench_inference (no arguments; threads from OMP_NUM_THREADS)\n");

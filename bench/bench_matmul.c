@@ -11,6 +11,7 @@
 #include "autograd/ops.h"
 #include "autograd/rng.h"
 #include "autograd/tape.h"
+#include "bench/bench_blas.h"
 
 static double now(void) {
     struct timespec ts;
@@ -27,6 +28,7 @@ static ct_tensor *random_param(ct_rng *rng, int64_t n, const char *name) {
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     int64_t n = argc > 1 ? atoll(argv[1]) : 1024;
     int repeats = argc > 2 ? atoi(argv[2]) : 5;
     ct_rng rng;
@@ -62,11 +64,11 @@ int main(int argc, char **argv) {
         if (r && t < op_best) op_best = t;
     }
     double raw_gflops = flop / raw_best * 1e-9, op_gflops = 3 * flop / op_best * 1e-9;
-    printf("{\"bench\":\"sgemm_raw_nn_nt_tn\",\"n\":%lld,\"threads\":%d,\"seconds\":%.4f,\"gflops\":%.1f}\n", (long long)n,
-           omp_get_max_threads(), raw_best, raw_gflops);
+    printf("{\"bench\":\"sgemm_raw_nn_nt_tn\",\"n\":%lld,\"threads\":%d,\"seconds\":%.4f,\"gflops\":%.1f, %s}\n", (long long)n,
+           omp_get_max_threads(), raw_best, raw_gflops, bench_blas_json());
     printf("{\"bench\":\"matmul_op_fwd_bwd\",\"n\":%lld,\"threads\":%d,\"seconds\":%.4f,\"gemms\":3,"
-           "\"gflops\":%.1f,\"ratio_to_raw\":%.3f}\n",
-           (long long)n, omp_get_max_threads(), op_best, op_gflops, op_gflops / raw_gflops);
+           "\"gflops\":%.1f,\"ratio_to_raw\":%.3f, %s}\n",
+           (long long)n, omp_get_max_threads(), op_best, op_gflops, op_gflops / raw_gflops, bench_blas_json());
     ct_tensor_free(a);
     ct_tensor_free(b);
     ct_tensor_free(c);

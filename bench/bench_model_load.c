@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "autograd/error.h"
+#include "bench/bench_blas.h"
 #include "models/llama.h"
 
 static double now(void) {
@@ -60,6 +61,7 @@ static int fail(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     int repeats = argc > 1 ? atoi(argv[1]) : 3;
     const char *tokenizer_dir = argc > 2 ? argv[2] : NULL;
     if (repeats < 1) repeats = 1;
@@ -106,8 +108,8 @@ int main(int argc, char **argv) {
     printf("{\"bench\": \"model_load\", \"model\": \"Qwen2.5-0.5B shapes, bf16 file -> f32\", \"params\": %lld, "
            "\"file_gb\": %.3f, \"init_seconds\": %.3f, \"save_seconds\": %.3f, \"load_seconds_best\": %.3f, "
            "\"load_seconds_worst\": %.3f, \"with_tokenizer\": %s, \"repeats\": %d, \"threads\": %d, "
-           "\"probe_rel_diff\": %.2g}\n",
+           "\"probe_rel_diff\": %.2g, %s}\n",
            params, file_gb, init_s, save_s, best, worst, with_tokenizer ? "true" : "false", repeats, omp_get_max_threads(),
-           (double)((probe_after - probe_before) / probe_before));
+           (double)((probe_after - probe_before) / probe_before), bench_blas_json());
     return 0;
 }

@@ -22,6 +22,7 @@
 #include "autograd/ops_transformer.h"
 #include "autograd/rng.h"
 #include "autograd/tensor.h"
+#include "bench/bench_blas.h"
 #include "kernels/backend.h"
 
 static int repeats = 5;
@@ -68,9 +69,9 @@ static void report(const char *op, const char *pass, const char *dtype, const ch
     double gbps = bytes / seconds / 1e9, copy = memcpy_gbps > omp_copy_gbps ? memcpy_gbps : omp_copy_gbps;
     printf("{\"op\": \"%s\", \"pass\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", \"ms\": %.3f, "
            "\"gb_moved\": %.3f, \"gbps\": %.2f, \"memcpy_gbps\": %.2f, \"omp_copy_gbps\": %.2f, "
-           "\"ratio_memcpy\": %.3f, \"ratio_omp_copy\": %.3f, \"ratio_copy\": %.3f}\n",
+           "\"ratio_memcpy\": %.3f, \"ratio_omp_copy\": %.3f, \"ratio_copy\": %.3f, %s}\n",
            op, pass, dtype, shape, seconds * 1e3, bytes / 1e9, gbps, memcpy_gbps, omp_copy_gbps, gbps / memcpy_gbps,
-           gbps / omp_copy_gbps, gbps / copy);
+           gbps / omp_copy_gbps, gbps / copy, bench_blas_json());
     fflush(stdout);
 }
 
@@ -138,6 +139,7 @@ static op_state with_bf16_activations(const op_state *o) {
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     if (argc > 1) repeats = atoi(argv[1]) > 0 ? atoi(argv[1]) : repeats;
     ct_rng rng;
     ct_rng_seed(&rng, 1);
@@ -152,8 +154,8 @@ int main(int argc, char **argv) {
     memcpy_gbps = 2.0 * N * f / best_seconds(run_memcpy, &copy) / 1e9;
     omp_copy_gbps = 2.0 * N * f / best_seconds(run_omp_copy, &copy) / 1e9;
     printf("{\"baseline\": \"copy\", \"bytes\": %lld, \"threads\": %d, \"memcpy_gbps\": %.2f, "
-           "\"omp_copy_gbps\": %.2f}\n",
-           (long long)(N * 4), omp_get_max_threads(), memcpy_gbps, omp_copy_gbps);
+           "\"omp_copy_gbps\": %.2f, %s}\n",
+           (long long)(N * 4), omp_get_max_threads(), memcpy_gbps, omp_copy_gbps, bench_blas_json());
 
     op_state o = {.be = ct_cpu_backend()};
     /* RMSNorm [4096, 4096]: fwd reads x, writes y; bwd reads x and g, accumulates gx (gw is one row) */

@@ -10,6 +10,7 @@
 
 #include "autograd/error.h"
 #include "autograd/rng.h"
+#include "bench/bench_blas.h"
 #include "checkpoints/safetensors.h"
 
 #define LAYERS 24
@@ -72,7 +73,9 @@ static void fill_bf16(ct_tensor *t, uint64_t stream) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    bench_blas_start(argv);
     build_specs();
     char path[] = "/tmp/ctune_bench_st_XXXXXX";
     int fd = mkstemp(path); /* reserves a unique name; the writer replaces it */
@@ -134,8 +137,8 @@ int main(void) {
     if (rc < 0) return 1;
     printf("{\"bench\": \"safetensors_load\", \"tensors\": %d, \"params\": %lld, \"file_gb\": %.3f, "
            "\"write_seconds\": %.3f, \"open_seconds\": %.4f, \"seconds\": %.3f, \"gb_per_s\": %.2f, "
-           "\"f32_gb_per_s\": %.2f, \"threads\": %d, \"probe\": %.6g}\n",
+           "\"f32_gb_per_s\": %.2f, \"threads\": %d, \"probe\": %.6g, %s}\n",
            nspecs, (long long)params, (double)file_bytes / 1e9, write_s, open_s, load_s,
-           (double)file_bytes / 1e9 / load_s, (double)file_bytes * 2 / 1e9 / load_s, omp_get_max_threads(), probe);
+           (double)file_bytes / 1e9 / load_s, (double)file_bytes * 2 / 1e9 / load_s, omp_get_max_threads(), probe, bench_blas_json());
     return 0;
 }

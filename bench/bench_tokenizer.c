@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "autograd/error.h"
+#include "bench/bench_blas.h"
 #include "datasets/tokenizer.h"
 
 static const char *const paragraphs[] = {
@@ -105,8 +106,8 @@ static int bench_encode(const ct_tokenizer *tok, const char *text, size_t len, c
     }
     ct_token_list_free(&ids);
     printf("{\"bench\": \"tokenizer_encode\", \"tokenizer\": \"qwen3\", \"text\": \"%s\", \"bytes\": %zu, "
-           "\"lines\": %zu, \"tokens\": %zu, \"seconds\": %.4f, \"mb_per_s\": %.2f, \"threads\": 1}\n",
-           source, len, lines, tokens, best, (double)len / 1e6 / best);
+           "\"lines\": %zu, \"tokens\": %zu, \"seconds\": %.4f, \"mb_per_s\": %.2f, \"threads\": 1, %s}\n",
+           source, len, lines, tokens, best, (double)len / 1e6 / best, bench_blas_json());
     return 0;
 }
 
@@ -124,12 +125,13 @@ static int bench_train(const char *text, size_t len, const char *source) {
     ct_bpe_trainer_free(trainer);
     if (rc < 0) return -1;
     printf("{\"bench\": \"tokenizer_train\", \"text\": \"%s\", \"bytes\": %zu, \"vocab_size\": %d, "
-           "\"distinct_words\": %lld, \"count_seconds\": %.3f, \"seconds\": %.3f, \"threads\": 1}\n",
-           source, bytes, report.vocab_size, (long long)report.n_distinct_words, counted - start, seconds);
+           "\"distinct_words\": %lld, \"count_seconds\": %.3f, \"seconds\": %.3f, \"threads\": 1, %s}\n",
+           source, bytes, report.vocab_size, (long long)report.n_distinct_words, counted - start, seconds, bench_blas_json());
     return 0;
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     const char *tokenizer = NULL, *dump = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--tokenizer")) tokenizer = argv[i + 1];

@@ -33,6 +33,7 @@
 #include "autograd/error.h"
 #include "autograd/rng.h"
 #include "autograd/tape.h"
+#include "bench/bench_blas.h"
 #include "kernels/backend.h"
 #include "models/llama.h"
 #include "train/optim.h"
@@ -298,13 +299,13 @@ static void print_step(const options *o, const ct_llama *m, const step_times *t,
            "\"kv_heads\": %lld, \"params\": %lld, \"warmup\": %lld, \"steps\": %lld, \"profiled\": %s, "
            "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, \"first_loss\": %.4f, \"last_loss\": %.4f, "
            "\"peak_arena_bytes\": %zu, \"arena_reserved_bytes\": %zu, \"arena_chunk_allocations_while_timed\": "
-           "%llu, \"max_rss_mib\": %.1f}\n",
+           "%llu, \"max_rss_mib\": %.1f, %s}\n",
            omp_get_max_threads(), (long long)o->batch, (long long)o->seq, (long long)o->vocab, (long long)o->hidden,
            (long long)o->intermediate, (long long)o->layers, (long long)o->heads, (long long)o->kv_heads,
            (long long)ct_llama_num_params(m), (long long)o->warmup, (long long)o->steps,
            o->profile ? "true" : "false", (double)(o->batch * o->seq) / per_step, 1e3 * per_step, first_loss,
            t->last_loss, mem->peak_in_use, mem->reserved, (unsigned long long)chunk_allocations_while_timed,
-           max_rss_mib());
+           max_rss_mib(), bench_blas_json());
 }
 
 /* Phases from the timed steps; kernels from the profiled ones (t = that pass's times). */
@@ -314,7 +315,7 @@ static void print_breakdown(const options *o, const step_times *timed, const ste
            "\"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f",
            timed->total * ms, timed->forward * ms, timed->backward * ms, timed->optimizer * ms);
     if (!o->profile) {
-        printf("}\n");
+        printf(", %s}\n", bench_blas_json());
         return;
     }
     double *s = timing.seconds;
@@ -333,10 +334,11 @@ static void print_breakdown(const options *o, const step_times *timed, const ste
            (rest - other_kernels) * ms);
     printf(", \"kernels_ms\": {");
     for (int k = 0; k < K_COUNT; k++) printf("%s\"%s\": %.3f", k ? ", " : "", bucket_names[k], s[k] * ms);
-    printf("}}\n");
+    printf("}, %s}\n", bench_blas_json());
 }
 
 int main(int argc, char **argv) {
+    bench_blas_start(argv);
     options o;
     int status = parse_options(argc, argv, &o);
     if (status) return status;

@@ -17,6 +17,9 @@ int ct_device_memset_zero(ct_device device, void *p, size_t nbytes);
 int ct_device_copy(ct_device dst_device, void *dst, ct_device src_device, const void *src, size_t nbytes);
 /* What a device is, for logs: "cpu", or the GPU's name, architecture and memory. Returns buf. */
 const char *ct_device_describe(ct_device device, char *buf, size_t size);
+/* The CPU's BLAS for logs: "blas: OpenBLAS 0.3.21, core Zen (avx2+fma kernels), cpu avx2+fma, ..."
+ * (kernels/cpu/cpu_blas.h, which also makes the kernels match the CPU). */
+const char *ct_blas_describe(void);
 /* Whether a device can be used in this build and on this machine. */
 int ct_device_available(ct_device device);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "autograd/error.h"
+#include "kernels/cpu/cpu_blas.h"
 #include "train/cmd_tokenizer.h"
 #include "train/commands.h"
 
@@ -39,6 +40,12 @@ int ct_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int main(int argc, char **argv) {
+    /* First: this may run ctune again with OpenBLAS's kernels matched to the CPU. */
+    if (ct_blas_select(argv) < 0) {
+        fprintf(stderr, "ctune: %s\n", ct_last_error());
+        return 1;
+    }
+    if (ct_blas_warning()) fprintf(stderr, "ctune: %s\n", ct_blas_warning());
     if (argc < 2) {
         print_help(stderr);
         return 2;
