@@ -447,7 +447,7 @@ static void test_forced_kernel(void) {
 
 int main(int argc, char **argv) {
     if (!ct_device_available(CT_CUDA)) {
-        printf("test_cuda_gemm_attention: skipped (no CUDA device)\n");
+        ct_test_note_skip("test_cuda_gemm_attention", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
         return 77;
     }
     ct_rng_seed(&rng, 20240611);
@@ -469,7 +469,7 @@ int main(int argc, char **argv) {
 #else
 
 int main(void) {
-    printf("test_cuda_gemm_attention: skipped (built without CUDA)\n");
+    ct_test_note_skip("test_cuda_gemm_attention", "built without CUDA (nvcc not found, or -DCT_ENABLE_CUDA=OFF)");
     return 77;
 }
 

@@ -26,7 +26,7 @@
 
 #ifndef CT_HAVE_CUDA
 int main(void) {
-    printf("test_cuda_parity: skipped (built without CUDA)\n");
+    ct_test_note_skip("test_cuda_parity", "built without CUDA (nvcc not found, or -DCT_ENABLE_CUDA=OFF)");
     return 77;
 }
 #else
@@ -649,7 +649,7 @@ static void test_allocator(void) {
 
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
-        printf("test_cuda_parity: skipped (no CUDA device)\n");
+        ct_test_note_skip("test_cuda_parity", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
         return 77;
     }
     cpu = ct_cpu_backend();

@@ -32,7 +32,7 @@
 
 #ifndef CT_HAVE_CUDA
 int main(void) {
-    printf("test_cuda_train: skipped (built without CUDA)\n");
+    ct_test_note_skip("test_cuda_train", "built without CUDA (nvcc not found, or -DCT_ENABLE_CUDA=OFF)");
     return 77;
 }
 #else
@@ -239,7 +239,7 @@ static void run_variant(const char *name, bool bf16, double tolerance) {
 
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
-        printf("test_cuda_train: skipped (no CUDA device)\n");
+        ct_test_note_skip("test_cuda_train", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
         return 77;
     }
     if (!ct_cuda_backend()) {
