@@ -239,12 +239,22 @@ static int check_messages(const ct_chat_message *messages, size_t n) {
     return 0;
 }
 
+/* The template's default system message goes first when the conversation brings none, as the
+ * Jinja template ct_chat_template_jinja writes does. It is never a training target. */
+static int default_system_turn(chat_builder *b, const ct_chat_message *messages, size_t n) {
+    const char *text = b->tpl->default_system;
+    if (!text || !*text || (n > 0 && !strcmp(messages[0].role, "system"))) return 0;
+    ct_chat_message system = {"system", text};
+    return b->tpl->format == CT_CHAT_LLAMA3 ? llama3_turn(b, &system, false) : chatml_turn(b, &system, false);
+}
+
 static int render(chat_builder *b, const ct_chat_message *messages, size_t n,
                   const ct_chat_options *options) {
     size_t last_assistant = n;
     for (size_t i = 0; i < n; i++)
         if (!strcmp(messages[i].role, "assistant")) last_assistant = i;
     if (b->tpl->format == CT_CHAT_LLAMA3) CT_TRY(push(b, b->tpl->begin_id, false));
+    CT_TRY(default_system_turn(b, messages, n));
     for (size_t i = 0; i < n; i++) {
         bool masked = !strcmp(messages[i].role, "assistant") &&
                       (options->mask == CT_CHAT_MASK_ALL || i == last_assistant);

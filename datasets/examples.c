@@ -183,10 +183,22 @@ static int check_roles(const loader *ld, const ct_example *ex) {
     return LINE_OK;
 }
 
+/* A line of another format than the one asked for names the format it looks like, since the
+ * usual cause is a format left at its default (eval's guess, the recipe's data.format). */
+static int wrong_format(const loader *ld, const cJSON *root) {
+    bool messages = cJSON_HasObjectItem(root, "messages"), label = cJSON_HasObjectItem(root, "label");
+    const char *fit = messages ? (label ? "dialog_intent" : "chat") : cJSON_HasObjectItem(root, "text") ? "intent" : NULL;
+    if (!fit || !strcmp(fit, format_names[ld->options->format])) return LINE_OK;
+    return bad(ld, "this line is %s data, not %s; read the file with the %s format (--format %s, or data.format: "
+                   "%s in a recipe)",
+               fit, format_names[ld->options->format], fit, fit, fit);
+}
+
 static int parse_object(const loader *ld, const cJSON *root, ct_example *ex) {
     ct_data_format format = ld->options->format;
     if (format == CT_DATA_INTENT) {
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+        if (!cJSON_IsString(text) && wrong_format(ld, root) != LINE_OK) return LINE_BAD;
         if (!cJSON_IsString(text)) return bad(ld, "no \"text\" string; %s", schema(format));
         if (is_blank(text->valuestring)) return bad(ld, "\"text\" is empty; give the utterance");
         int rc = parse_label(ld, root, ex);
@@ -197,6 +209,7 @@ static int parse_object(const loader *ld, const cJSON *root, ct_example *ex) {
     int rc = parse_messages(ld, root, ex);
     if (rc == LINE_OK) rc = check_roles(ld, ex);
     if (rc == LINE_OK && format == CT_DATA_DIALOG_INTENT) rc = parse_label(ld, root, ex);
+    if (rc == LINE_BAD) wrong_format(ld, root); /* a better message, when there is one */
     return rc;
 }
 

@@ -20,8 +20,10 @@ static ct_chat_message *conversation(const ct_sft_options *options, const ct_exa
             m[(*n)++] = (ct_chat_message){"system", options->system_prompt};
         m[(*n)++] = (ct_chat_message){"user", ex->text};
     } else {
-        bool with_answer = label >= 0;
-        if (with_answer && options->system_prompt && *options->system_prompt)
+        /* A dialogue that brings its own system message keeps it alone, as the model folder's
+         * chat template does with its default (datasets/chat_template_jinja.c). */
+        bool with_answer = label >= 0, own_system = !strcmp(ex->messages[0].role, "system");
+        if (with_answer && !own_system && options->system_prompt && *options->system_prompt)
             m[(*n)++] = (ct_chat_message){"system", options->system_prompt};
         for (size_t i = 0; i < ex->n_messages; i++) m[(*n)++] = ex->messages[i];
     }

@@ -2,8 +2,10 @@
  *
  * Every intent task is a chat. An intent example becomes
  *     [system(system_prompt)] user(text) assistant(display text of the label)
- * a dialog_intent example becomes its messages followed by
+ * a dialog_intent example becomes [system(system_prompt)], its messages, then
  *     assistant(display text of the label)
+ * (a dialogue that starts with its own system message gets no second one, as the model folder's
+ * chat template gives its default only to a conversation without one)
  * and a chat example is rendered as given. The chat template (ChatML or LLaMA 3) renders and
  * encodes the conversation; the loss mask marks the assistant content tokens and the end token
  * that closes each trained turn. With CT_CHAT_MASK_ALL every assistant turn is trained, so a
@@ -32,7 +34,8 @@
 typedef struct {
     const ct_chat_template *tpl;  /* the template (and through it the tokenizer) */
     const ct_label_set *labels;   /* intent and dialog_intent */
-    const char *system_prompt;    /* intent and dialog_intent: a system turn first; NULL/"": none */
+    const char *system_prompt;    /* intent and dialog_intent: a system turn first (unless the
+                                   * dialogue has its own); NULL/"": none */
     ct_chat_mask_mode loss_on;    /* CT_CHAT_MASK_ALL (all assistant turns) or CT_CHAT_MASK_LAST */
 } ct_sft_options;
 

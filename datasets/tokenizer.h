@@ -99,6 +99,10 @@ typedef struct {
     int32_t start_id;      /* <|im_start|> or <|start_header_id|> */
     int32_t header_end_id; /* LLaMA 3: <|end_header_id|> */
     int32_t end_id;        /* <|im_end|> or <|eot_id|>: closes a turn, masked with the content */
+    /* The system message rendered first when a conversation does not start with one (the
+     * prompt a model was trained with; see ct_chat_template_jinja). NULL or "": none. Borrowed:
+     * the caller keeps it alive. The loaders leave it NULL. */
+    const char *default_system;
 } ct_chat_template;
 
 /* The family a Jinja chat_template renders, found by its marker strings; templates of other
@@ -109,6 +113,16 @@ int ct_chat_template_init(ct_chat_template *tpl, const ct_tokenizer *tok, ct_cha
 /* Reads the chat_template of tokenizer_config.json (`path` is the file or its folder). Without
  * that file, or without a chat_template in it, the format follows the tokenizer's marker tokens. */
 int ct_chat_template_load(ct_chat_template *tpl, const ct_tokenizer *tok, const char *path);
+
+/* The Jinja chat_template (for tokenizer_config.json) that renders exactly what ct_chat_encode
+ * renders for `format`, with `default_system` (NULL or "": none) as the system message of a
+ * conversation that brings none: what transformers' apply_chat_template and llama.cpp use. The
+ * text is embedded as an escaped Jinja string literal. A new string the caller frees, or NULL. */
+char *ct_chat_template_jinja(ct_chat_format format, const char *default_system);
+/* Sets that template as the chat_template of dir/tokenizer_config.json (created when missing,
+ * other keys kept) and of dir/chat_template.jinja when the folder has one (newer transformers
+ * read that file first). Each file is replaced atomically. */
+int ct_chat_template_save(const char *dir, ct_chat_format format, const char *default_system);
 
 /* Renders and encodes a conversation. `out` is reset and filled; *mask gets a new array (the
  * caller frees) of out->len bytes, 1 for the assistant content tokens and the end token that

@@ -1,7 +1,8 @@
 /* `ctune eval --model MODEL_OR_CHECKPOINT --data FILE`: intent accuracy (with per-intent F1 and
  * the confusion matrix) and the held-out loss and perplexity, printed for people and as one JSON
- * summary line. Examples are converted exactly as training converts them: the system prompt and
- * chat template come from the recipe the model was trained with when it can be found. */
+ * summary line. Examples are converted exactly as training converts them: the system prompt,
+ * label set and chat template come from the model folder (ctune_task.json, labels.json,
+ * tokenizer_config.json) or else from the recipe the model was trained with. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "train/commands.h"
 #include "train/evaluate.h"
 #include "train/model_source.h"
+#include "train/model_task.h"
 #include "train/recipe.h"
 
 typedef struct {
@@ -28,13 +30,16 @@ static int usage(FILE *out) {
             "reported). Every format also reports the mean token loss and perplexity of its targets.\n\n"
             "  --model PATH          the model\n"
             "  --data FILE           .jsonl (intent, dialog_intent or chat) or plain text\n"
-            "  --format NAME         intent | dialog_intent | chat | text (default: the training recipe's\n"
-            "                        data.format, or guessed from the file)\n"
-            "  --labels FILE         labels.json (default: the training recipe's data.labels, or\n"
-            "                        labels.json beside FILE)\n"
-            "  --system TEXT         system prompt (default: the training recipe's data.system_prompt)\n"
+            "  --format NAME         intent | dialog_intent | chat | text (default: guessed from the\n"
+            "                        file's first line: {messages, label} is dialog_intent, {messages}\n"
+            "                        chat, {text, label} intent, a file that is not JSON Lines text)\n"
+            "  --labels FILE         labels.json (default: the label set the model was trained on: the\n"
+            "                        model folder's labels.json or the recipe's data.labels; else\n"
+            "                        labels.json beside FILE). A set other than the trained one is noted\n"
+            "  --system TEXT         system prompt (default: the one the model was trained with, from\n"
+            "                        the model folder's ctune_task.json or the recipe)\n"
             "  --max-examples N      score only the first N examples\n"
-            "  --max-seq-len N       cut sequences for the loss at N tokens (default: the recipe's, or 512)\n"
+            "  --max-seq-len N       cut sequences for the loss at N tokens (default: the training one, or 512)\n"
             "  --length-normalized   make the length-normalized rule the primary accuracy\n"
             "  --json FILE           also write the JSON summary to FILE\n\n"
             "Output: 'accuracy <number>' (intent data), a per-intent table, 'loss', 'perplexity', and a\n"
@@ -80,27 +85,73 @@ static int parse(int argc, char **argv, eval_args *a) {
     return 0;
 }
 
-/* What the evaluation needs to know, from the flags first, then the training recipe, then the file. */
+/* What the evaluation needs to know: the flags first, then how the model was trained (its
+ * folder's ctune_task.json, else the run's recipe), then the data file itself. */
 typedef struct {
     ct_data_format format;
     char *labels, *system;
     int64_t max_seq_len;
     bool length_normalized;
+    char *trained_labels; /* the label set the model was trained on, when known */
 } eval_settings;
 
-static const char *const recipe_format_names[] = {"intent", "chat", "dialog_intent", "text"};
+/* The trained task of a model folder's ctune_task.json or of the recipe it came with. */
+static int trained_task(const ct_model_source *source, ct_model_task *task, bool *known) {
+    *known = false;
+    if (source->model->source_dir) {
+        CT_TRY(ct_model_task_load(source->model->source_dir, task, known));
+        if (*known) return 0;
+    }
+    if (!source->recipe_yaml) return 0;
+    ct_recipe recipe;
+    CT_TRY(ct_recipe_init(&recipe));
+    /* A recipe that no longer loads (an older ctune's) leaves the task unknown. */
+    int rc = 0;
+    if (ct_recipe_load_text(&recipe, source->recipe_yaml, strlen(source->recipe_yaml), "the model's recipe") == 0) {
+        rc = ct_model_task_from_recipe(task, &recipe);
+        *known = rc == 0;
+    } else {
+        ct_clear_error();
+    }
+    ct_recipe_free(&recipe);
+    return rc;
+}
 
-static int guess_format(const char *path, ct_data_format *format) {
-    size_t n = strlen(path);
-    if (n < 6 || strcmp(path + n - 6, ".jsonl") != 0) return *format = CT_DATA_TEXT, 0;
+/* The first non-blank line of a file, or NULL. */
+static char *first_line(const char *path) {
     FILE *f = fopen(path, "r");
-    if (!f) return ct_fail("%s: cannot open it", path);
-    char line[8192] = "";
-    if (!fgets(line, sizeof line, f)) line[0] = '\0';
+    if (!f) return NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0 && strspn(line, " \t\r\n") == (size_t)n) continue;
     fclose(f);
-    bool messages = strstr(line, "\"messages\"") != NULL, label = strstr(line, "\"label\"") != NULL;
-    *format = messages ? (label ? CT_DATA_DIALOG_INTENT : CT_DATA_CHAT) : CT_DATA_INTENT;
-    return 0;
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+/* The format a data file holds, from the keys of its first line: {"messages", "label"} is
+ * dialog_intent, {"messages"} chat, {"text", "label"} intent; a file that is not JSON Lines is
+ * text. A line that tells nothing (malformed, other keys) leaves the trained format, or intent,
+ * and the loader names the line. */
+static ct_data_format guess_format(const char *path, const ct_model_task *trained) {
+    ct_data_format fallback = trained ? trained->format : CT_DATA_INTENT;
+    size_t n = strlen(path);
+    bool jsonl = n >= 6 && !strcmp(path + n - 6, ".jsonl");
+    char *line = first_line(path);
+    bool bom = line && !strncmp(line, "\xEF\xBB\xBF", 3);
+    cJSON *root = line ? cJSON_Parse(line + (bom ? 3 : 0)) : NULL;
+    free(line);
+    ct_data_format format = !cJSON_IsObject(root) ? (jsonl ? fallback : CT_DATA_TEXT)
+                            : cJSON_HasObjectItem(root, "messages")
+                                ? (cJSON_HasObjectItem(root, "label") ? CT_DATA_DIALOG_INTENT : CT_DATA_CHAT)
+                            : cJSON_HasObjectItem(root, "text") && cJSON_HasObjectItem(root, "label") ? CT_DATA_INTENT
+                                                                                                      : fallback;
+    cJSON_Delete(root);
+    return format;
 }
 
 static char *labels_beside(const char *data) {
@@ -111,26 +162,49 @@ static char *labels_beside(const char *data) {
     return path;
 }
 
-static int settle(const eval_args *a, const char *recipe_yaml, eval_settings *s) {
-    ct_recipe recipe;
-    bool have_recipe = false;
-    if (recipe_yaml && ct_recipe_init(&recipe) == 0) {
-        have_recipe = ct_recipe_load_text(&recipe, recipe_yaml, strlen(recipe_yaml), "the model's recipe") == 0;
-        if (!have_recipe) ct_recipe_free(&recipe);
-    }
+static int settle(const eval_args *a, const ct_model_source *source, eval_settings *s) {
+    ct_model_task task = {0};
+    bool known;
+    CT_TRY(trained_task(source, &task, &known));
+    const ct_model_task *trained = known ? &task : NULL;
     int rc = 0;
     if (a->format) rc = ct_data_format_parse(a->format, &s->format);
-    else if (have_recipe) rc = ct_data_format_parse(recipe_format_names[recipe.data.format], &s->format);
-    else rc = guess_format(a->data, &s->format);
-    s->labels = a->labels ? strdup(a->labels) : have_recipe && recipe.data.labels[0] ? strdup(recipe.data.labels) : labels_beside(a->data);
-    s->system = strdup(a->system ? a->system : have_recipe ? recipe.data.system_prompt : "");
-    s->max_seq_len = a->max_seq_len ? a->max_seq_len
-                     : have_recipe  ? ct_recipe_seq_len(&recipe)
-                                    : 512;
-    s->length_normalized = a->length_normalized >= 0 ? a->length_normalized : have_recipe && recipe.eval.length_normalized;
-    if (have_recipe) ct_recipe_free(&recipe);
-    if (rc == 0 && (!s->labels || !s->system)) rc = ct_fail("out of memory");
+    else {
+        s->format = guess_format(a->data, trained);
+        if (!trained || trained->format != s->format)
+            fprintf(stderr, "ctune eval: reading %s as %s data (guessed from the file; --format sets it)\n", a->data,
+                    ct_data_format_name(s->format));
+    }
+    s->labels = a->labels ? strdup(a->labels) : trained && trained->labels ? strdup(trained->labels) : labels_beside(a->data);
+    s->system = strdup(a->system ? a->system : trained ? trained->system_prompt : "");
+    s->trained_labels = trained && trained->labels ? strdup(trained->labels) : NULL;
+    s->max_seq_len = a->max_seq_len ? a->max_seq_len : trained ? trained->max_seq_len : 512;
+    s->length_normalized = a->length_normalized >= 0 ? a->length_normalized : trained && trained->length_normalized;
+    if (rc == 0 && (!s->labels || !s->system || (trained && trained->labels && !s->trained_labels)))
+        rc = ct_fail("out of memory");
+    ct_model_task_free(&task);
     return rc;
+}
+
+static bool same_labels(const ct_label_set *a, const ct_label_set *b) {
+    if (ct_label_set_count(a) != ct_label_set_count(b)) return false;
+    for (int i = 0; i < ct_label_set_count(a); i++)
+        if (strcmp(ct_label_set_id(a, i), ct_label_set_id(b, i)) ||
+            strcmp(ct_label_set_display(a, i), ct_label_set_display(b, i)))
+            return false;
+    return true;
+}
+
+/* --labels may differ from the trained set on purpose (a subset, renamed answers): say so once. */
+static void note_other_labels(const eval_settings *s, const ct_label_set *labels) {
+    if (!s->trained_labels || !strcmp(s->trained_labels, s->labels)) return;
+    ct_label_set *trained = ct_label_set_load(s->trained_labels);
+    if (trained && !same_labels(trained, labels))
+        fprintf(stderr, "ctune eval: note: --labels %s (%d labels) differs from the label set the model was trained on "
+                        "(%s, %d labels); answers are scored over --labels\n",
+                s->labels, ct_label_set_count(labels), s->trained_labels, ct_label_set_count(trained));
+    ct_label_set_free(trained);
+    ct_clear_error();
 }
 
 typedef struct {
@@ -149,6 +223,7 @@ static int load_data(eval_run *e, const eval_args *a) {
     if (intent) {
         e->labels = ct_label_set_load(s->labels);
         if (!e->labels) return ct_fail_context("--labels: ");
+        note_other_labels(s, e->labels);
     }
     ct_example_options options = {.format = s->format, .labels = e->labels,
                                   .max_examples = (size_t)a->max_examples};
@@ -231,7 +306,7 @@ static int write_summary(eval_run *e, const eval_args *a) {
 static int run(eval_run *e, const eval_args *a) {
     CT_TRY(ct_model_source_open(&e->source, a->model));
     if (!e->source.tokenizer) return ct_fail("%s: no tokenizer.json with the model", a->model);
-    CT_TRY(settle(a, e->source.recipe_yaml, &e->settings));
+    CT_TRY(settle(a, &e->source, &e->settings));
     CT_TRY(load_data(e, a));
     if (e->labels) CT_TRY(evaluate_intent(e, a));
     CT_TRY(evaluate_loss(e));
@@ -255,5 +330,6 @@ int ct_cmd_eval(int argc, char **argv) {
     free(e.source.recipe_yaml);
     free(e.settings.labels);
     free(e.settings.system);
+    free(e.settings.trained_labels);
     return rc < 0 ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "models/generate.h"
 #include "models/llama.h"
 #include "train/commands.h"
+#include "train/model_task.h"
 
 int ct_cmd_generate(int argc, char **argv);
 
@@ -35,7 +36,8 @@ static int generate_usage(void) {
            "prompt is refused).\n\n"
            "  --model DIR           the model folder\n"
            "  --prompt TEXT         the user message (with --raw: the whole input)\n"
-           "  --system TEXT         a system message before it\n"
+           "  --system TEXT         a system message before it (default: the system prompt the model was\n"
+           "                        trained with, from the folder's ctune_task.json, if it has one)\n"
            "  --max-new-tokens N    at most N new tokens (default 128)\n"
            "  --temperature T       0: greedy; > 0: sample from softmax(logits / T). Default 0, or 1\n"
            "                        when --top-p or --top-k is given\n"
@@ -144,6 +146,11 @@ static int encode_prompt(const generate_args *a, const ct_llama *m, ct_token_lis
     ct_chat_template tpl;
     if (ct_chat_template_load(&tpl, m->tokenizer, a->model) < 0)
         return ct_fail_context("chat template (use --raw to encode the prompt as it is): ");
+    /* Without --system, the system prompt the model was trained with (its folder's task file). */
+    ct_model_task task;
+    bool found;
+    CT_TRY(ct_model_task_load(a->model, &task, &found));
+    tpl.default_system = found ? task.system_prompt : NULL;
     ct_chat_message messages[2];
     size_t n = 0;
     if (a->system) messages[n++] = (ct_chat_message){"system", a->system};
@@ -152,6 +159,7 @@ static int encode_prompt(const generate_args *a, const ct_llama *m, ct_token_lis
     uint8_t *mask = NULL;
     int rc = ct_chat_encode(&tpl, messages, n, &options, ids, &mask);
     free(mask);
+    ct_model_task_free(&task);
     *stop = tpl.end_id;
     return rc;
 }

@@ -105,7 +105,9 @@ static int batch_nll(ct_llama *model, const ct_batch *host, ct_perplexity *acc) 
 int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
                     int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc) {
     ct_batch_options options = {.max_seq_len = max_seq_len, .batch_size = batch_size, .batch_tokens = batch_tokens,
-                                .bucket_size = 1024, .truncation = CT_TRUNCATE_RIGHT, .pad_id = pad_id};
+                                .bucket_size = 1024, .pad_id = pad_id,
+                                /* the end holds the targets of intent data (its answer): keep it */
+                                .truncation = CT_TRUNCATE_LEFT};
     ct_batcher *batcher = ct_batcher_new(store, &options);
     if (!batcher) return -1;
     ct_epoch_stats stats;

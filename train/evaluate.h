@@ -42,7 +42,8 @@ int ct_evaluate_intent(ct_llama *model, const ct_sft_options *options, const ct_
 void ct_intent_eval_free(ct_intent_eval *eval);
 
 /* Adds the token NLLs of every loss target in `store` to `acc` (batches of at most batch_size
- * sequences and batch_tokens tokens, sequences cut at max_seq_len as in training). Runs on the
+ * sequences and batch_tokens tokens; a longer sequence loses its beginning, as in training by
+ * default, so an intent example keeps its answer). Runs on the
  * model's device and in its compute_dtype: each batch is copied there, the summed loss back. */
 int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
                     int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc);

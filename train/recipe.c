@@ -109,7 +109,7 @@ static const ct_recipe_key schema[] = {
     INT("data.batch_size", data.batch_size, "64", "[1, )", "at most this many sequences in a batch"),
     BOOL("data.packing", data.packing, "false", "pack several examples into each row instead of padding"),
     ENUM("data.truncation", data.truncation, truncation_choices, "left",
-         "what a too-long sequence loses: right its end, left its beginning (the answer stays), drop all of it"),
+         "what a too-long sequence loses: right its end (not for intent data), left its beginning (the answer stays), drop all of it"),
     BOOL("data.shuffle", data.shuffle, "true", "shuffle the training examples every epoch (seeded)"),
     ENUM("data.loss_on", data.loss_on, loss_on_choices, "all_assistant",
          "which assistant turns are training targets; prompts never are"),
@@ -665,6 +665,13 @@ int ct_recipe_validate(const ct_recipe *r) {
         return ct_fail("tokenizer.train needs data.train to learn from");
     if (!r->train.max_steps && !r->train.epochs)
         return ct_fail("train.max_steps and train.epochs are both 0: set one of them");
+    /* An intent example's only target is its answer, at the very end: cutting the end of a long
+     * one leaves a sequence that trains nothing. */
+    if (r->data.truncation == CT_RECIPE_TRUNCATE_RIGHT &&
+        (r->data.format == CT_RECIPE_DATA_INTENT || r->data.format == CT_RECIPE_DATA_DIALOG_INTENT))
+        return ct_fail("data.truncation=right would cut the answer, the only target, off a long %s example; use "
+                       "left (keeps the answer) or drop",
+                       r->data.format == CT_RECIPE_DATA_INTENT ? "intent" : "dialog_intent");
     if (!m->path[0] && r->data.max_seq_len > m->max_seq_len)
         return ct_fail("data.max_seq_len (%d) exceeds model.max_seq_len (%d)", r->data.max_seq_len, m->max_seq_len);
     /* A loaded model's own max_seq_len is not known here, so only a known length is checked. */

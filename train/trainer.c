@@ -4,6 +4,7 @@
 
 #include "autograd/arena.h"
 #include "autograd/error.h"
+#include "train/model_task.h"
 #include "train/trainer_internal.h"
 
 static bool stop_requested(const ct_trainer *t) {
@@ -80,6 +81,7 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
     /* safetensors are written from host memory; training is over, so the model itself comes home. */
     if (ct_llama_device(t->model) != CT_CPU) CT_TRY(ct_llama_to_device(t->model, CT_CPU));
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
+    CT_TRY(ct_model_folder_write_serving(result->model_dir, t->recipe, t->chat.format));
     fprintf(t->log, "model: %s\n", result->model_dir);
     return 0;
 }
