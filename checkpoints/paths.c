@@ -1,6 +1,7 @@
 #include "checkpoints/paths.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,22 @@ int ct_make_dirs(const char *dir) {
     }
     free(path);
     return status;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) == 0 || errno == ENOENT) return 0;
+    ct_fail("cannot remove %s: %s; check its permissions", path, strerror(errno));
+    return 1; /* stops the walk; nftw returns it */
+}
+
+int ct_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : ct_fail("%s: %s", path, strerror(errno));
+    /* Depth first, so each folder is empty when its turn comes. */
+    int rc = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc == -1) return ct_fail("cannot remove %s: %s", path, strerror(errno));
+    return rc == 0 ? 0 : -1;
 }
 
 bool ct_is_file(const char *path) {

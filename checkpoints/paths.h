@@ -9,6 +9,10 @@ char *ct_path_join(const char *dir, const char *name);
 /* Creates a folder and its missing parents (mkdir -p); an existing component must be a folder.
  * 0, or -1 with a message naming the component. */
 int ct_make_dirs(const char *path);
+/* Removes a file, or a folder and everything below it (rm -rf; symbolic links are removed, never
+ * followed). A path that does not exist is fine. 0, or -1 with a message naming what could not
+ * be removed. */
+int ct_remove_tree(const char *path);
 bool ct_is_file(const char *path);
 bool ct_is_dir(const char *path);
 

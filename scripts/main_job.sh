@@ -6,20 +6,26 @@
 #   3. evaluate it on the hand-written single-turn test split and print its accuracy next to the
 #      corpus baselines of docs/datasets.md.
 # Runs from the repository root with the binary of scripts/setup.sh (CT_BUILD_DIR, default build).
-# Extra arguments are passed to both `ctune train` calls as key=value overrides.
+# Extra arguments are passed to both `ctune train` calls as key=value overrides. The runs go to
+# CT_RUNS_DIR (default runs) and replace the previous main job's runs there (overwrite=true), so
+# the script can be run again; a stage that fails or is interrupted (Ctrl-C exits 130) stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ctune="./${CT_BUILD_DIR:-build}/ctune"
+runs="${CT_RUNS_DIR:-runs}"
 [ -x "$ctune" ] || { echo "main_job.sh: $ctune not found; run scripts/setup.sh first" >&2; exit 1; }
+pretrain="$runs/pretrain_tiny_zh"
+finetune="$runs/full_finetune_intent_zh"
 
 start=$(date +%s)
-"$ctune" train recipes/pretrain_tiny_zh.yaml "$@"
+"$ctune" train recipes/pretrain_tiny_zh.yaml output_dir="$pretrain" overwrite=true "$@"
 pretrained=$(date +%s)
-"$ctune" train recipes/full_finetune_intent_zh.yaml "$@"
+"$ctune" train recipes/full_finetune_intent_zh.yaml model.path="$pretrain" tokenizer.path="$pretrain/tokenizer" \
+    output_dir="$finetune" overwrite=true "$@"
 finetuned=$(date +%s)
-"$ctune" eval --model runs/full_finetune_intent_zh --data datasets/data/intent_test.jsonl \
-    --json runs/full_finetune_intent_zh/test_eval.json | tee runs/full_finetune_intent_zh/test_eval.txt
-accuracy=$(awk '$1 == "accuracy" {print $2; exit}' runs/full_finetune_intent_zh/test_eval.txt)
+"$ctune" eval --model "$finetune" --data datasets/data/intent_test.jsonl \
+    --json "$finetune/test_eval.json" | tee "$finetune/test_eval.txt"
+accuracy=$(awk '$1 == "accuracy" {print $2; exit}' "$finetune/test_eval.txt")
 
 # The baselines were measured by `python3 tools/corpus/baselines.py` (docs/datasets.md, "Baselines"):
 # character n-gram classifiers trained on the same training split, on the same 380 test utterances.

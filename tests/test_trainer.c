@@ -7,6 +7,8 @@
  * train.precision=bf16 trains (with and without gradient checkpointing, bit-identically) and
  * tracks the fp32 run; fp16, and device=cuda without a usable GPU, are refused before anything is
  * written (with a GPU, device=cuda runs and its losses are compared with the CPU's). */
+#include <ftw.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,7 +44,7 @@ static void on_step(void *user, int64_t step, double loss) {
 
 /* A tiny pretraining recipe on the validation text, with overrides. */
 static int resolve(ct_recipe *recipe, const char *output_dir, int n_extra, char **extra) {
-    static char out[512], data[512];
+    static char out[512], data[4200];
     snprintf(out, sizeof out, "output_dir=%s", output_dir);
     snprintf(data, sizeof data, "data.train=%s", ct_test_path("datasets/data/pretrain_val.txt"));
     char *base[] = {"name=tiny",          out,
@@ -299,6 +301,178 @@ static void test_refusals(void) {
               gpu.losses[s], cpu.losses[s]);
 }
 
+/* ---- the run folder ---- */
+
+/* Every file below a folder, with its size and an FNV-1a hash of its bytes, one line each in
+ * path order (nftw visits a folder's entries in readdir order, so the lines are sorted after). */
+static char snapshot_lines[512][400];
+static int snapshot_count;
+static size_t snapshot_root;
+
+static int snapshot_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)ftw;
+    if (flag != FTW_F || snapshot_count == 512) return 0;
+    size_t len = 0;
+    char *bytes = ct_test_read_file(path, &len);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; bytes && i < len; i++) h = (h ^ (unsigned char)bytes[i]) * 1099511628211ull;
+    free(bytes);
+    snprintf(snapshot_lines[snapshot_count++], sizeof snapshot_lines[0], "%s %lld %016llx", path + snapshot_root,
+             (long long)st->st_size, (unsigned long long)h);
+    return 0;
+}
+
+static int compare_lines(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The snapshot as one string (the caller frees it); "" for a missing folder. */
+static char *snapshot(const char *dir) {
+    snapshot_count = 0;
+    snapshot_root = strlen(dir);
+    nftw(dir, snapshot_entry, 16, FTW_PHYS);
+    qsort(snapshot_lines, (size_t)snapshot_count, sizeof snapshot_lines[0], compare_lines);
+    char *all = calloc((size_t)snapshot_count + 1, sizeof snapshot_lines[0] + 1);
+    for (int i = 0; all && i < snapshot_count; i++) strcat(strcat(all, snapshot_lines[i]), "\n");
+    return all;
+}
+
+static int count_in_file(const char *path, const char *needle) {
+    char *text = ct_test_read_file(path, NULL);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(text);
+    return n;
+}
+
+/* A second run into a folder that holds a run is refused with one line naming the fixes and
+ * changes nothing; overwrite=true replaces the run, but only once its own checks have passed. */
+static void test_rerun_refused_or_overwritten(void) {
+    char dir[300], expected[900], checkpoints[400];
+    snprintf(dir, sizeof dir, "%s/rerun", tmp);
+    snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", dir);
+    recorder rec = {0};
+    ct_train_result r;
+    CHECK(run(dir, 0, NULL, &rec, &r) == 0, "first run: %s", ct_last_error());
+    char *before = snapshot(dir);
+    CHECK(before && strstr(before, "/checkpoints/step-00000006.h5 ") && strstr(before, "/model/model.safetensors "),
+          "the first run left: %s", before);
+
+    CHECK(run(dir, 1, (char *[]){"train.max_steps=2"}, &rec, &r) < 0, "a second run into %s was not refused", dir);
+    snprintf(expected, sizeof expected,
+             "output_dir=%s already holds a run (recipe.yaml, metrics.jsonl, model/, checkpoints); continue it with "
+             "resume=%s/step-00000006.h5, train into another output_dir=..., or set overwrite=true to replace it",
+             dir, checkpoints);
+    CHECK(!strcmp(ct_last_error(), expected), "message: %s", ct_last_error());
+    char *after = snapshot(dir);
+    CHECK(before && after && !strcmp(before, after), "the refused run changed the folder:\n%s---\n%s", before, after);
+    free(after);
+
+    /* overwrite=true with a run that fails in setup (after its tokenizer is learned): the earlier
+     * run is untouched. */
+    char *broken[] = {"overwrite=true", "model.path=/nonexistent/model"};
+    CHECK(run(dir, 2, broken, &rec, &r) < 0 && strstr(ct_last_error(), "/nonexistent/model"), "message: %s",
+          ct_last_error());
+    after = snapshot(dir);
+    CHECK(before && after && !strcmp(before, after), "a failed overwrite changed the folder:\n%s---\n%s", before, after);
+    free(after);
+
+    char *again[] = {"overwrite=true", "train.max_steps=2", "checkpoint.every=0"};
+    CHECK(run(dir, 3, again, &rec, &r) == 0, "overwrite=true: %s", ct_last_error());
+    after = snapshot(dir);
+    CHECK(after && strstr(after, "/checkpoints/step-00000002.h5 ") && !strstr(after, "step-00000003") &&
+              !strstr(after, "step-00000006"),
+          "the earlier run's checkpoints survived the overwrite (or the new one was pruned):\n%s", after);
+    char metrics[400];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    CHECK(count_in_file(metrics, "\"type\":\"start\"") == 1 && count_in_file(metrics, "\"step\":6") == 0,
+          "metrics.jsonl mixes the two runs");
+    free(after);
+    free(before);
+
+    /* A fresh run that fails after learning its tokenizer leaves no folder behind. */
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s/never_started", tmp);
+    CHECK(run(fresh, 1, (char *[]){"model.path=/nonexistent/model"}, &rec, &r) < 0, "a broken run started");
+    struct stat st;
+    CHECK(stat(fresh, &st) != 0, "a run that never started left %s", fresh);
+}
+
+/* Resuming the 2-layer checkpoint of test_resume_is_exact with another shape is refused naming
+ * the key and both values, and a failed resume changes nothing in the run folder. */
+static void test_resume_mismatch_refused(void) {
+    char dir[300], checkpoints[400], latest[700], resume[800];
+    snprintf(dir, sizeof dir, "%s/interrupted", tmp);
+    snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", dir);
+    CHECK(ct_h5_latest_checkpoint(checkpoints, "step-%08d.h5", latest, sizeof latest, NULL) == 1, "no checkpoint");
+    snprintf(resume, sizeof resume, "resume=%s", latest);
+    char *before = snapshot(dir);
+    recorder rec = {0};
+    ct_train_result r;
+    struct {
+        const char *override, *key, *stored, *mine;
+    } cases[] = {
+        {"model.num_layers=1", "num_hidden_layers", " 2 ", " 1 "},
+        {"model.num_layers=3", "num_hidden_layers", " 2 ", " 3 "},
+        {"model.hidden_size=64", "hidden_size", " 32 ", " 64 "},
+        {"model.intermediate_size=64", "intermediate_size", " 48 ", " 64 "},
+        {"model.num_kv_heads=1", "num_key_value_heads", " 2 ", " 1 "},
+        {"model.tie_word_embeddings=false", "tie_word_embeddings", " true ", " false "},
+        {"model.rope_theta=500000", "rope_theta", " 10000 ", " 500000 "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *extra[] = {resume, (char *)cases[i].override, "train.max_steps=8"};
+        int rc = run(dir, 3, extra, &rec, &r);
+        const char *msg = ct_last_error();
+        const char *key = strstr(msg, cases[i].key);
+        CHECK(rc < 0 && key && strstr(key, cases[i].stored) && strstr(key, cases[i].mine) && !strchr(msg, '\n'),
+              "%s: resumed, or the message lacks %s%s/%s: %s", cases[i].override, cases[i].key, cases[i].stored,
+              cases[i].mine, rc < 0 ? msg : "(no error)");
+        char *after = snapshot(dir);
+        CHECK(before && after && !strcmp(before, after), "%s: the failed resume changed the run folder",
+              cases[i].override);
+        free(after);
+    }
+    /* Another thread count is refused too, with the folder unchanged. */
+    char *threads[] = {resume, "threads=1", "train.max_steps=8"};
+    CHECK(run(dir, 3, threads, &rec, &r) < 0 && strstr(ct_last_error(), "threads"), "message: %s", ct_last_error());
+    char *after = snapshot(dir);
+    CHECK(before && after && !strcmp(before, after), "threads=1: the failed resume changed the run folder");
+    free(after);
+    free(before);
+    printf("resume refusals: %s\n", ct_last_error());
+}
+
+/* model.path = a run folder without model/ (interrupted): the weights of its newest checkpoint. */
+static void test_model_path_run_with_checkpoints_only(void) {
+    char dir[300], fine[300], model[400];
+    snprintf(dir, sizeof dir, "%s/stopped", tmp);
+    snprintf(fine, sizeof fine, "%s/from_stopped", tmp);
+    recorder first = {.stop_after = 2}, rec = {0};
+    ct_train_result r, r2;
+    CHECK(run(dir, 0, NULL, &first, &r) == 0 && r.interrupted && !r.model_dir[0], "interrupted run: %s", ct_last_error());
+    ct_model_source from_run, from_file;
+    CHECK(ct_model_source_open(&from_run, dir) == 0, "model.path=<run without model/>: %s", ct_last_error());
+    CHECK(ct_model_source_open(&from_file, r.checkpoint) == 0, "the checkpoint: %s", ct_last_error());
+    if (from_run.model && from_file.model) {
+        int same = 0;
+        for (int i = 0; i < from_file.model->n_params; i++)
+            same += !memcmp(from_run.model->params[i]->data, from_file.model->params[i]->data,
+                            ct_nbytes(from_file.model->params[i]));
+        CHECK(same == from_file.model->n_params && from_run.model->n_params == same, "%d of %d tensors equal", same,
+              from_file.model->n_params);
+    }
+    ct_model_source *sources[] = {&from_run, &from_file};
+    for (int i = 0; i < 2; i++) {
+        if (sources[i]->tokenizer != (sources[i]->model ? sources[i]->model->tokenizer : NULL))
+            ct_tokenizer_free(sources[i]->tokenizer);
+        ct_llama_free(sources[i]->model);
+        free(sources[i]->tokenizer_dir);
+        free(sources[i]->recipe_yaml);
+    }
+    snprintf(model, sizeof model, "model.path=%s", dir);
+    char *extra[] = {model, "train.max_steps=1", "data.val="};
+    CHECK(run_intent(fine, 3, extra, &rec, &r2) == 0, "fine-tune from the stopped run: %s", ct_last_error());
+}
+
 static void test_bad_model_path(void) {
     recorder rec = {0};
     ct_train_result r;
@@ -319,6 +493,9 @@ int main(void) {
     test_bf16_trains();
     test_refusals();
     test_bad_model_path();
+    test_rerun_refused_or_overwritten();
+    test_resume_mismatch_refused();
+    test_model_path_run_with_checkpoints_only();
     ct_test_remove_tree(tmp);
     return ct_test_finish("test_trainer");
 }

@@ -1,5 +1,8 @@
-/* `ctune train RECIPE.yaml [key=value ...]`: run a recipe. Ctrl-C saves a checkpoint at the next
- * step boundary and exits cleanly; a second Ctrl-C exits at once. */
+/* `ctune train RECIPE.yaml [key=value ...]`: run a recipe.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM: the first saves a checkpoint at the next step boundary, says how to
+ * resume, and the command exits 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), so a script
+ * running stages one after another stops; a second one quits at once without saving. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,11 +12,23 @@
 #include "train/commands.h"
 #include "train/trainer.h"
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, stop_signal;
+
+/* Only async-signal-safe calls here: write and _exit. */
+static void say(const char *text) {
+    ssize_t ignored = write(STDERR_FILENO, text, strlen(text));
+    (void)ignored;
+}
 
 static void on_interrupt(int sig) {
-    if (stop_flag) _exit(128 + sig);
+    if (stop_flag) {
+        say("\nctune train: quitting without saving; the steps since the last checkpoint are lost\n");
+        _exit(128 + sig);
+    }
     stop_flag = 1;
+    stop_signal = sig;
+    say(sig == SIGINT ? "\nctune train: interrupted: saving a checkpoint; press Ctrl-C again to quit without saving\n"
+                      : "\nctune train: terminated: saving a checkpoint; send the signal again to quit without saving\n");
 }
 
 static int usage(FILE *out) {
@@ -22,7 +37,9 @@ static int usage(FILE *out) {
             "Runs a training recipe. Any key can be overridden on the command line, e.g.\n"
             "  ctune train recipes/full_finetune_intent_zh.yaml optimizer.lr=1e-4 data.train=my.jsonl\n"
             "  ctune train recipes/pretrain_tiny_zh.yaml resume=runs/pretrain_tiny_zh/checkpoints/step-00000100.h5\n"
-            "Ctrl-C saves a checkpoint at the next step boundary and stops.\n\n"
+            "An output_dir that holds an earlier run is refused unless resume= continues it or overwrite=true\n"
+            "replaces it. Ctrl-C saves a checkpoint at the next step boundary and exits 130; a second Ctrl-C\n"
+            "quits at once without saving.\n\n"
             "Recipes in recipes/:\n");
     ct_recipe_print_list(out, "recipes");
     fprintf(out, "\nKeys (type, default, meaning):\n");
@@ -37,8 +54,17 @@ static void print_result(const ct_recipe *recipe, const ct_train_result *result)
         printf("val accuracy %.4f (length-normalized %.4f), macro F1 %.4f\n", result->accuracy,
                result->accuracy_length_normalized, result->macro_f1);
     if (result->evaluated) printf("val perplexity %.3f\n", result->perplexity);
-    if (result->checkpoint[0]) printf("checkpoint %s\n", result->checkpoint);
-    if (result->model_dir[0]) printf("model %s\n", result->model_dir);
+    /* The checkpoint and model paths were logged as they were written. */
+}
+
+/* An interrupted run: 128 + the signal, so a script running stages one after another stops. */
+static int interrupted(const ct_train_result *result) {
+    if (result->checkpoint[0])
+        printf("interrupted at step %lld: resume with resume=%s\n", (long long)result->steps, result->checkpoint);
+    else
+        printf("interrupted before the first step: nothing was written\n");
+    fflush(stdout);
+    return 128 + (stop_signal ? stop_signal : SIGINT);
 }
 
 int ct_cmd_train(int argc, char **argv) {
@@ -59,12 +85,11 @@ int ct_cmd_train(int argc, char **argv) {
     ct_train_hooks hooks = {.stop_requested = &stop_flag};
     ct_train_result result;
     int rc = ct_train(&recipe, &hooks, &result);
-    if (rc == 0) print_result(&recipe, &result);
+    if (rc == 0 && !result.interrupted) print_result(&recipe, &result);
     ct_recipe_free(&recipe);
     if (rc < 0) {
         fprintf(stderr, "ctune train: %s\n", ct_last_error());
         return 1;
     }
-    if (result.interrupted) printf("interrupted: resume with resume=%s\n", result.checkpoint);
-    return 0;
+    return result.interrupted ? interrupted(&result) : 0;
 }

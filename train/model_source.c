@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "autograd/error.h"
+#include "checkpoints/hdf5_file.h"
 #include "checkpoints/paths.h"
 #include "train/trainer_internal.h"
 
@@ -23,7 +24,9 @@ static char *run_recipe_of(const char *model_dir) {
     return text;
 }
 
-static int open_folder(ct_model_source *source, const char *dir) {
+static int open_folder(ct_model_source *source, const char *dir, const char *kind) {
+    snprintf(source->loaded_from, sizeof source->loaded_from, "%s", dir);
+    source->kind = kind;
     source->model = ct_llama_load(dir);
     if (!source->model) return -1;
     source->tokenizer = source->model->tokenizer;
@@ -32,16 +35,39 @@ static int open_folder(ct_model_source *source, const char *dir) {
     return 0;
 }
 
+static int open_checkpoint(ct_model_source *source, const char *file, const char *kind) {
+    snprintf(source->loaded_from, sizeof source->loaded_from, "%s", file);
+    source->kind = kind;
+    source->model = ct_trainer_load_model_from_checkpoint(file, &source->tokenizer, &source->recipe_yaml);
+    return source->model ? 0 : -1;
+}
+
+/* A run folder without model/ (interrupted, or still running): its newest checkpoint, which holds
+ * the whole model. 1 when there is one, 0 when not, -1 on error. */
+static int open_run_checkpoint(ct_model_source *source, const char *run) {
+    char dir[4096], latest[4096];
+    if (!path_in(dir, sizeof dir, run, "checkpoints") || !ct_is_dir(dir)) return 0;
+    int found = ct_h5_latest_checkpoint(dir, CT_CHECKPOINT_PATTERN, latest, sizeof latest, NULL);
+    if (found <= 0) return found;
+    return open_checkpoint(source, latest, "the run's newest checkpoint; it has no model/ folder") < 0 ? -1 : 1;
+}
+
 int ct_model_source_open(ct_model_source *source, const char *path) {
     memset(source, 0, sizeof *source);
     char config[4096], nested_dir[4096], nested[4096];
-    if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config)) return open_folder(source, path);
+    if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config))
+        return open_folder(source, path, "Hugging Face folder");
     if (path_in(nested_dir, sizeof nested_dir, path, CT_RUN_MODEL_DIR) &&
         path_in(nested, sizeof nested, nested_dir, "config.json") && ct_is_file(nested))
-        return open_folder(source, nested_dir);
-    if (ct_is_file(path)) {
-        source->model = ct_trainer_load_model_from_checkpoint(path, &source->tokenizer, &source->recipe_yaml);
-        return source->model ? 0 : -1;
+        return open_folder(source, nested_dir, "the run's model/ folder");
+    if (ct_is_file(path)) return open_checkpoint(source, path, "checkpoint file");
+    if (ct_is_dir(path)) {
+        int found = open_run_checkpoint(source, path);
+        if (found != 0) return found < 0 ? -1 : 0;
+        if (path_in(config, sizeof config, path, "recipe.yaml") && ct_is_file(config))
+            return ct_fail("%s: a run folder with neither a model/ folder nor a checkpoint in checkpoints/ (the run "
+                           "stopped before its first checkpoint); train it again, or give a checkpoint file",
+                           path);
     }
     return ct_fail("%s: no config.json, model/ folder or checkpoint file there; give a Hugging Face model folder, "
                    "a ctune run folder or a .h5 checkpoint", path);

@@ -1,6 +1,8 @@
 /* Where a model comes from, for `model.path`, `ctune eval --model` and the later stages of a
  * pipeline: a Hugging Face folder (config.json, safetensors, tokenizer.json), a ctune run folder
- * (its model/ folder), or a ctune HDF5 checkpoint (weights, config, tokenizer and recipe inside).
+ * (its model/ folder or, for a run that has none yet because it was interrupted, the newest
+ * checkpoint in its checkpoints/ folder), or a ctune HDF5 checkpoint (weights, config, tokenizer
+ * and recipe inside).
  * Also finds the recipe the model was trained with, so evaluation can convert examples the same
  * way training did (the same system prompt, the same chat template). */
 #ifndef CT_MODEL_SOURCE_H
@@ -14,6 +16,8 @@ typedef struct {
     ct_tokenizer *tokenizer; /* the model's own (model->tokenizer) for a folder; NULL if none */
     char *tokenizer_dir;     /* the folder holding tokenizer.json and tokenizer_config.json, or NULL */
     char *recipe_yaml;       /* the training recipe's resolved YAML, or NULL when unknown */
+    char loaded_from[4096];  /* the folder or checkpoint file the weights were read from */
+    const char *kind;        /* what that is, for messages: "Hugging Face folder", ... */
 } ct_model_source;
 
 /* Fills *source (the caller frees the model with ct_llama_free, a tokenizer that is not the

@@ -57,11 +57,15 @@ static const ct_recipe_key schema[] = {
     STRING("output_dir", output_dir, "", "the run directory (resolved recipe, logs, checkpoints); empty = runs/<name>"),
     STRING("resume", resume, "",
            "a checkpoint to continue from (weights, optimizer, step, data position); empty = start fresh"),
+    BOOL("overwrite", overwrite, "false",
+         "a fresh run in an output_dir that holds an earlier run replaces it (checkpoints, model/, metrics, "
+         "plot, recipe.yaml) once its own checks have passed; false = refuse to start there"),
 
     SECTION("model", "the network: pretrained weights to start from, or the shape of a new one"),
     STRING("model.path", model.path, "",
-           "HF model folder (config.json + safetensors) or ctune checkpoint; empty = a new model shaped "
-           "by the keys below, which a loaded model's config overrides"),
+           "HF model folder (config.json + safetensors), ctune run folder (its model/, else its newest "
+           "checkpoint) or .h5 checkpoint; empty = a new model shaped by the keys below, which a loaded "
+           "model's config overrides"),
     ENUM("model.arch", model.arch, arch_choices, "llama",
          "family of a new model: qwen2 adds q/k/v biases, qwen3 q/k norms"),
     INT("model.hidden_size", model.hidden_size, "128", "[1, )", "width of the residual stream"),

@@ -101,6 +101,7 @@ typedef struct {
     int threads; /* 0 = all cores */
     char *output_dir; /* "" before ct_recipe_finalize = runs/<name> */
     char *resume;
+    bool overwrite; /* a fresh run may replace an earlier run in output_dir */
     ct_recipe_model model;
     ct_recipe_tokenizer tokenizer;
     ct_recipe_data data;

@@ -87,11 +87,14 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
 }
 
 static int run(ct_trainer *t, const ct_recipe *recipe, ct_train_result *result) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/recipe.yaml", recipe->output_dir);
-    CT_TRY(ct_recipe_save(recipe, path));
+    /* Every check first (the resume's included): the run folder changes only once they passed. */
     if (recipe->resume[0]) CT_TRY(ct_trainer_resume(t, recipe->resume));
     result->steps = t->step;
+    if (stop_requested(t)) { /* asked to stop during setup: nothing written, nothing to save */
+        result->interrupted = true;
+        return 0;
+    }
+    CT_TRY(ct_run_folder_start(t));
     int log_every = recipe->train.log_every > 0 ? recipe->train.log_every : 1;
     ct_progress_init(&t->progress, t->log, t->total_steps, t->step, log_every);
     CT_TRY(loop(t, result));

@@ -39,7 +39,8 @@
 
 typedef struct {
     /* Set (to non-zero) by a signal handler: the loop saves a checkpoint at the next step
-     * boundary and returns with result->interrupted. NULL: never. */
+     * boundary and returns with result->interrupted. Set before the run started (during setup):
+     * it returns with result->interrupted, nothing written, result->checkpoint "". NULL: never. */
     volatile sig_atomic_t *stop_requested;
     /* Progress and messages; NULL = stderr. */
     FILE *log;
@@ -62,7 +63,9 @@ typedef struct {
 } ct_train_result;
 
 /* Runs the recipe (already resolved: ct_recipe_resolve). hooks may be NULL. Returns 0, or -1
- * with a one-line message. */
+ * with a one-line message. The run folder (output_dir) changes only once setup and a resume's
+ * checks have passed; a fresh run into a folder holding an earlier run is refused unless
+ * recipe->overwrite (train/run_folder.c). */
 int ct_train(const ct_recipe *recipe, const ct_train_hooks *hooks, ct_train_result *result);
 
 #endif

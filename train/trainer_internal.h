@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "checkpoints/hdf5_file.h"
 #include "datasets/batching.h"
 #include "datasets/examples.h"
 #include "datasets/label_set.h"
@@ -43,6 +44,12 @@ typedef struct {
     int64_t step;        /* optimizer steps taken */
     int64_t total_steps;
 
+    /* The run folder (train/run_folder.c): a tokenizer written during setup waits in
+     * tokenizer_stage until the run starts; an earlier run is replaced only then. */
+    char *tokenizer_stage;
+    bool made_output_dir; /* setup created output_dir: removed again if the run never starts */
+    bool replaces_run;    /* overwrite=true and output_dir holds an earlier run */
+
     ct_run_log *run_log;
     ct_progress progress;
     double started_at, elapsed_before; /* the run's clock across resumes */
@@ -55,12 +62,23 @@ void ct_trainer_teardown(ct_trainer *t);
 /* The sft options (template, labels, system prompt, loss mode) of the recipe's data. */
 ct_sft_options ct_trainer_sft_options(const ct_trainer *t);
 
+/* run_folder.c: refuses an output_dir holding an earlier run (unless resume or overwrite);
+ * stages setup's files; starts the run (removes the earlier run, places the staged tokenizer,
+ * opens metrics.jsonl, writes recipe.yaml) once every check has passed; or abandons it. */
+int ct_run_folder_check(ct_trainer *t);
+const char *ct_run_folder_stage_tokenizer(ct_trainer *t); /* its path, owned by t; NULL on error */
+int ct_run_folder_start(ct_trainer *t);
+void ct_run_folder_abandon(ct_trainer *t);
+
 /* trainer_step.c: one optimizer step; *loss gets its mean token loss. */
 int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tokens);
 
 /* trainer_state.c: checkpoints. */
 int ct_trainer_save(ct_trainer *t, char *path, size_t size);
 int ct_trainer_resume(ct_trainer *t, const char *path);
+/* trainer_resume_check.c: the checkpoint's model config, tensors and tokenizer against this run's;
+ * the first difference is refused naming the key or tensor and both values. */
+int ct_trainer_check_checkpoint(const ct_trainer *t, ct_h5_reader *rd, const char *path);
 /* Writes the tokenizer files a checkpoint holds into dir (created), for the final model folder. */
 int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir);
 /* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). */

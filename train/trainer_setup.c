@@ -20,7 +20,8 @@ double ct_seconds_now(void) {
 
 /* ---- tokenizer ---- */
 
-static int learn_tokenizer(ct_trainer *t, const char *dir) {
+/* Learns into `dir` (the staging folder) what the run will keep in `final`. */
+static int learn_tokenizer(ct_trainer *t, const char *dir, const char *final) {
     const ct_recipe *r = t->recipe;
     ct_bpe_trainer *trainer = ct_bpe_trainer_new();
     if (!trainer) return -1;
@@ -32,22 +33,30 @@ static int learn_tokenizer(ct_trainer *t, const char *dir) {
     if (rc == 0) rc = ct_bpe_trainer_save(trainer, dir);
     ct_bpe_trainer_free(trainer);
     if (rc < 0) return ct_fail_context("tokenizer.train: ");
-    fprintf(t->log, "tokenizer: learned %d tokens from %s into %s\n", report.vocab_size, r->data.train, dir);
+    fprintf(t->log, "tokenizer: learned %d tokens from %s into %s\n", report.vocab_size, r->data.train, final);
     return 0;
 }
 
-/* tokenizer.train learns one into output_dir/tokenizer (reused when resuming); tokenizer.path
- * loads one; otherwise the model folder's own is used (set after the model is loaded). */
+/* tokenizer.train learns one for output_dir/tokenizer (reused when resuming; a new one waits in a
+ * staging folder until the run starts); tokenizer.path loads one; otherwise the model folder's
+ * own is used (set after the model is loaded). */
 static int setup_tokenizer(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->tokenizer.train) {
-        CT_TRY(ct_make_dirs(r->output_dir));
-        t->tokenizer_dir = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
-        if (!t->tokenizer_dir) return -1;
-        char *file = ct_path_join(t->tokenizer_dir, "tokenizer.json");
+        char *final = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
+        char *file = final ? ct_path_join(final, "tokenizer.json") : NULL;
         bool reuse = file && r->resume[0] && ct_is_file(file);
         free(file);
-        if (!reuse) CT_TRY(learn_tokenizer(t, t->tokenizer_dir));
+        if (!final) return -1;
+        if (reuse) {
+            t->tokenizer_dir = final;
+        } else {
+            const char *stage = ct_run_folder_stage_tokenizer(t);
+            t->tokenizer_dir = stage ? ct_strdup(stage) : NULL;
+            int rc = t->tokenizer_dir ? learn_tokenizer(t, t->tokenizer_dir, final) : -1;
+            free(final);
+            CT_TRY(rc);
+        }
     } else if (r->tokenizer.path[0]) {
         t->tokenizer_dir = ct_strdup(r->tokenizer.path);
         if (!t->tokenizer_dir) return -1;
@@ -121,16 +130,19 @@ static int setup_model(ct_trainer *t) {
             t->tokenizer = source.tokenizer;
             t->tokenizer_dir = source.tokenizer_dir;
             source.tokenizer_dir = NULL;
-            if (!t->tokenizer_dir) { /* a checkpoint file: its tokenizer files go beside the run */
-                CT_TRY(ct_make_dirs(r->output_dir));
-                t->tokenizer_dir = ct_path_join(r->output_dir, CT_RUN_TOKENIZER_DIR);
-                if (!t->tokenizer_dir || ct_trainer_extract_tokenizer(r->model.path, t->tokenizer_dir) < 0) return -1;
+            if (!t->tokenizer_dir) { /* a checkpoint: its tokenizer files go beside the run */
+                const char *stage = ct_run_folder_stage_tokenizer(t);
+                t->tokenizer_dir = stage ? ct_strdup(stage) : NULL;
+                if (!t->tokenizer_dir || ct_trainer_extract_tokenizer(source.loaded_from, t->tokenizer_dir) < 0)
+                    return -1;
             }
         } else if (source.tokenizer != t->model->tokenizer) {
             ct_tokenizer_free(source.tokenizer);
         }
         free(source.tokenizer_dir);
         free(source.recipe_yaml);
+        fprintf(t->log, "model: loaded %s (%s, %lld parameters)\n", source.loaded_from, source.kind,
+                (long long)ct_llama_num_params(t->model));
     } else {
         if (!t->tokenizer)
             return ct_fail("a new model needs a tokenizer: set tokenizer.train=true or tokenizer.path");
@@ -266,6 +278,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     t->hooks = hooks;
     t->log = hooks && hooks->log ? hooks->log : stderr;
     CT_TRY(check_device_and_precision(recipe));
+    CT_TRY(ct_run_folder_check(t));
     if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
     t->threads = omp_get_max_threads();
     CT_TRY(read_data(t));
@@ -273,9 +286,6 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     CT_TRY(setup_model(t));
     CT_TRY(setup_data(t));
     CT_TRY(setup_optimizer(t));
-    /* Last, so a run that fails to start leaves an existing run folder as it was. */
-    t->run_log = ct_run_log_open(recipe->output_dir);
-    if (!t->run_log) return ct_fail_context("output_dir=%s: ", recipe->output_dir);
     char device[256];
     fprintf(t->log, "model: %s, %lld parameters, device %s, %s, %d threads, %lld steps\n",
             ct_llama_arch_name(t->model->config.arch), (long long)ct_llama_num_params(t->model),
@@ -287,6 +297,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
 
 void ct_trainer_teardown(ct_trainer *t) {
     if (t->run_log) ct_run_log_close(t->run_log);
+    ct_run_folder_abandon(t); /* a run that never started leaves no staged files */
     ct_batcher_free(t->batcher);
     ct_seq_store_free(&t->train_store);
     ct_seq_store_free(&t->val_store);
@@ -294,7 +305,7 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_examples_free(t->val_examples);
     ct_label_set_free(t->labels);
     ct_adamw_free(t->optimizer);
-    if (t->model && t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);
+    if (!t->model || t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);
     ct_llama_free(t->model);
     free(t->tokenizer_dir);
     memset(t, 0, sizeof *t);

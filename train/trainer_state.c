@@ -104,6 +104,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (rc == 0 && threads != t->threads)
         rc = ct_fail("resume=%s: written with %lld threads but this run has %d; set threads=%lld for a bit-identical "
                      "resume", path, (long long)threads, t->threads, (long long)threads);
+    if (rc == 0) rc = ct_trainer_check_checkpoint(t, rd, path);
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "step", &step);
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "optimizer_step", &optimizer_step);
     if (rc == 0) rc = ct_h5_get_double(rd, STATE, "elapsed_s", &t->elapsed_before);
