@@ -38,3 +38,15 @@ Intent accuracy on the hand-written single-turn test split (datasets/data/intent
   baseline: majority class                           0.068
 time: pretraining $(( pretrained - start )) s, fine-tuning $(( finetuned - pretrained )) s, evaluation $(( $(date +%s) - finetuned )) s
 EOF
+
+# The same figures for scripts/record_main_job.sh, which writes them into docs/PERF.md.
+python3 - "$finetune/test_eval.json" "$runs/main_job.json" "$("$ctune" --version | sed -n 2p)" \
+    "$(( pretrained - start ))" "$(( finetuned - pretrained ))" "$(( $(date +%s) - finetuned ))" <<'PY'
+import datetime, json, sys
+evaluation = json.load(open(sys.argv[1]))
+summary = {"date": datetime.date.today().isoformat(), "blas": sys.argv[3],
+           "pretrain_s": int(sys.argv[4]), "finetune_s": int(sys.argv[5]), "eval_s": int(sys.argv[6]),
+           "accuracy": evaluation["accuracy_summed"],
+           "accuracy_length_normalized": evaluation["accuracy_length_normalized"]}
+json.dump(summary, open(sys.argv[2], "w"), indent=1)
+PY

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
-        printf("ctune %s\n", CT_VERSION);
+        printf("ctune %s\n%s\n", CT_VERSION, ct_blas_describe());
         return 0;
     }
     for (int i = 0; i < n_commands; i++)
