@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # libopenblas-openmp-dev, not libopenblas-dev: the latter pulls the pthread build of OpenBLAS,
 # whose own thread pool oversubscribes the cores (or deadlocks) when sgemm is called from inside
 # ctune's OpenMP parallel regions. The OpenMP build shares OpenMP's threads instead.
+# python3 and python3-venv: the main job's summary and the integration tests' virtual environment
+# (tests/integration/run.sh); nothing in the training path.
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
-          libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3)
+          libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do

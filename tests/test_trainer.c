@@ -437,6 +437,17 @@ static void test_resume_mismatch_refused(void) {
     char *after = snapshot(dir);
     CHECK(before && after && !strcmp(before, after), "threads=1: the failed resume changed the run folder");
     free(after);
+    /* An older checkpoint while a later one of the same run sits beside it: refused, since
+     * keep_last would prune the new checkpoints in favour of the abandoned later one. */
+    char older[800];
+    snprintf(older, sizeof older, "resume=%s/step-00000003.h5", checkpoints);
+    char *branch[] = {older, "train.max_steps=8"};
+    CHECK(strstr(latest, "step-00000006.h5") && run(dir, 2, branch, &rec, &r) < 0 &&
+              strstr(ct_last_error(), "later checkpoint of this run") && strstr(ct_last_error(), "(step 6)"),
+          "resume from step 3 beside step 6: %s", ct_last_error());
+    after = snapshot(dir);
+    CHECK(before && after && !strcmp(before, after), "the refused older resume changed the run folder");
+    free(after);
     free(before);
     printf("resume refusals: %s\n", ct_last_error());
 }

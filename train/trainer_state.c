@@ -96,6 +96,22 @@ static int read_weights(ct_h5_reader *rd, ct_llama *m) {
     return 0;
 }
 
+/* Resuming from an older checkpoint while later ones sit in checkpoint.dir would mix two
+ * continuations there: keep_last would prune the new checkpoints in favour of the abandoned
+ * higher-numbered ones, and "the latest checkpoint" would name the abandoned run. */
+static int check_no_later_checkpoint(const ct_trainer *t, const char *path, int64_t step) {
+    char later[4096];
+    int64_t later_step = 0;
+    const int found = ct_h5_latest_checkpoint(t->recipe->checkpoint.dir, CT_CHECKPOINT_PATTERN, later, sizeof later,
+                                              &later_step);
+    if (found < 0) return -1;
+    if (found == 0 || later_step <= step) return 0;
+    return ct_fail("resume=%s: %s holds a later checkpoint of this run, %s (step %lld); resume from that one, or "
+                   "continue from step %lld into another output_dir=... so the later checkpoints are neither pruned "
+                   "nor mixed with the new ones",
+                   path, t->recipe->checkpoint.dir, later, (long long)later_step, (long long)step);
+}
+
 int ct_trainer_resume(ct_trainer *t, const char *path) {
     ct_h5_reader *rd = ct_h5_open(path);
     if (!rd) return ct_fail_context("resume: ");
@@ -124,6 +140,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (step >= t->total_steps)
         return ct_fail("resume=%s: the run already took %lld of its %lld steps; raise train.max_steps to continue", path,
                        (long long)step, (long long)t->total_steps);
+    CT_TRY(check_no_later_checkpoint(t, path, step));
     t->step = step;
     t->optimizer->step = optimizer_step;
     fprintf(t->log, "resumed from %s at step %lld\n", path, (long long)step);
