@@ -2,8 +2,8 @@
 
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/tape.h"
 #include "kernels/device.h"
 

@@ -21,7 +21,7 @@
 #ifndef CT_CHECKPOINT_H
 #define CT_CHECKPOINT_H
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 #define CT_CHECKPOINT_MAX_TENSORS 64
 

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "kernels/device.h"
 

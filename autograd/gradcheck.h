@@ -9,7 +9,7 @@
 #ifndef CT_GRADCHECK_H
 #define CT_GRADCHECK_H
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 typedef ct_tensor *(*ct_gradcheck_fn)(ct_tensor *const *inputs, int n_inputs, void *user);
 

@@ -1,6 +1,6 @@
 /* SiLU and SwiGLU. Backward recomputes the sigmoid from the saved inputs rather than keeping it.
  * gate and up may be f32 or bf16 in any mix; the output has gate's dtype. */
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"

@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 typedef struct {
     ct_tensor *q_pos, *k_pos; /* i32 [B, T] and [B, S], or both NULL to derive from kv_offset */

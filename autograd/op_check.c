@@ -1,5 +1,5 @@
 /* Operand checks shared by the ops: one-line messages naming the op and both shapes. */
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 
 ct_tensor *ct_fail_shapes(const char *op, const ct_tensor *a, const ct_tensor *b, const char *why) {

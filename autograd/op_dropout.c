@@ -1,7 +1,7 @@
 /* Dropout. Only (p, seed, stream) is saved: backward redraws the mask from the counter-based RNG,
  * which costs a hash per element instead of a mask tensor's memory. */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"

@@ -1,8 +1,8 @@
 /* Elementwise add, multiply and scale, with one-row broadcasting of the second operand, and the
  * f32 <-> bf16 conversion. The gradient of a broadcast row is the sum over the rows it was
  * repeated on. add and mul take f32 and bf16 operands in any mix (the output has a's dtype). */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

@@ -1,7 +1,7 @@
 /* Embedding lookup: rows of a [vocab, dim] table picked by i32 ids. Rows keep the table's dtype
  * (f32, f64, bf16); a frozen i8 or f16 table is read into f32 rows. A trainable table gets a
  * deterministic scatter-add gradient (f32 for a bf16 table). */
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

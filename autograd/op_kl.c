@@ -1,7 +1,7 @@
 /* Distillation KL divergence with temperature (see autograd/ops_transformer.h for the formula and
  * normalization). Forward keeps three f64 numbers per row; nothing of size [rows, V] is saved. */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"

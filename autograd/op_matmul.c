@@ -3,8 +3,8 @@
  * written back through the transpose flags so that no transposed copy is ever made. bf16 (and
  * i8) operands are widened by the GEMM kernel a tile at a time; C has a's dtype, and dC, dA and
  * dB are f32 whatever a and b are stored in. */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

@@ -1,8 +1,8 @@
 /* RMSNorm (HF LlamaRMSNorm). Forward saves each row's 1 / rms for backward, so backward needs
  * no second reduction over x^2. x and weight may be f32 or bf16 in any mix (y has x's dtype,
  * 1 / rms is kept in f32). */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"

@@ -1,7 +1,7 @@
 /* Sum and mean of all elements. d(sum)/dx = 1 everywhere, so backward adds the incoming scalar
  * gradient (times 1/n for the mean) to every element. */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

@@ -3,8 +3,8 @@
  * a bf16 y; its gradient (f32) rotates back in f32. */
 #include <math.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "autograd/tape.h"

@@ -1,7 +1,7 @@
 /* Log-softmax and softmax cross-entropy over the last dimension. Cross-entropy also takes bf16
  * logits (an f32 loss, an f32 gradient). */
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

@@ -1,5 +1,5 @@
 /* tanh: its backward needs only the output, d tanh(x)/dx = 1 - tanh(x)^2. */
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

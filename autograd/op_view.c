@@ -2,8 +2,8 @@
  * separate tensors (a view's gradient flows back into the matching part of its base's). */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 

@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 #include "kernels/backend.h"
 
 /* op(a) @ op(b). Without transpose_a, a may have leading dimensions ([..., K]) that are kept in

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 /* RMSNorm over the last dimension, as HF LlamaRMSNorm:
  *   y = x / sqrt(mean(x^2, last dim) + eps) * weight

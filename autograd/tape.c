@@ -2,13 +2,19 @@
 
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
 
 static bool grad_mode = true;
 static ct_node *tape_top;
+
+/* Tape nodes live in the scope's arena, so a scope's end must forget the nodes recorded in it:
+ * the arena (core/, below) calls back through this listener. */
+static void *tape_mark(void) { return tape_top; }
+static void tape_release(void *mark) { tape_top = mark; }
+static const ct_scope_listener tape_listener = {tape_mark, tape_release};
 
 bool ct_grad_enabled(void) { return grad_mode; }
 
@@ -31,6 +37,7 @@ ct_node *ct_record(const char *op, ct_backward_fn backward, ct_tensor *const *in
         ct_fail("%s: %d inputs (the tape records at most %d)", op, n_inputs, CT_MAX_INPUTS);
         return NULL;
     }
+    if (!tape_top) ct_scope_set_listener(&tape_listener); /* before the first node: the tape is empty */
     ct_node *node = ct_arena_calloc(sizeof *node);
     if (!node) return NULL;
     node->op = op;

@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 #define CT_MAX_INPUTS 8
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
 
 static inline void bench_blas_start(char **argv) {

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "bench/bench_blas.h"
 #include "kernels/device.h"
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "bench/bench_blas.h"
 #include "models/generate.h"
 #include "models/score.h"

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "autograd/arena.h"
+#include "core/arena.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "bench/bench_blas.h"
 

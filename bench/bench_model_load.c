@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "bench/bench_blas.h"
 #include "models/llama.h"
 

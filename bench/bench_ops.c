@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
-#include "autograd/rng.h"
-#include "autograd/tensor.h"
+#include "core/rng.h"
+#include "core/tensor.h"
 #include "bench/bench_blas.h"
 #include "kernels/backend.h"
 

@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "bench/bench_blas.h"
 #include "checkpoints/safetensors.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "bench/bench_blas.h"
 #include "datasets/tokenizer.h"
 

@@ -29,9 +29,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "bench/bench_blas.h"
 #include "kernels/backend.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "checkpoints/hdf5_file.h"
 
 /* Steps have at most 18 digits: they fit an int64 without overflow checks. */

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "checkpoints/hdf5_file.h"
 
 void ct_h5_silence(void) {

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 /* Root attribute "format" holds this; "format_version" the version below. */
 #define CT_H5_FORMAT "ctune"

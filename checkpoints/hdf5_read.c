@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "checkpoints/hdf5_file.h"
 #include "kernels/device.h"
 

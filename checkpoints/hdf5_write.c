@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
 #include "kernels/device.h"
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 /* safetensors allows any rank; 8 covers every model we load (ct_tensor holds up to 4). */
 #define CT_ST_MAX_DIMS 8

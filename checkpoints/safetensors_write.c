@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
 
 /* Conversions are staged through a buffer of this many elements, bounding the extra memory. */
 #define STAGE_ELEMENTS ((size_t)1 << 20)

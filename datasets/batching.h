@@ -16,7 +16,7 @@
  *      (first-fit, longest first, within each window); segment ids tell them apart and
  *      positions restart at 0 in each, so attention (autograd/op_attention.h) keeps every
  *      sequence to itself.
- * A batch holds i32 tensors [B, T] from the current scope's arena (autograd/arena.h):
+ * A batch holds i32 tensors [B, T] from the current scope's arena (core/arena.h):
  *   ids        token ids, pad_id on padding
  *   targets    already shifted: targets[b, t] = the next token of the same sequence when that
  *              token is a loss target, else -100; -100 at each sequence's last token and on
@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 /* ---- the sequence store ---- */
 

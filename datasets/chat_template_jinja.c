@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
+#include "core/paths.h"
 #include "datasets/tok_internal.h"
 
 static int append_literal(ct_strbuf *b, const char *text) {

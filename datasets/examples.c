@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <utf8proc.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 static const char *const format_names[] = {NULL, "intent", "chat", "dialog_intent", "text"};
 

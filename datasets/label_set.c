@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tokenizer.h"
 
 struct ct_label_set {

@@ -1,7 +1,7 @@
-#include "autograd/strbuf.h"
+#include "core/strbuf.h"
 #include "datasets/pii_mask.h"
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

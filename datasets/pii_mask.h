@@ -16,7 +16,7 @@
  *   order    a run of 12 or more digits, or the code after 订单/订单号/订单编号/order no. (6+
  *            letters, digits or '-', at least one digit)                        -> <ORDER>
  * Counts of what was masked are kept per pattern, cumulated over calls.
- * Errors follow autograd/error.h: functions return -1 or NULL after ct_fail(); nothing exits
+ * Errors follow core/error.h: functions return -1 or NULL after ct_fail(); nothing exits
  * or prints. A masker is not thread-safe; use one per thread. */
 #ifndef CT_PII_MASK_H
 #define CT_PII_MASK_H

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 /* The conversation of an example whose final answer is label `label` (intent and dialog_intent)
  * or the example's own messages (chat). The array points into the example and the label set. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 static int scratch_reserve(ct_bpe_scratch *s, size_t n) {

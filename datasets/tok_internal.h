@@ -4,7 +4,7 @@
 #define CT_TOK_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "autograd/strbuf.h"
+#include "core/strbuf.h"
 #include <pcre2.h>
 #include <stdbool.h>
 #include <stddef.h>

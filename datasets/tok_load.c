@@ -6,7 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 #define SUPPORTED "ctune supports byte-level BPE: Qwen2/2.5/3, LLaMA 3"

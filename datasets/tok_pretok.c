@@ -15,7 +15,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 #define SPACE_CLASS_BODY \

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 int ct_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp) {

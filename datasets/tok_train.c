@@ -19,7 +19,7 @@
 
 #include "datasets/examples.h"
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 const char *const CT_QWEN2_SPLIT_REGEX =

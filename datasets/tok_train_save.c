@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
 #include "datasets/tok_internal.h"
 
 static const char chatml_template[] =

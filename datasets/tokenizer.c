@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tok_internal.h"
 
 int ct_token_list_push(ct_token_list *list, int32_t id) {

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 typedef enum { CT_BINARY_ADD, CT_BINARY_MUL } ct_binary_op;
 typedef enum { CT_REDUCE_MEAN, CT_REDUCE_SUM } ct_reduction;
@@ -115,13 +115,15 @@ extern "C" {
 const ct_backend *ct_cpu_backend(void);
 /* The CUDA backend, or NULL when ctune was built without CUDA. */
 const ct_backend *ct_cuda_backend(void);
-/* The backend for a device. Tensors only reach a device whose backend exists (moving one to
- * CUDA fails in a build without it), so this never returns NULL. */
+/* The backend for a device (kernels/device.c). Tensors only reach a device whose backend exists
+ * (moving one to CUDA fails in a build without it), so this never returns NULL. */
 const ct_backend *ct_backend_for(ct_device device);
 /* Profiling hook: from now on ct_backend_for(CT_CPU) returns `table` (NULL: the built-in table
  * again). A benchmark copies *ct_cpu_backend(), wraps the kernels it wants to time, and installs
  * the copy between steps (bench/bench_train_step.c); training code never calls it. */
 void ct_cpu_backend_override(const ct_backend *table);
+/* The CPU table ct_backend_for hands out: the override when one is installed, else the built-in. */
+const ct_backend *ct_cpu_backend_active(void);
 #ifdef __cplusplus
 }
 #endif

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "datasets/tokenizer.h"
 #include "models/llama.h"
 

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 #include "models/llama_config.h"
 
 struct ct_tokenizer;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "models/llama.h"
 #include "models/llama_internal.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tokenizer.h"
 
 /* Larger sizes are not a model but a corrupt or hostile file: refuse before allocating. */

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "autograd/dtype.h"
+#include "core/dtype.h"
 
 typedef enum { CT_ARCH_LLAMA, CT_ARCH_MISTRAL, CT_ARCH_QWEN2, CT_ARCH_QWEN3 } ct_llama_arch;
 typedef enum { CT_ROPE_DEFAULT, CT_ROPE_LLAMA3 } ct_rope_type;

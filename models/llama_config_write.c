@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "models/llama_config.h"
 
 static void set_item(cJSON *root, const char *key, cJSON *value) {

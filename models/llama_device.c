@@ -3,7 +3,7 @@
  * block's parameter list) stays right. */
 #include <stdio.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
 #include "models/llama.h"

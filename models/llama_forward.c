@@ -12,9 +12,9 @@
  * copied to the model's device. */
 #include <string.h>
 
-#include "autograd/arena.h"
+#include "core/arena.h"
 #include "autograd/checkpoint.h"
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/op_attention.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "models/llama.h"
 
 /* Two standard normals per counter: Box-Muller on two 24-bit uniforms of one hash (the first

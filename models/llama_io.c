@@ -9,7 +9,7 @@
  *
  * Saving writes model.safetensors, config.json and the tokenizer files, each to a temporary
  * name in the target folder that is synced and renamed over the old file
- * (checkpoints/atomic_file.h). */
+ * (core/atomic_file.h). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
 #include "checkpoints/safetensors.h"
 #include "datasets/tokenizer.h"
 #include "models/llama.h"

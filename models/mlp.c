@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 
 int ct_mlp_init(ct_mlp *mlp, int64_t inputs, int64_t hidden, int64_t classes, uint64_t seed) {
     memset(mlp, 0, sizeof *mlp);

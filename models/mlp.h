@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 typedef struct {
     ct_tensor *params[4]; /* w1 [hidden, in], b1 [hidden], w2 [classes, hidden], b2 [classes] */

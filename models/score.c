@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/tape.h"
 #include "models/score.h"
 

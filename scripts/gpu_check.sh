@@ -6,7 +6,7 @@
 #
 #   scripts/gpu_check.sh [phase...]     default: build test sanitize
 #
-#   build     core only (CT_CORE_ONLY): autograd/, kernels/, the CUDA backend, their tests
+#   build     core only (CT_CORE_ONLY): core/, kernels/, autograd/, the CUDA backend, their tests
 #   test      the core build's CPU tests, then its GPU tests (ctest -L gpu)
 #   sanitize  every GPU test under compute-sanitizer memcheck and racecheck
 #   bench     the GPU benches (bench_cuda_*), JSON lines into bench.jsonl

@@ -11,7 +11,7 @@
 #include "autograd/op_attention.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "kernels/device.h"
 
 enum { BLOCK_NORM1, BLOCK_Q, BLOCK_K, BLOCK_V, BLOCK_O, BLOCK_NORM2, BLOCK_GATE, BLOCK_UP, BLOCK_DOWN, BLOCK_N_PARAMS };

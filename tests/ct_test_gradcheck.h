@@ -3,7 +3,7 @@
 #ifndef CT_TEST_GRADCHECK_H
 #define CT_TEST_GRADCHECK_H
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "autograd/gradcheck.h"
 #include "tests/ct_test.h"
 

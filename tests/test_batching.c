@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "datasets/batching.h"
 #include "tests/ct_test.h"
 

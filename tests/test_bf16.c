@@ -14,13 +14,13 @@
 #include <omp.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/gradcheck.h"
 #include "autograd/op_attention.h"
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
 #include "ct_test.h"
 

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/gradcheck.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"

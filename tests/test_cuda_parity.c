@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"

@@ -22,8 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/tape.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"

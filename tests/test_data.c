@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/batching.h"
 #include "datasets/examples.h"
 #include "datasets/label_set.h"

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "tests/ct_test.h"
 #include "train/eval_metrics.h"
 

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/tape.h"
 #include "datasets/tokenizer.h"
 #include "models/generate.h"

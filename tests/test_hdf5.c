@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "checkpoints/hdf5_file.h"
 #include "tests/ct_test.h"
 

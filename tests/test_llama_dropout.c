@@ -4,10 +4,10 @@
  * dropout is refused with a KV cache or out of range. */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "models/llama.h"
 #include "tests/ct_test.h"

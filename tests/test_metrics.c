@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "tests/ct_test.h"
 #include "train/metrics.h"
 #include "train/progress.h"

@@ -25,10 +25,10 @@
  * tiny model's trajectory is chaotic enough that the one-time rounding alone moves it by 1.9e-2.) */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "models/llama.h"
 #include "tests/ct_test.h"

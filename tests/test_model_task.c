@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/examples.h"
 #include "datasets/label_set.h"
 #include "datasets/sft.h"

@@ -2,11 +2,11 @@
  * vs f64 comparison, and the errors a bad shape or dtype must produce. */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_gradcheck.h"

@@ -6,9 +6,9 @@
  * CPU. (The GPU side of the same entries: tests/test_cuda_parity.c.) */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "kernels/backend.h"
 #include "tests/ct_test.h"
 #include "train/optim.h"

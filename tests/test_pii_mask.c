@@ -1,7 +1,7 @@
 /* PII masking (datasets/pii_mask.c) and the bundled corpus in datasets/data/: every JSONL line
  * parses with a known label, the split sizes meet their minimums, and no hand-written test text
  * appears verbatim in the training or validation data. */
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/pii_mask.h"
 #include "tests/ct_test.h"
 

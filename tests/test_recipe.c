@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "tests/ct_test.h"
 #include "train/recipe.h"
 

@@ -10,8 +10,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "checkpoints/safetensors.h"
 #include "tests/ct_test.h"
 

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "tests/ct_test.h"
 #include "train/schedule.h"
 

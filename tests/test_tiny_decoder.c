@@ -6,8 +6,8 @@
  * gradient checkpointing (which must not change a single loss bit). */
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_block.h"

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tokenizer.h"
 #include "tests/ct_test.h"
 

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "checkpoints/hdf5_file.h"

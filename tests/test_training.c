@@ -3,10 +3,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 #include "train/optim.h"

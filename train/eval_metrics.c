@@ -6,7 +6,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "train/metrics.h"
 
 ct_confusion *ct_confusion_new(int n_classes) {

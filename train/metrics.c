@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
+#include "core/paths.h"
 #include "train/metrics_internal.h"
 
 /* ---- numbers ---------------------------------------------------------------------------- */

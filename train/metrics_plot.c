@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
+#include "core/paths.h"
 #include "train/metrics_internal.h"
 
 /* ---- plot.svg ----------------------------------------------------------------------------- */

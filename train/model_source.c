@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "checkpoints/hdf5_file.h"
-#include "checkpoints/paths.h"
+#include "core/paths.h"
 #include "train/trainer_internal.h"
 
 /* dir/name, or NULL when it does not fit (paths longer than 4 KB are refused). */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
+#include "core/paths.h"
 
 enum { TASK_FORMAT_VERSION = 1 };
 

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 static void free_slots(ct_adamw *opt) {
     for (int i = 0; i < opt->n_slots; i++) {

@@ -4,7 +4,7 @@
 #ifndef CT_OPTIM_H
 #define CT_OPTIM_H
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 #include "kernels/backend.h"
 
 typedef struct {

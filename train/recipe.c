@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 /* Enum keys are written through an int pointer: each enum must be an int in size. */
 _Static_assert(sizeof(ct_device) == sizeof(int), "ct_device must be int-sized");

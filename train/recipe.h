@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "autograd/tensor.h"    /* ct_device: device */
+#include "core/tensor.h"    /* ct_device: device */
 #include "datasets/tokenizer.h" /* ct_chat_mask_mode: data.loss_on */
 
 /* Enum keys are stored as C enums whose order is the order of the schema's allowed values. */

@@ -9,9 +9,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "autograd/error.h"
-#include "autograd/strbuf.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/strbuf.h"
+#include "core/atomic_file.h"
 #include "train/recipe.h"
 
 /* ---- reading ---- */

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "checkpoints/hdf5_file.h"
-#include "checkpoints/paths.h"
+#include "core/paths.h"
 #include "train/trainer_internal.h"
 
 /* The files of a run directory besides checkpoints, model/ and tokenizer/. */

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 static const char *const kind_names[] = {"constant", "linear", "cosine"};
 

@@ -1,9 +1,9 @@
 #include "train/toy_task.h"
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "autograd/tape.h"
 #include "models/mlp.h"
 #include "train/optim.h"

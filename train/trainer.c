@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "train/model_task.h"
 #include "train/trainer_internal.h"
 

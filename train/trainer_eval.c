@@ -2,7 +2,7 @@
  * accuracy (both scoring rules) and macro F1 on intent data. */
 #include <math.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "train/evaluate.h"
 #include "train/trainer_internal.h"
 

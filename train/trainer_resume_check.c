@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/paths.h"
 #include "train/trainer_internal.h"
 
 #define STATE "/state"

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "autograd/error.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/paths.h"
 #include "kernels/device.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/atomic_file.h"
+#include "core/error.h"
+#include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
-#include "checkpoints/paths.h"
+#include "core/paths.h"
 #include "train/trainer_internal.h"
 
 #define STATE "/state"

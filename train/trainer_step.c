@@ -4,8 +4,8 @@
  * loss comes back (ct_get). Clipping and AdamW run on the parameters' device. */
 #include <math.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "train/trainer_internal.h"

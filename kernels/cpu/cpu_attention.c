@@ -22,8 +22,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 #define ATTN_BLOCK 64

@@ -1,5 +1,5 @@
-/* The CPU backend's op table, and the device → backend lookup. */
-#include "autograd/error.h"
+/* The CPU backend's op table (kernels/device.c picks a device's table). */
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 static const ct_backend cpu_backend = {
@@ -43,14 +43,4 @@ const ct_backend *ct_cpu_backend(void) { return &cpu_backend; }
 
 void ct_cpu_backend_override(const ct_backend *table) { cpu_override = table; }
 
-#ifndef CT_HAVE_CUDA
-const ct_backend *ct_cuda_backend(void) { return NULL; }
-#endif
-
-const ct_backend *ct_backend_for(ct_device device) {
-    if (device == CT_CUDA) {
-        const ct_backend *cuda = ct_cuda_backend();
-        if (cuda) return cuda;
-    }
-    return cpu_override ? cpu_override : &cpu_backend;
-}
+const ct_backend *ct_cpu_backend_active(void) { return cpu_override ? cpu_override : &cpu_backend; }

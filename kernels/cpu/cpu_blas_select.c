@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
 
 #if defined(__x86_64__) || defined(__i386__)

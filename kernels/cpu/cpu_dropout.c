@@ -1,7 +1,7 @@
 /* Dropout with a counter-based mask: element i is kept when ct_counter_uniform(seed, stream, i)
  * >= p, so the forward pass, its backward and any recomputation draw the same mask without
  * storing it, whatever the thread count. */
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 /* ct_counter_uniform(seed, stream, i) with the (seed, stream) half of the hash hoisted out of

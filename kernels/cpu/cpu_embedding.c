@@ -3,7 +3,7 @@
  * the result is bit-reproducible. */
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 static int check_ids(const ct_tensor *ids, int64_t vocab) {

@@ -11,8 +11,8 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
+#include "core/arena.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 #define TILE_M 256

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 #define RMS_ROW_BLOCK 32

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 #define DEFINE_ROTATE(T, SUFFIX, CLONES)                                                           \

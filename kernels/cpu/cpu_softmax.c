@@ -9,7 +9,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 #define CT_IGNORE_INDEX (-100)

@@ -22,11 +22,11 @@
 #ifndef CT_CUDA_ATTENTION_H
 #define CT_CUDA_ATTENTION_H
 
-/* autograd/tensor.h has no extern "C" block of its own: C++ includes it inside this one. */
+/* core/tensor.h has no extern "C" block of its own: C++ includes it inside this one. */
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 /* The op-table entries: cuDNN when the inputs qualify and CT_CUDA_ATTENTION=kernel is not set in
  * the environment, else the hand-written kernels. */

@@ -1,5 +1,5 @@
 // The CUDA op table. Until every entry is set, ct_cuda_backend() returns NULL, so tensors cannot
-// be placed on the GPU (autograd/tensor.c refuses with a clear message) and no op can reach a
+// be placed on the GPU (core/tensor.c refuses with a clear message) and no op can reach a
 // missing kernel; tests call the kernels of the partial table through ct_cuda_backend_table().
 #include <string.h>
 

@@ -13,7 +13,7 @@
 
 #include <cuda_runtime.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 #ifdef __cplusplus
 extern "C" {

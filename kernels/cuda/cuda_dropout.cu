@@ -1,7 +1,7 @@
 // Dropout with the CPU's counter-based mask (kernels/backend.h: dropout): element i is kept when
-// ct_counter_uniform(seed, stream, i) >= p (autograd/rng.h, the same hash on host and device), so
+// ct_counter_uniform(seed, stream, i) >= p (core/rng.h, the same hash on host and device), so
 // the GPU draws the CPU's mask bit for bit and any recomputation draws it again.
-#include "autograd/rng.h"
+#include "core/rng.h"
 #include "kernels/cuda/cuda_kernels.h"
 
 template <typename T>

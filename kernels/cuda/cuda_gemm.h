@@ -16,11 +16,11 @@
 
 #include <stdbool.h>
 
-/* autograd/tensor.h has no extern "C" block of its own: C++ includes it inside this one. */
+/* core/tensor.h has no extern "C" block of its own: C++ includes it inside this one. */
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 int ct_cuda_gemm(const ct_tensor *a, bool transpose_a, const ct_tensor *b, bool transpose_b, ct_tensor *c,
                  double alpha, double beta);

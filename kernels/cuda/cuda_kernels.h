@@ -19,7 +19,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 #ifdef __cplusplus
 }
 #endif

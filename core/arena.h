@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 #define CT_ARENA_ALIGN 64
 #define CT_MAX_SCOPE_DEPTH 32
@@ -27,6 +27,17 @@ void *ct_arena_alloc_on(ct_device device, size_t nbytes);
 /* Host memory: ct_arena_alloc_on(CT_CPU, ...), and a zero-filled variant. */
 void *ct_arena_alloc(size_t nbytes);
 void *ct_arena_calloc(size_t nbytes);
+
+/* Something kept in scoped memory that must forget what a scope allocated when it ends: the tape
+ * (autograd/tape.c, a layer above) registers itself here, so this layer calls up through the hook
+ * rather than including it. mark() is taken when a scope begins; release(mark) runs when it ends
+ * (release(NULL) from ct_memory_release_all: forget everything). */
+typedef struct {
+    void *(*mark)(void);
+    void (*release)(void *mark);
+} ct_scope_listener;
+/* One listener per process; the table must outlive every scope. */
+void ct_scope_set_listener(const ct_scope_listener *listener);
 
 /* Returns the new depth, or -1 when scopes nest deeper than CT_MAX_SCOPE_DEPTH. */
 int ct_scope_begin(void);
@@ -44,9 +55,9 @@ typedef struct {
     size_t peak_in_use; /* high-water mark of in_use since the last ct_memory_reset_peak */
     size_t reserved;    /* bytes held from the device by all arenas, active or idle */
     uint64_t chunk_allocations; /* times an arena asked the device for memory (flat = stops growing) */
-    /* CT_CUDA only (0 for the CPU, and in a build without CUDA): the caching allocator every
-     * device allocation goes through, arenas and persistent tensors (parameters, gradients,
-     * moments) together (kernels/cuda/cuda_memory.h). */
+    /* CT_CUDA only (0 for the CPU, and until the CUDA backend registers its memory with
+     * core/device.h): the caching allocator every device allocation goes through, arenas and
+     * persistent tensors (parameters, gradients, moments) together (kernels/cuda/cuda_memory.h). */
     size_t device_in_use;        /* bytes held by callers, rounded to the allocator's size classes */
     size_t device_peak_in_use;   /* high-water mark of device_in_use since ct_memory_reset_peak */
     size_t device_reserved;      /* in use + cached: what the driver has given */

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tokenizer.h"
-#include "train/cmd_tokenizer.h"
-#include "train/commands.h"
+#include "cli/cmd_tokenizer.h"
+#include "cli/commands.h"
 
 /* ---- ctune tokenize ---- */
 

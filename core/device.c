@@ -1,42 +1,31 @@
-/* Device memory dispatch: the C heap for the CPU, the CUDA runtime when built with it. */
-#include "kernels/device.h"
+/* Device memory dispatch: the C heap for the CPU, a registered allocator for any other device. */
+#include "core/device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#ifdef CT_HAVE_CUDA
-#include "kernels/cuda/cuda_memory.h"
-#endif
+#include "core/arena.h"
+#include "core/error.h"
+
+static const ct_device_memory *registered[2];
 
 const char *ct_device_name(ct_device device) { return device == CT_CUDA ? "cuda" : "cpu"; }
 
-const char *ct_device_describe(ct_device device, char *buf, size_t size) {
-    snprintf(buf, size, "%s", ct_device_name(device));
-#ifdef CT_HAVE_CUDA
-    char gpu[200];
-    if (device == CT_CUDA && ct_cuda_device_describe(gpu, sizeof gpu) == 0) snprintf(buf, size, "cuda (%s)", gpu);
-#endif
-    return buf;
+void ct_device_memory_register(ct_device device, const ct_device_memory *memory) {
+    if (device != CT_CPU) registered[device] = memory;
 }
 
-int ct_device_available(ct_device device) {
-    if (device == CT_CPU) return 1;
-#ifdef CT_HAVE_CUDA
-    return ct_cuda_device_count() > 0;
-#else
-    return 0;
-#endif
-}
+const ct_device_memory *ct_device_memory_of(ct_device device) { return device == CT_CPU ? NULL : registered[device]; }
 
-#ifndef CT_HAVE_CUDA
-static int no_cuda(void) {
-    return ct_fail("cuda: this ctune was built without CUDA (install the CUDA toolkit and rebuild), "
-                   "or use device=cpu");
+static const ct_device_memory *memory_or_fail(ct_device device) {
+    const ct_device_memory *m = ct_device_memory_of(device);
+    if (!m)
+        ct_fail("%s: no usable device in this process (a build without its backend, no GPU found, or the device "
+                "was never asked for through ct_device_available); use device=cpu",
+                ct_device_name(device));
+    return m;
 }
-#endif
 
 void *ct_device_alloc(ct_device device, size_t nbytes) {
     if (device == CT_CPU) {
@@ -45,12 +34,8 @@ void *ct_device_alloc(ct_device device, size_t nbytes) {
         if (!p) ct_fail("out of memory on cpu: %zu bytes asked", nbytes);
         return p;
     }
-#ifdef CT_HAVE_CUDA
-    return ct_cuda_alloc(nbytes);
-#else
-    no_cuda();
-    return NULL;
-#endif
+    const ct_device_memory *m = memory_or_fail(device);
+    return m ? m->alloc(nbytes) : NULL;
 }
 
 void ct_device_free(ct_device device, void *p) {
@@ -59,9 +44,8 @@ void ct_device_free(ct_device device, void *p) {
         free(p);
         return;
     }
-#ifdef CT_HAVE_CUDA
-    ct_cuda_free(p);
-#endif
+    const ct_device_memory *m = ct_device_memory_of(device);
+    if (m) m->free(p);
 }
 
 int ct_device_memset_zero(ct_device device, void *p, size_t nbytes) {
@@ -78,11 +62,8 @@ int ct_device_memset_zero(ct_device device, void *p, size_t nbytes) {
         }
         return 0;
     }
-#ifdef CT_HAVE_CUDA
-    return ct_cuda_memset_zero(p, nbytes);
-#else
-    return no_cuda();
-#endif
+    const ct_device_memory *m = memory_or_fail(device);
+    return m ? m->memset_zero(p, nbytes) : -1;
 }
 
 int ct_device_copy(ct_device dst_device, void *dst, ct_device src_device, const void *src, size_t nbytes) {
@@ -90,10 +71,8 @@ int ct_device_copy(ct_device dst_device, void *dst, ct_device src_device, const 
         memmove(dst, src, nbytes);
         return 0;
     }
-#ifdef CT_HAVE_CUDA
-    int kind = src_device == CT_CPU ? 0 : dst_device == CT_CPU ? 1 : 2;
-    return ct_cuda_copy(dst, src, nbytes, kind);
-#else
-    return no_cuda();
-#endif
+    const ct_device_memory *m = memory_or_fail(dst_device == CT_CPU ? src_device : dst_device);
+    if (!m) return -1;
+    const int kind = src_device == CT_CPU ? 0 : dst_device == CT_CPU ? 1 : 2;
+    return m->copy(dst, src, nbytes, kind);
 }

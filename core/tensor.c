@@ -1,15 +1,14 @@
-#include "autograd/tensor.h"
+#include "core/tensor.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "autograd/rng.h"
-#include "kernels/backend.h"
-#include "kernels/device.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/device.h"
 
 static int set_shape(ct_tensor *t, int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > CT_MAX_DIMS) return ct_fail("tensor: %d dimensions (at most %d)", ndim, CT_MAX_DIMS);
@@ -51,10 +50,12 @@ const char *ct_shape_str(const ct_tensor *t, char *buf, size_t size) {
     return buf;
 }
 
-/* A tensor may only live where an op table can compute on it. */
+/* A tensor may only live where an op table can compute on it: the CUDA backend registers the
+ * device's memory only once its table is complete and a GPU answers (kernels/device.c). */
 static int check_device(ct_device device) {
-    if (device == CT_CUDA && !ct_cuda_backend())
-        return ct_fail("cuda: this build has no CUDA op table yet; use device=cpu");
+    if (device != CT_CPU && !ct_device_memory_of(device))
+        return ct_fail("%s: no usable device in this process (a build without its backend, or no GPU found); use "
+                       "device=cpu", ct_device_name(device));
     return 0;
 }
 
@@ -236,7 +237,7 @@ int ct_copy(ct_tensor *dst, const ct_tensor *src) {
     if (dst->device != CT_CPU || src->device != CT_CPU) {
         /* f32 <-> bf16 on one device is a kernel; any other conversion goes through the host */
         bool f32_bf16 = (dst->dtype == CT_F32 && src->dtype == CT_BF16) || (dst->dtype == CT_BF16 && src->dtype == CT_F32);
-        if (f32_bf16 && dst->device == src->device) return ct_backend_for(dst->device)->convert(src, dst);
+        if (f32_bf16 && dst->device == src->device) return ct_device_memory_of(dst->device)->convert(src, dst);
         return copy_through_host(dst, src);
     }
     if (dst->dtype == CT_F32 && src->dtype == CT_BF16) {

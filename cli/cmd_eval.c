@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "train/commands.h"
+#include "core/error.h"
+#include "cli/commands.h"
 #include "train/evaluate.h"
 #include "train/model_source.h"
 #include "train/model_task.h"

@@ -1,9 +1,9 @@
-#include "autograd/strbuf.h"
+#include "core/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 int ct_strbuf_reserve(ct_strbuf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return 0;

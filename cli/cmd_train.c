@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
-#include "train/commands.h"
+#include "core/error.h"
+#include "cli/commands.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t stop_flag, stop_signal;

@@ -1,13 +1,9 @@
-#include "autograd/arena.h"
+#include "core/arena.h"
 
 #include <string.h>
 
-#include "autograd/error.h"
-#include "autograd/tape.h"
-#include "kernels/device.h"
-#ifdef CT_HAVE_CUDA
-#include "kernels/cuda/cuda_memory.h"
-#endif
+#include "core/device.h"
+#include "core/error.h"
 
 #define MIN_CHUNK_BYTES ((size_t)1 << 20)
 #define MAX_CHUNKS 48
@@ -26,7 +22,8 @@ typedef struct {
 } arena;
 
 static arena arenas[N_DEVICES][CT_MAX_SCOPE_DEPTH + 1];
-static ct_node *tape_top_at_begin[CT_MAX_SCOPE_DEPTH + 1];
+static void *tape_mark_at_begin[CT_MAX_SCOPE_DEPTH + 1];
+static const ct_scope_listener *listener;
 static int depth;            /* the scope allocations come from */
 static int open_depth;       /* the innermost open scope (> depth while one is suspended) */
 static size_t peak_in_use[N_DEVICES];
@@ -104,20 +101,24 @@ int ct_scope_begin(void) {
         return ct_fail("scopes nest deeper than %d: a ct_scope_begin lacks its ct_scope_end", depth);
     depth++;
     open_depth = depth;
-    tape_top_at_begin[depth] = ct_tape_top();
+    tape_mark_at_begin[depth] = listener ? listener->mark() : NULL;
     return depth;
 }
 
 void ct_scope_end(void) {
     if (depth != open_depth) ct_scope_resume();
     if (depth == 0) return;
-    ct_tape_truncate(tape_top_at_begin[depth]);
+    /* A listener that registered inside this scope found nothing recorded before it: its mark
+     * for this scope is NULL, the empty tape, which is what the tape was when the scope began. */
+    if (listener) listener->release(tape_mark_at_begin[depth]);
     for (int device = 0; device < N_DEVICES; device++) reset_arena((ct_device)device, &arenas[device][depth]);
     depth--;
     open_depth = depth;
 }
 
 int ct_scope_depth(void) { return depth; }
+
+void ct_scope_set_listener(const ct_scope_listener *l) { listener = l; }
 
 int ct_scope_suspend(void) {
     if (depth == 0) return ct_fail("ct_scope_suspend: no nested scope is open");
@@ -128,21 +129,17 @@ int ct_scope_suspend(void) {
 
 void ct_scope_resume(void) { depth = open_depth; }
 
-/* The caching allocator's counters for CT_CUDA; they only read host-side bookkeeping, so they
- * are safe to ask for without a device. */
+/* The device allocator's counters (CUDA's caching allocator, when registered); they only read
+ * host-side bookkeeping, so they are safe to ask for without a device. */
 static void add_device_allocator_stats(ct_device device, ct_memory_stats *stats) {
-#ifdef CT_HAVE_CUDA
-    if (device != CT_CUDA) return;
-    ct_cuda_memory_stats cuda = ct_cuda_memory_get_stats();
-    stats->device_in_use = cuda.in_use_bytes;
-    stats->device_peak_in_use = cuda.peak_in_use_bytes;
-    stats->device_reserved = cuda.reserved_bytes;
-    stats->device_peak_reserved = cuda.peak_reserved_bytes;
-    stats->device_malloc_calls = cuda.malloc_calls;
-#else
-    (void)device;
-    (void)stats;
-#endif
+    const ct_device_memory *m = ct_device_memory_of(device);
+    if (!m || !m->stats) return;
+    const ct_device_allocator_stats d = m->stats();
+    stats->device_in_use = d.in_use;
+    stats->device_peak_in_use = d.peak_in_use;
+    stats->device_reserved = d.reserved;
+    stats->device_peak_reserved = d.peak_reserved;
+    stats->device_malloc_calls = d.malloc_calls;
 }
 
 ct_memory_stats ct_memory_get_stats(ct_device device) {
@@ -154,15 +151,16 @@ ct_memory_stats ct_memory_get_stats(ct_device device) {
 }
 
 void ct_memory_reset_peak(void) {
-    for (int device = 0; device < N_DEVICES; device++) peak_in_use[device] = total_in_use((ct_device)device);
-#ifdef CT_HAVE_CUDA
-    ct_cuda_memory_reset_peak();
-#endif
+    for (int device = 0; device < N_DEVICES; device++) {
+        peak_in_use[device] = total_in_use((ct_device)device);
+        const ct_device_memory *m = ct_device_memory_of((ct_device)device);
+        if (m && m->reset_peak) m->reset_peak();
+    }
 }
 
 void ct_memory_release_all(void) {
     while (depth > 0) ct_scope_end();
-    ct_tape_truncate(NULL);
+    if (listener) listener->release(NULL);
     for (int device = 0; device < N_DEVICES; device++)
         for (int d = 0; d <= CT_MAX_SCOPE_DEPTH; d++) {
             arena *a = &arenas[device][d];

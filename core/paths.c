@@ -1,4 +1,4 @@
-#include "checkpoints/paths.h"
+#include "core/paths.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 char *ct_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "datasets/tokenizer.h"
 #include "models/generate.h"
 #include "models/llama.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/model_task.h"
 
 int ct_cmd_generate(int argc, char **argv);

@@ -2,7 +2,7 @@
  *
  * Two lifetimes. Persistent tensors (parameters, optimizer state, gradients of parameters) are
  * created with ct_tensor_new and freed with ct_tensor_free. Everything else (activations,
- * views, gradients of activations) comes from the current scope's arena (autograd/arena.h) and
+ * views, gradients of activations) comes from the current scope's arena (core/arena.h) and
  * dies with the scope. A view (reshape, leading-dimension slice) shares its base's memory.
  *
  * An i8 tensor carries f32 scales: one per row (scale_block == 0), or one per scale_block
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/dtype.h"
+#include "core/dtype.h"
 
 #ifdef __cplusplus
 extern "C" {

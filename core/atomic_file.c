@@ -1,4 +1,4 @@
-#include "checkpoints/atomic_file.h"
+#include "core/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 
 FILE *ct_atomic_fopen(const char *path, char **tmp) {
     size_t n = strlen(path) + sizeof ".tmp.XXXXXX";

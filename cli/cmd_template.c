@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "checkpoints/paths.h"
+#include "core/error.h"
+#include "core/paths.h"
 #include "datasets/tokenizer.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/model_task.h"
 
 #define CMD "template"

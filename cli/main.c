@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
-#include "train/cmd_tokenizer.h"
-#include "train/commands.h"
+#include "cli/cmd_tokenizer.h"
+#include "cli/commands.h"
 
 
 static const ct_command commands[] = {

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/arena.h"
-#include "autograd/error.h"
-#include "train/commands.h"
+#include "core/arena.h"
+#include "core/error.h"
+#include "cli/commands.h"
 #include "train/toy_task.h"
 
 static int demo_usage(void) {
