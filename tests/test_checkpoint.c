@@ -214,7 +214,7 @@ static void test_memory_ratio(void) {
     printf("8 blocks, B 2, T 128, dim 96, ffn 256: peak activations plain %.2f MB, checkpointed %.2f MB, "
            "ratio %.3f; step %.1f ms vs %.1f ms (%.2fx)\n",
            plain / 1e6, ckpt / 1e6, ratio, 1e3 * t_plain, 1e3 * t_ckpt, t_ckpt / t_plain);
-    CHECK(ratio <= 0.40, "checkpointed peak is %.3f of the plain run's (goal <= 0.40)", ratio);
+    CHECK(ratio <= 0.25, "checkpointed peak is %.3f of the plain run's (measured 0.178; bound 0.25)", ratio);
     CHECK(ckpt > 0, "no memory was measured");
     stack_free(&s);
 }
