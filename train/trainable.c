@@ -40,16 +40,21 @@ uint64_t ct_tensors_hash(ct_tensor *const *tensors, int n) {
 
 void ct_hash_format(uint64_t hash, char out[32]) { snprintf(out, 32, "fnv1a64:%016llx", (unsigned long long)hash); }
 
-/* Levenshtein distance, for the nearest names to a pattern that matched nothing. */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t n = strlen(b), row[512];
+/* How far the pattern (its wildcards dropped) is from the nearest stretch of the name: edit
+ * distance where the name's start and end are free, so '*.q_prj.weight' is 1 from every
+ * '...q_proj.weight' and a typo in a full name is as far as the typo. */
+static size_t edit_distance(const char *pattern, const char *name) {
+    size_t n = strlen(name), row[512];
     if (n >= sizeof row / sizeof *row) n = sizeof row / sizeof *row - 1;
-    for (size_t j = 0; j <= n; j++) row[j] = j;
-    for (size_t i = 1; a[i - 1]; i++) {
+    for (size_t j = 0; j <= n; j++) row[j] = 0;
+    size_t i = 0;
+    for (const char *c = pattern; *c; c++) {
+        if (*c == '*' || *c == '?') continue;
+        i++;
         size_t diagonal = row[0];
         row[0] = i;
         for (size_t j = 1; j <= n; j++) {
-            size_t up = row[j], cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t up = row[j], cost = *c == name[j - 1] ? 0 : 1;
             size_t best = diagonal + cost;
             if (up + 1 < best) best = up + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
@@ -57,7 +62,10 @@ static size_t edit_distance(const char *a, const char *b) {
             diagonal = up;
         }
     }
-    return row[n];
+    size_t best = row[0];
+    for (size_t j = 1; j <= n; j++)
+        if (row[j] < best) best = row[j];
+    return best;
 }
 
 /* "'a', 'b', 'c'": the three names nearest to `pattern`. */
