@@ -740,6 +740,7 @@ static void set_random(ct_recipe *r, const ct_recipe_key *k) {
             break;
         }
         case CT_RECIPE_STRING: random_string(text, sizeof text); break;
+        case CT_RECIPE_LIST: snprintf(text, sizeof text, "%s", next_random() % 2 ? "" : "model.*.weight,lm_head?w"); break;
         default: return;
         }
         if (ct_recipe_set(r, k->key, text) == 0) return;

@@ -40,6 +40,7 @@ static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
 #define FLOAT(key, field, def, range, help) {key, CT_RECIPE_FLOAT, AT(field), def, help, NULL, range}
 #define BOOL(key, field, def, help) {key, CT_RECIPE_BOOL, AT(field), def, help, NULL, NULL}
 #define STRING(key, field, def, help) {key, CT_RECIPE_STRING, AT(field), def, help, NULL, NULL}
+#define LIST(key, field, def, help) {key, CT_RECIPE_LIST, AT(field), def, help, NULL, NULL}
 #define ENUM(key, field, choices, def, help) {key, CT_RECIPE_ENUM, AT(field), def, help, choices, NULL}
 
 /* The one place every key is defined. Top-level keys come first, then each section's row and
@@ -145,6 +146,12 @@ static const ct_recipe_key schema[] = {
     ENUM("train.precision", train.precision, precision_choices, "fp32",
          "bf16: matmuls and activations in bf16, f32 master weights, AdamW moments and loss (both "
          "devices); fp16 is refused (no loss scaling)"),
+    LIST("train.trainable", train.trainable, "",
+         "glob patterns (fnmatch) over HF parameter names that train, e.g. [\"*norm*\", \"lm_head.weight\"]; "
+         "empty = every parameter (full fine-tuning); the others are frozen: no gradient, no AdamW moments"),
+    LIST("train.freeze", train.freeze, "",
+         "glob patterns of parameters to freeze among those train.trainable chose, e.g. "
+         "[\"model.embed_tokens.weight\"]"),
 
     SECTION("checkpoint", "saved training state (HDF5)"),
     INT("checkpoint.every", checkpoint.every, "0", "[0, )", "save every this many steps; 0 = only at the end"),
@@ -177,6 +184,7 @@ static const char *type_name(const ct_recipe_key *k) {
     case CT_RECIPE_BOOL: return "bool";
     case CT_RECIPE_STRING: return "string";
     case CT_RECIPE_ENUM: return "enum";
+    case CT_RECIPE_LIST: return "list";
     default: return "section";
     }
 }
@@ -184,6 +192,8 @@ static const char *type_name(const ct_recipe_key *k) {
 /* ---- fields ---- */
 
 static void *field(ct_recipe *r, const ct_recipe_key *k) { return (char *)r + k->offset; }
+/* Keys whose value is an owned char * (strings and lists). */
+static bool is_text(const ct_recipe_key *k) { return k->type == CT_RECIPE_STRING || k->type == CT_RECIPE_LIST; }
 static const void *cfield(const ct_recipe *r, const ct_recipe_key *k) { return (const char *)r + k->offset; }
 
 /* ---- suggestions: nearest keys by edit distance ---- */
@@ -421,6 +431,35 @@ static bool is_utf8(const unsigned char *s) {
     return true;
 }
 
+/* "a, b" -> "a,b": items trimmed, none empty, so the text is the list's one spelling (the YAML
+ * dump writes it back as a sequence that loads to the same text). */
+static int convert_list(const ct_recipe_key *k, const char *text, char **slot) {
+    if (!is_utf8((const unsigned char *)text)) return ct_fail("%s: the value is not valid UTF-8", k->key);
+    char *out = malloc(strlen(text) + 1);
+    if (!out) return ct_fail("%s: out of memory", k->key);
+    size_t n = 0;
+    for (const char *p = text; *text;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if (a == b) {
+            free(out);
+            return ct_fail("%s: an empty item in the list " SHOWN "; separate items by single commas", k->key, text);
+        }
+        if (n) out[n++] = ',';
+        memcpy(out + n, a, (size_t)(b - a));
+        n += (size_t)(b - a);
+        if (!*end) break;
+        p = end + 1;
+    }
+    out[n] = '\0';
+    free(*slot);
+    *slot = out;
+    return 0;
+}
+
 static int set_value(ct_recipe *r, const ct_recipe_key *k, const char *text) {
     switch (k->type) {
     case CT_RECIPE_INT: return convert_int(k, text, field(r, k));
@@ -436,6 +475,7 @@ static int set_value(ct_recipe *r, const ct_recipe_key *k, const char *text) {
         *slot = copy;
         return 0;
     }
+    case CT_RECIPE_LIST: return convert_list(k, text, field(r, k));
     default: return ct_fail("%s is a section, not a key", k->key);
     }
 }
@@ -462,7 +502,7 @@ int ct_recipe_init(ct_recipe *r) {
 
 void ct_recipe_free(ct_recipe *r) {
     for (size_t i = 0; i < n_schema; i++) {
-        if (schema[i].type != CT_RECIPE_STRING) continue;
+        if (!is_text(&schema[i])) continue;
         char **slot = field(r, &schema[i]);
         free(*slot);
         *slot = NULL;
@@ -472,10 +512,10 @@ void ct_recipe_free(ct_recipe *r) {
 int ct_recipe_copy(ct_recipe *dst, const ct_recipe *src) {
     *dst = *src;
     for (size_t i = 0; i < n_schema; i++) {
-        if (schema[i].type == CT_RECIPE_STRING) *(char **)field(dst, &schema[i]) = NULL;
+        if (is_text(&schema[i])) *(char **)field(dst, &schema[i]) = NULL;
     }
     for (size_t i = 0; i < n_schema; i++) {
-        if (schema[i].type != CT_RECIPE_STRING) continue;
+        if (!is_text(&schema[i])) continue;
         char *copy = ct_strdup(*(char *const *)cfield(src, &schema[i]));
         if (!copy) {
             ct_recipe_free(dst);
@@ -522,7 +562,11 @@ static int visit_entry(void *ctx_, const char *key, ct_yaml_kind kind, const cha
         }
         return ct_fail_context("%s:%d: ", ctx->source, line);
     }
-    if (kind == CT_YAML_SEQUENCE || kind == CT_YAML_MAPPING) {
+    if (kind == CT_YAML_SEQUENCE && k->type == CT_RECIPE_LIST && !value) {
+        ct_fail("%s: list items must be single values without commas", key);
+        return ct_fail_context("%s:%d: ", ctx->source, line);
+    }
+    if ((kind == CT_YAML_SEQUENCE && k->type != CT_RECIPE_LIST) || kind == CT_YAML_MAPPING) {
         ct_fail("%s expects a single %s value, found %s", key, type_name(k), kind_name(kind));
         return ct_fail_context("%s:%d: ", ctx->source, line);
     }
@@ -537,7 +581,7 @@ static int visit_entry(void *ctx_, const char *key, ct_yaml_kind kind, const cha
         return ct_fail_context("%s:%d: ", ctx->source, line);
     }
     /* An unquoted empty, ~ or null value is "no value": an empty string, an error elsewhere. */
-    if (kind == CT_YAML_NULL && k->type != CT_RECIPE_STRING) {
+    if (kind == CT_YAML_NULL && !is_text(k)) {
         ct_fail("%s has no value (write a %s, e.g. %s)", key, type_name(k), k->default_text);
         return ct_fail_context("%s:%d: ", ctx->source, line);
     }
@@ -707,7 +751,7 @@ const char *ct_recipe_first_difference(const ct_recipe *a, const ct_recipe *b) {
         case CT_RECIPE_INT: case CT_RECIPE_ENUM: same = *(const int *)pa == *(const int *)pb; break;
         case CT_RECIPE_FLOAT: same = *(const double *)pa == *(const double *)pb; break;
         case CT_RECIPE_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
-        case CT_RECIPE_STRING: same = !strcmp(*(char *const *)pa, *(char *const *)pb); break;
+        case CT_RECIPE_STRING: case CT_RECIPE_LIST: same = !strcmp(*(char *const *)pa, *(char *const *)pb); break;
         default: break;
         }
         if (!same) return k->key;
@@ -745,7 +789,8 @@ static void print_key_line(FILE *out, const ct_recipe_key *k) {
     size_t used = (size_t)snprintf(help, sizeof help, "%s", k->help);
     for (size_t i = 0; k->type == CT_RECIPE_ENUM && k->choices[i] && used < sizeof help; i++)
         used += (size_t)snprintf(help + used, sizeof help - used, "%s%s", i ? ", " : "; one of ", k->choices[i]);
-    const char *def = k->type == CT_RECIPE_STRING && !k->default_text[0] ? "\"\"" : k->default_text;
+    const char *def = k->type == CT_RECIPE_LIST && !k->default_text[0] ? "[]"
+                      : k->type == CT_RECIPE_STRING && !k->default_text[0] ? "\"\"" : k->default_text;
     fprintf(out, "  %-28s %-14s %-8s ", k->key, type, def);
     print_wrapped(out, help, HELP_COLUMN);
 }

@@ -80,6 +80,8 @@ typedef struct {
     int max_steps; /* 0 = train.epochs over data.train */
     int epochs, grad_accum, log_every, eval_every;
     ct_recipe_precision precision;
+    char *trainable; /* list: fnmatch globs over HF parameter names; "" = every parameter */
+    char *freeze;    /* list: globs of parameters frozen after train.trainable chose */
 } ct_recipe_train;
 
 typedef struct {
@@ -121,6 +123,8 @@ typedef enum {
     CT_RECIPE_BOOL,
     CT_RECIPE_STRING,
     CT_RECIPE_ENUM,
+    CT_RECIPE_LIST, /* a list of strings, held as one char * of comma-separated items ("" = empty):
+                     * a YAML sequence in a file, `key=a,b` on the command line */
 } ct_recipe_type;
 
 typedef struct {
@@ -196,7 +200,8 @@ typedef enum { CT_YAML_SCALAR, CT_YAML_NULL, CT_YAML_SEQUENCE, CT_YAML_MAPPING }
 
 /* Called for each value of the document's top-level mapping and, depth first, of the mappings
  * under it, with its dotted key and 1-based line. `value`/`len` hold a scalar's text (also for
- * CT_YAML_NULL: "", "~" or "null", unquoted); for a mapping `len` is its number of entries:
+ * CT_YAML_NULL: "", "~" or "null", unquoted); a sequence's items joined by commas when every item
+ * is a scalar without one (else `value` is NULL); for a mapping `len` is its number of entries:
  * return 1 to visit them, 0 to skip them. Return -1 (after ct_fail) to stop. */
 typedef int (*ct_yaml_visit_fn)(void *ctx, const char *key, ct_yaml_kind kind, const char *value,
                                 size_t len, int line);

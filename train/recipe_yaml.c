@@ -36,6 +36,29 @@ static bool is_null_scalar(const yaml_node_t *node) {
            (n == 4 && (!memcmp(v, "null", 4) || !memcmp(v, "Null", 4) || !memcmp(v, "NULL", 4)));
 }
 
+/* A sequence of scalars without commas as "a,b", or NULL (a nested item, a comma, no memory). */
+static char *join_items(walk_state *s, yaml_node_t *seq) {
+    size_t total = 1;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(s->doc, *it);
+        if (!item || item->type != YAML_SCALAR_NODE) return NULL;
+        const char *v = (const char *)item->data.scalar.value;
+        size_t n = item->data.scalar.length;
+        if (memchr(v, ',', n) || memchr(v, '\0', n)) return NULL;
+        total += n + 1;
+    }
+    char *out = malloc(total), *end = out;
+    if (!out) return NULL;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(s->doc, *it);
+        if (end != out) *end++ = ',';
+        memcpy(end, item->data.scalar.value, item->data.scalar.length);
+        end += item->data.scalar.length;
+    }
+    *end = '\0';
+    return out;
+}
+
 static int walk_mapping(walk_state *s, yaml_node_t *mapping, const char *prefix, int depth) {
     if (depth > MAX_DEPTH)
         return ct_fail("%s:%zu: mappings nested deeper than %d levels", s->source, mapping->start_mark.line + 1,
@@ -57,7 +80,9 @@ static int walk_mapping(walk_state *s, yaml_node_t *mapping, const char *prefix,
             rc = s->visit(s->ctx, key, is_null_scalar(value) ? CT_YAML_NULL : CT_YAML_SCALAR,
                           (const char *)value->data.scalar.value, value->data.scalar.length, line);
         } else if (value->type == YAML_SEQUENCE_NODE) {
-            rc = s->visit(s->ctx, key, CT_YAML_SEQUENCE, "", 0, line);
+            char *joined = join_items(s, value);
+            rc = s->visit(s->ctx, key, CT_YAML_SEQUENCE, joined, joined ? strlen(joined) : 0, line);
+            free(joined);
         } else {
             size_t entries = (size_t)(value->data.mapping.pairs.top - value->data.mapping.pairs.start);
             rc = s->visit(s->ctx, key, CT_YAML_MAPPING, "", entries, line);
@@ -155,7 +180,7 @@ int ct_recipe_format_value(const ct_recipe *r, const ct_recipe_key *k, char *buf
         text = k->choices[index];
         break;
     }
-    case CT_RECIPE_STRING: text = *(char *const *)p; break;
+    case CT_RECIPE_STRING: case CT_RECIPE_LIST: text = *(char *const *)p; break;
     default: return ct_fail("%s is a section, not a key", k->key);
     }
     if (strlen(text) >= size) return ct_fail("%s: value longer than %zu bytes", k->key, size);
@@ -198,12 +223,32 @@ static int put_quoted(ct_strbuf *b, const char *key, const char *s) {
     return ct_strbuf_append(b, "\"", 1);
 }
 
+/* A list's comma-separated text as a YAML flow sequence of quoted items: ["a", "b"], or []. */
+static int put_list(ct_strbuf *b, const char *key, const char *items) {
+    CT_TRY(ct_strbuf_append_str(b, "["));
+    for (const char *p = items; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char *item = malloc(n + 1);
+        if (!item) return ct_fail("%s: out of memory", key);
+        memcpy(item, p, n);
+        item[n] = '\0';
+        int rc = ct_strbuf_append_str(b, p == items ? "" : ", ");
+        if (rc == 0) rc = put_quoted(b, key, item);
+        free(item);
+        CT_TRY(rc);
+        p += n + (end ? 1 : 0);
+    }
+    return ct_strbuf_append_str(b, "]");
+}
+
 static int put_entry(ct_strbuf *b, const ct_recipe *r, const ct_recipe_key *k) {
     const char *dot = strchr(k->key, '.');
     CT_TRY(ct_strbuf_append_str(b, dot ? "  " : ""));
     CT_TRY(ct_strbuf_append_str(b, dot ? dot + 1 : k->key));
     CT_TRY(ct_strbuf_append_str(b, ": "));
     if (k->type == CT_RECIPE_STRING) CT_TRY(put_quoted(b, k->key, *(char *const *)((const char *)r + k->offset)));
+    else if (k->type == CT_RECIPE_LIST) CT_TRY(put_list(b, k->key, *(char *const *)((const char *)r + k->offset)));
     else {
         char value[64];
         CT_TRY(ct_recipe_format_value(r, k, value, sizeof value));

@@ -16,6 +16,7 @@
 #include "train/progress.h"
 #include "train/recipe.h"
 #include "train/schedule.h"
+#include "train/trainable.h"
 #include "train/trainer.h"
 
 /* The file names a run directory holds. */
@@ -39,6 +40,11 @@ typedef struct {
     int32_t pad_id, eos_id;
 
     ct_llama *model;
+    ct_trainable_set trainable; /* what trains: the optimizer, clipping and checkpoints take it */
+    /* With model.path and a frozen part, checkpoints hold only the trainable tensors and name
+     * the base (base_path, trainable.base_hash); from scratch (no base to name) they hold all. */
+    bool partial_checkpoints;
+    char *base_path; /* model.path made absolute, so a checkpoint finds it from any folder */
     ct_adamw *optimizer;
     ct_schedule schedule;
     int64_t step;        /* optimizer steps taken */
@@ -81,7 +87,10 @@ int ct_trainer_resume(ct_trainer *t, const char *path);
 int ct_trainer_check_checkpoint(const ct_trainer *t, ct_h5_reader *rd, const char *path);
 /* Writes the tokenizer files a checkpoint holds into dir (created), for the final model folder. */
 int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir);
-/* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). */
+/* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). A
+ * checkpoint of a partly frozen run holds only the trainable tensors: its base is loaded from the
+ * path it names (refused, naming both hashes, when the frozen tensors there changed) and the
+ * stored tensors are laid over it. */
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml);
 
 /* trainer_eval.c: evaluation of the model on a split; fills the record's measured fields. */

@@ -1,7 +1,8 @@
 /* Before a resume reads anything into the run: the checkpoint must describe exactly the model this
  * run built. Every config.json value the checkpoint stores, every tensor of its /model and
- * /optimizer groups (names, shapes, dtypes, none missing, none extra) and its tokenizer must
- * agree; the first difference is refused, naming the key or tensor and both values. Reading
+ * /optimizer groups (names, shapes, dtypes, none missing, none extra: /model holds every
+ * parameter, or only the trainable ones over a frozen base; the optimizer groups the trainable
+ * ones), the hash of the frozen base and its tokenizer must agree; the first difference is refused, naming the key or tensor and both values. Reading
  * tensors by name alone would silently drop the layers a smaller configuration lacks. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -63,9 +64,17 @@ static int check_config(const ct_trainer *t, ct_h5_reader *rd, const char *path)
     return rc;
 }
 
-static const ct_tensor *param_named(const ct_trainer *t, const char *name) {
-    for (int i = 0; i < t->optimizer->n_slots; i++)
-        if (!strcmp(t->optimizer->slots[i].param->name, name)) return t->optimizer->slots[i].param;
+/* The tensors `group` must hold: the trainable ones, or every parameter in /model of a
+ * checkpoint without a base reference. */
+static void expected(const ct_trainer *t, const char *group, ct_tensor *const **list, int *n) {
+    bool all = !strcmp(group, "/model") && !t->partial_checkpoints;
+    *list = all ? t->model->params : t->trainable.params;
+    *n = all ? t->model->n_params : t->trainable.n;
+}
+
+static const ct_tensor *named(ct_tensor *const *list, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i]->name, name)) return list[i];
     return NULL;
 }
 
@@ -73,7 +82,8 @@ static int check_shape(ct_h5_reader *rd, const char *path, const char *group, co
     ct_h5_tensor_info info;
     if (!ct_h5_exists(rd, group, p->name))
         return ct_fail("resume=%s: tensor %s of this run's model is not in the checkpoint's %s; the checkpoint is of "
-                       "another model", path, p->name, group);
+                       "another model, or froze %s (resume with its train.trainable and train.freeze)",
+                       path, p->name, group, p->name);
     CT_TRY(ct_h5_tensor_info_of(rd, group, p->name, &info));
     bool same = info.dtype == p->dtype && info.ndim == p->ndim;
     for (int d = 0; same && d < p->ndim; d++) same = info.shape[d] == p->shape[d];
@@ -92,14 +102,19 @@ static int check_group(const ct_trainer *t, ct_h5_reader *rd, const char *path, 
     char **names = NULL;
     int n = ct_h5_list_tensors(rd, group, &names);
     if (n < 0) return ct_fail_context("resume=%s: ", path);
-    int rc = 0;
+    int rc = 0, n_expected;
+    ct_tensor *const *list;
+    expected(t, group, &list, &n_expected);
     for (int i = 0; rc == 0 && i < n; i++)
-        if (!param_named(t, names[i]))
+        if (!named(list, n_expected, names[i]) && named(t->model->params, t->model->n_params, names[i]))
+            rc = ct_fail("resume=%s: the checkpoint's %s holds tensor %s, which this run freezes; resume with the "
+                         "checkpoint's train.trainable and train.freeze", path, group, names[i]);
+        else if (!named(list, n_expected, names[i]))
             rc = ct_fail("resume=%s: the checkpoint's %s holds tensor %s, which this run's model does not have; the "
                          "checkpoint is of another model (check model.num_layers and the other model.* keys)",
                          path, group, names[i]);
     ct_h5_free_names(names, n);
-    for (int i = 0; rc == 0 && i < t->optimizer->n_slots; i++) rc = check_shape(rd, path, group, t->optimizer->slots[i].param);
+    for (int i = 0; rc == 0 && i < n_expected; i++) rc = check_shape(rd, path, group, list[i]);
     return rc;
 }
 
@@ -124,9 +139,30 @@ static int check_tokenizer(const ct_trainer *t, ct_h5_reader *rd, const char *pa
     return rc;
 }
 
+/* After the groups agree (so both runs freeze the same tensors): the frozen tensors this run
+ * loaded must be those the checkpoint was trained over. */
+static int check_base(const ct_trainer *t, ct_h5_reader *rd, const char *path) {
+    if (!t->partial_checkpoints) return 0;
+    char *stored = ct_h5_get_string(rd, STATE, "base_hash"), *stored_path = ct_h5_get_string(rd, STATE, "base_path");
+    char mine[32];
+    ct_hash_format(t->trainable.base_hash, mine);
+    int rc = 0;
+    if (!stored) rc = ct_fail("resume=%s: the checkpoint names no frozen base (base_hash) but this run freezes %d "
+                              "tensors of model.path=%s; the file is not of this run", path, t->trainable.n_frozen,
+                              t->recipe->model.path);
+    else if (strcmp(stored, mine) != 0)
+        rc = ct_fail("resume=%s: the checkpoint was trained over base %s with frozen tensors %s, but model.path=%s "
+                     "holds %s; resume with the base it was trained on", path, stored_path ? stored_path : "?",
+                     stored, t->recipe->model.path, mine);
+    free(stored);
+    free(stored_path);
+    return rc;
+}
+
 int ct_trainer_check_checkpoint(const ct_trainer *t, ct_h5_reader *rd, const char *path) {
     CT_TRY(check_config(t, rd, path));
     static const char *const groups[] = {"/model", "/optimizer/m", "/optimizer/v"};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) CT_TRY(check_group(t, rd, path, groups[i]));
+    CT_TRY(check_base(t, rd, path));
     return check_tokenizer(t, rd, path);
 }

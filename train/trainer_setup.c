@@ -118,6 +118,27 @@ static ct_llama *new_model(ct_trainer *t) {
     return m;
 }
 
+/* The trainable set, chosen once, on the host (the base hash reads the frozen tensors' bytes). */
+static int setup_trainable(ct_trainer *t) {
+    const ct_recipe *r = t->recipe;
+    if (ct_trainable_select(&t->trainable, t->model->params, t->model->n_params, r->train.trainable,
+                            r->train.freeze) < 0)
+        return -1;
+    t->partial_checkpoints = r->model.path[0] && t->trainable.n_frozen > 0;
+    if (t->partial_checkpoints) {
+        t->base_path = realpath(r->model.path, NULL);
+        if (!t->base_path) return ct_fail("model.path=%s: cannot resolve its absolute path", r->model.path);
+    }
+    char line[128], hash[32];
+    ct_trainable_describe(&t->trainable, line, sizeof line);
+    ct_hash_format(t->trainable.base_hash, hash);
+    fprintf(t->log, "parameters: %s", line);
+    if (t->partial_checkpoints) fprintf(t->log, "; frozen base %s %s", t->base_path, hash);
+    else if (t->trainable.n_frozen) fprintf(t->log, "; frozen at the seeded init (checkpoints keep them)");
+    fputc('\n', t->log);
+    return 0;
+}
+
 static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
@@ -149,6 +170,7 @@ static int setup_model(ct_trainer *t) {
         t->model = new_model(t);
         if (!t->model) return -1;
     }
+    CT_TRY(setup_trainable(t));
     t->model->gradient_checkpointing = r->model.gradient_checkpointing;
     t->model->compute_dtype = r->train.precision == CT_RECIPE_BF16 ? CT_BF16 : CT_F32;
     CT_TRY(ct_llama_check_tokenizer(t->model, t->tokenizer));
@@ -242,10 +264,10 @@ static int setup_data(ct_trainer *t) {
 static int setup_optimizer(ct_trainer *t) {
     const ct_recipe_optimizer *o = &t->recipe->optimizer;
     ct_adamw_hparams h = {.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay};
-    t->optimizer = ct_adamw_new(t->model->params, t->model->n_params, h);
+    t->optimizer = ct_adamw_new(t->trainable.params, t->trainable.n, h);
     if (!t->optimizer) return -1;
-    for (int i = 0; i < t->model->n_params; i++)
-        if (!ct_llama_param_decays(t->model->params[i])) ct_adamw_set_weight_decay(t->optimizer, i, 0);
+    for (int i = 0; i < t->trainable.n; i++)
+        if (!ct_llama_param_decays(t->trainable.params[i])) ct_adamw_set_weight_decay(t->optimizer, i, 0);
     static const ct_schedule_kind kinds[] = {CT_SCHEDULE_COSINE, CT_SCHEDULE_LINEAR, CT_SCHEDULE_CONSTANT};
     const ct_recipe_schedule *s = &t->recipe->schedule;
     int64_t warmup = s->warmup_steps < t->total_steps ? s->warmup_steps : t->total_steps;
@@ -305,6 +327,8 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_examples_free(t->val_examples);
     ct_label_set_free(t->labels);
     ct_adamw_free(t->optimizer);
+    ct_trainable_free(&t->trainable);
+    free(t->base_path);
     if (!t->model || t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);
     ct_llama_free(t->model);
     free(t->tokenizer_dir);

@@ -1,10 +1,13 @@
 /* Training checkpoints: what an exact resume needs, in the HDF5 layout of docs/formats.md.
  *
- *   /model/<HF name>          f32 weights
- *   /optimizer/m/<HF name>    AdamW first moments
- *   /optimizer/v/<HF name>    AdamW second moments
+ *   /model/<HF name>          f32 weights: every parameter, or only the trainable ones when the
+ *                             run froze part of a model.path base (then /state names the base)
+ *   /optimizer/m/<HF name>    AdamW first moments of the trainable parameters
+ *   /optimizer/v/<HF name>    AdamW second moments of the trainable parameters
  *   /state                    attributes: step, optimizer_step, threads, seed, elapsed_s,
- *                             recipe (resolved YAML), model_config (config.json text);
+ *                             recipe (resolved YAML), model_config (config.json text),
+ *                             base_path and base_hash (only with a frozen base: its absolute
+ *                             path and the ct_tensors_hash of its frozen tensors, "fnv1a64:...");
  *                             blobs tokenizer_json and tokenizer_config_json (UTF-8 text, so the
  *                             file is a model on its own: ctune eval and model.path accept it)
  *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint)
@@ -22,6 +25,7 @@
 #include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
 #include "core/paths.h"
+#include "train/model_source.h"
 #include "train/trainer_internal.h"
 
 #define STATE "/state"
@@ -55,6 +59,12 @@ static int put_state(ct_trainer *t, ct_h5_writer *w) {
     rc = config ? ct_h5_put_string(w, STATE, "model_config", config) : -1;
     free(config);
     CT_TRY(rc);
+    if (t->partial_checkpoints) {
+        char hash[32];
+        ct_hash_format(t->trainable.base_hash, hash);
+        CT_TRY(ct_h5_put_string(w, STATE, "base_path", t->base_path));
+        CT_TRY(ct_h5_put_string(w, STATE, "base_hash", hash));
+    }
     if (t->tokenizer_dir) {
         CT_TRY(put_text_file(w, t->tokenizer_dir, "tokenizer.json", "tokenizer_json"));
         CT_TRY(put_text_file(w, t->tokenizer_dir, "tokenizer_config.json", "tokenizer_config_json"));
@@ -72,6 +82,9 @@ static int put_weights(ct_trainer *t, ct_h5_writer *w) {
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m));
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v));
     }
+    /* Frozen at the seeded init (no base to name): kept, so the file is still the whole model. */
+    for (int i = 0; !t->partial_checkpoints && i < t->trainable.n_frozen; i++)
+        CT_TRY(ct_h5_put_tensor(w, "/model", t->trainable.frozen[i]->name, t->trainable.frozen[i]));
     return 0;
 }
 
@@ -91,10 +104,12 @@ int ct_trainer_save(ct_trainer *t, char *path, size_t size) {
     return 0;
 }
 
-static int read_weights(ct_h5_reader *rd, ct_llama *m) {
-    for (int i = 0; i < m->n_params; i++) CT_TRY(ct_h5_read_tensor_into(rd, "/model", m->params[i]->name, m->params[i]));
+static int read_tensors(ct_h5_reader *rd, ct_tensor *const *params, int n) {
+    for (int i = 0; i < n; i++) CT_TRY(ct_h5_read_tensor_into(rd, "/model", params[i]->name, params[i]));
     return 0;
 }
+
+static int read_weights(ct_h5_reader *rd, ct_llama *m) { return read_tensors(rd, m->params, m->n_params); }
 
 /* Resuming from an older checkpoint while later ones sit in checkpoint.dir would mix two
  * continuations there: keep_last would prune the new checkpoints in favour of the abandoned
@@ -124,7 +139,8 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "step", &step);
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "optimizer_step", &optimizer_step);
     if (rc == 0) rc = ct_h5_get_double(rd, STATE, "elapsed_s", &t->elapsed_before);
-    if (rc == 0) rc = read_weights(rd, t->model);
+    if (rc == 0) rc = t->partial_checkpoints ? read_tensors(rd, t->trainable.params, t->trainable.n)
+                                             : read_weights(rd, t->model);
     for (int i = 0; rc == 0 && i < t->optimizer->n_slots; i++) {
         const ct_adamw_slot *s = &t->optimizer->slots[i];
         rc = ct_h5_read_tensor_into(rd, "/optimizer/m", s->param->name, s->m);
@@ -180,6 +196,68 @@ int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir) {
     return rc;
 }
 
+/* Bases of bases (a run from a partial checkpoint) nest; a file naming itself must not loop. */
+enum { MAX_BASE_DEPTH = 8 };
+static _Thread_local int base_depth;
+
+/* The base a partial checkpoint names, loaded as a model; its frozen tensors (those the
+ * checkpoint does not store) must hash to the stored value. */
+static ct_llama *load_base(ct_h5_reader *rd, const char *path, const char *base_path) {
+    char *stored_hash = ct_h5_get_string(rd, STATE, "base_hash");
+    if (!stored_hash) {
+        ct_fail("%s: names base %s but stores no base_hash; the file is damaged", path, base_path);
+        return NULL;
+    }
+    if (base_depth >= MAX_BASE_DEPTH) {
+        free(stored_hash);
+        ct_fail("%s: bases nest deeper than %d checkpoints (a base names itself?)", path, MAX_BASE_DEPTH);
+        return NULL;
+    }
+    ct_model_source base;
+    base_depth++;
+    int rc = ct_model_source_open(&base, base_path);
+    base_depth--;
+    if (rc < 0) {
+        ct_fail_context("%s: its frozen base %s (%s) does not load: ", path, base_path, stored_hash);
+        free(stored_hash);
+        return NULL;
+    }
+    if (base.tokenizer != base.model->tokenizer) ct_tokenizer_free(base.tokenizer);
+    free(base.tokenizer_dir);
+    free(base.recipe_yaml);
+    ct_llama *m = base.model;
+    ct_tensor **frozen = ct_calloc((size_t)m->n_params, sizeof *frozen, "the frozen tensor list");
+    int n = 0;
+    for (int i = 0; frozen && i < m->n_params; i++)
+        if (!ct_h5_exists(rd, "/model", m->params[i]->name)) frozen[n++] = m->params[i];
+    char hash[32];
+    ct_hash_format(frozen ? ct_tensors_hash(frozen, n) : 0, hash);
+    free(frozen);
+    if (strcmp(hash, stored_hash) != 0) {
+        ct_fail("%s: trained on base %s with frozen tensors %s, but they are %s there now; restore that base or "
+                "retrain from the current one", path, base_path, stored_hash, hash);
+        ct_llama_free(m);
+        m = NULL;
+    }
+    free(stored_hash);
+    return m;
+}
+
+/* The stored tensors over the base: each must be a parameter of the base model. */
+static int overlay(ct_h5_reader *rd, const char *path, ct_llama *m) {
+    char **names = NULL;
+    int n = ct_h5_list_tensors(rd, "/model", &names), rc = n < 0 ? -1 : 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        ct_tensor *p = NULL;
+        for (int j = 0; j < m->n_params && !p; j++)
+            if (!strcmp(m->params[j]->name, names[i])) p = m->params[j];
+        rc = p ? ct_h5_read_tensor_into(rd, "/model", names[i], p)
+               : ct_fail("%s: tensor %s is not a parameter of its base model", path, names[i]);
+    }
+    ct_h5_free_names(names, n);
+    return rc;
+}
+
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml) {
     *tokenizer = NULL;
     *recipe_yaml = NULL;
@@ -187,12 +265,22 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
     if (!rd) return NULL;
     ct_llama *m = NULL;
     char *config_json = ct_h5_get_string(rd, STATE, "model_config");
+    char *base_path = config_json ? ct_h5_get_string(rd, STATE, "base_path") : NULL;
     ct_llama_config cfg;
-    if (config_json && ct_llama_config_parse(config_json, path, &cfg) == 0) m = ct_llama_new(&cfg);
-    if (m && read_weights(rd, m) < 0) {
-        ct_llama_free(m);
-        m = NULL;
+    if (base_path) {
+        m = load_base(rd, path, base_path);
+        if (m && overlay(rd, path, m) < 0) {
+            ct_llama_free(m);
+            m = NULL;
+        }
+    } else {
+        if (config_json && ct_llama_config_parse(config_json, path, &cfg) == 0) m = ct_llama_new(&cfg);
+        if (m && read_weights(rd, m) < 0) {
+            ct_llama_free(m);
+            m = NULL;
+        }
     }
+    free(base_path);
     char *tokenizer_json = m ? read_text_blob(rd, "tokenizer_json") : NULL;
     if (tokenizer_json) *tokenizer = ct_tokenizer_load_text(tokenizer_json, strlen(tokenizer_json), path);
     if (m && !*tokenizer) {

@@ -50,7 +50,7 @@ static int accumulate(ct_trainer *t, double *loss, int64_t *tokens) {
     if (total_targets == 0)
         return ct_fail("step %lld: its %d batch(es) hold no target token; check data.loss_on and data.truncation",
                        (long long)t->step + 1, accum);
-    CT_TRY(ct_zero_grad(t->model->params, t->model->n_params));
+    CT_TRY(ct_zero_grad(t->trainable.params, t->trainable.n));
     double loss_sum = 0;
     for (int i = 0; i < accum; i++) {
         if (batches[i].n_targets == 0) continue;
@@ -71,8 +71,8 @@ int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tok
     if (!isfinite(*loss))
         return ct_fail("step %lld: the loss is %g; stopped before updating, so the last checkpoint is intact "
                        "(lower optimizer.lr or set optimizer.grad_clip)", step, *loss);
-    ct_tensor **params = t->model->params;
-    int n = t->model->n_params;
+    ct_tensor **params = t->trainable.params;
+    int n = t->trainable.n;
     double clip = t->recipe->optimizer.grad_clip;
     rc = clip > 0 ? ct_clip_grad_norm(params, n, clip, grad_norm) : ct_grad_global_norm(params, n, grad_norm);
     if (rc < 0)
