@@ -33,6 +33,7 @@ static const char *const loss_on_choices[] = {"all_assistant", "last_assistant",
 static const char *const optimizer_choices[] = {"adamw", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
 static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
+static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -85,6 +86,9 @@ static const ct_recipe_key schema[] = {
     FLOAT("model.dropout", model.dropout, "0", "[0, 1)", "dropout probability while training; 0 = none"),
     BOOL("model.gradient_checkpointing", model.gradient_checkpointing, "false",
          "recompute each block's activations in the backward pass: less memory, about a third more compute"),
+    STRING("model.adapter", model.adapter, "",
+           "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on model.path: "
+           "trained further with lora.enabled, else used as it is; empty = none"),
 
     SECTION("tokenizer", "the tokenizer: a Hugging Face tokenizer.json, or one trained on data.train"),
     STRING("tokenizer.path", tokenizer.path, "",
@@ -163,6 +167,21 @@ static const ct_recipe_key schema[] = {
     BOOL("eval.length_normalized", eval.length_normalized, "false",
          "answer with the label of best mean log-probability per token, not best total (both are reported)"),
     INT("eval.batch_size", eval.batch_size, "32", "[1, )", "sequences per batch of the held-out loss (intent scoring batches each prompt's labels)"),
+
+    SECTION("lora", "LoRA adapters as PEFT defines them: the base frozen, only the adapters (and lora.modules_to_save) train"),
+    BOOL("lora.enabled", lora.enabled, "false", "add LoRA adapters to the projections lora.target_modules names"),
+    INT("lora.r", lora.r, "8", "[1, )", "the adapters' rank"),
+    FLOAT("lora.alpha", lora.alpha, "16", "(0, )", "scale numerator: the adapter's output is multiplied by alpha / r"),
+    FLOAT("lora.dropout", lora.dropout, "0", "[0, 1)", "dropout on the adapters' input while training"),
+    LIST("lora.target_modules", lora.target_modules, "q_proj,v_proj",
+         "HF module names to adapt (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj), or all-linear "
+         "(every projection but lm_head, as PEFT)"),
+    LIST("lora.layers", lora.layers, "", "layer indices to adapt, e.g. [0, 1]; empty = every layer"),
+    BOOL("lora.use_rslora", lora.use_rslora, "false", "rank-stabilized LoRA: scale alpha / sqrt(r) instead of alpha / r"),
+    ENUM("lora.init", lora.init, lora_init_choices, "kaiming",
+         "A's initialization: kaiming (PEFT's default, uniform within 1/sqrt(in)) or gaussian (N(0, 1/r^2)); B starts at 0"),
+    LIST("lora.modules_to_save", lora.modules_to_save, "",
+         "modules trained fully beside the adapters (lm_head, embed_tokens), as PEFT's modules_to_save"),
 };
 static const size_t n_schema = sizeof schema / sizeof schema[0];
 

@@ -31,6 +31,7 @@ typedef enum { CT_RECIPE_TRUNCATE_RIGHT, CT_RECIPE_TRUNCATE_LEFT, CT_RECIPE_TRUN
 typedef enum { CT_RECIPE_ADAMW } ct_recipe_optimizer_name;
 typedef enum { CT_RECIPE_COSINE, CT_RECIPE_LINEAR, CT_RECIPE_CONSTANT } ct_recipe_schedule_name;
 typedef enum { CT_RECIPE_FP32, CT_RECIPE_BF16, CT_RECIPE_FP16 } ct_recipe_precision;
+typedef enum { CT_RECIPE_LORA_KAIMING, CT_RECIPE_LORA_GAUSSIAN } ct_recipe_lora_init;
 
 /* Strings are owned by the recipe and never NULL: an unset string is "". */
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct {
     bool tie_word_embeddings;
     double init_std, dropout;
     bool gradient_checkpointing;
+    char *adapter; /* a PEFT LoRA adapter folder applied on model.path; "" = none */
 } ct_recipe_model;
 
 typedef struct {
@@ -96,6 +98,19 @@ typedef struct {
     int batch_size;
 } ct_recipe_eval;
 
+/* LoRA as PEFT defines it (models/lora.h): adapters on the projections target_modules names, the
+ * base frozen. */
+typedef struct {
+    bool enabled;
+    int r;
+    double alpha, dropout;
+    char *target_modules;  /* list: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear */
+    char *layers;          /* list of layer indices; "" = every layer */
+    bool use_rslora;
+    ct_recipe_lora_init init;
+    char *modules_to_save; /* list: lm_head, embed_tokens: trained fully beside the adapters */
+} ct_recipe_lora;
+
 typedef struct {
     char *name, *description;
     int seed;
@@ -112,6 +127,7 @@ typedef struct {
     ct_recipe_train train;
     ct_recipe_checkpoint checkpoint;
     ct_recipe_eval eval;
+    ct_recipe_lora lora;
 } ct_recipe;
 
 /* ---- the schema ---- */
