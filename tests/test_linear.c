@@ -3,7 +3,7 @@
  *     W [37, 45]), with and without bias, for f32, bf16, i8 per-row and i8 per-block-32 weights
  *     (45 in-features: a full block of 32 and a partial one of 13); i8 also against the forward
  *     with the dequantized f32 weight, which holds exactly the same values (bound 1e-6);
- *   - bf16 compute: a bf16 result close to the f32 one;
+ *   - bf16 compute: a bf16 result within bf16 rounding of the f64 product, for every weight dtype;
  *   - f64 gradient checks of x, W and b through ct_linear_forward;
  *   - the gradient reaching x through a frozen i8 (both layouts) or bf16 weight equals the one
  *     through the same values as a frozen f32 weight, and the narrow weight gets none;
@@ -114,6 +114,15 @@ static void test_bf16_compute(void) {
     double err = y ? ct_relative_error(y, reference(x, l.weight, l.bias)) : 1;
     CHECK(err < 1e-2 && err > 0, "bf16 compute vs the f64 product: %.3g", err);
     printf("bf16 compute: %.2e vs the f64 product\n", err);
+    for (int kind = 1; kind < 4; kind++) { /* narrow weights are used as stored under bf16 compute too */
+        ct_linear narrow = {.weight = make_weight(kind, OUT, IN), .bias = l.bias};
+        ct_tensor *yn = ct_linear_forward(&narrow, x, CT_BF16);
+        double e = yn && yn->dtype == CT_BF16 ? ct_relative_error(yn, reference(x, narrow.weight, l.bias)) : 1;
+        CHECK(e < 1e-2 && e > 0, "bf16 compute, %s weight: %.3g vs the f64 product (%s)", weight_kind(kind), e,
+              ct_last_error());
+        printf("bf16 compute, %-18s weight: %.2e vs the f64 product\n", weight_kind(kind), e);
+        ct_tensor_free(narrow.weight);
+    }
     CHECK(ct_linear_forward(&l, x, CT_F16) == NULL && strstr(ct_last_error(), "compute dtype f16"),
           "f16 compute refused: %s", ct_last_error());
     ct_tensor_free(x);
