@@ -11,7 +11,9 @@ typedef struct {
     ct_segment_fn fn;
     void *fn_ctx;
     int n_inputs, n_params;
-    ct_tensor *tensors[CT_CHECKPOINT_MAX_TENSORS]; /* the inputs, then the parameters */
+    /* The inputs, then the parameters: an arena array of their count, so a block with adapters,
+     * masks or scales beside its weights never meets a fixed limit. */
+    ct_tensor **tensors;
 } checkpoint_ctx;
 
 static bool is_one_of(const ct_tensor *t, ct_tensor *const *list, int n) {
@@ -84,9 +86,8 @@ static int checkpoint_backward(ct_node *node) {
 
 ct_tensor *ct_checkpoint(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, int n_inputs,
                          ct_tensor *const *params, int n_params) {
-    if (n_inputs < 0 || n_params < 0 || n_inputs + n_params > CT_CHECKPOINT_MAX_TENSORS) {
-        ct_fail("checkpoint: %d inputs and %d parameters (at most %d together)", n_inputs, n_params,
-                CT_CHECKPOINT_MAX_TENSORS);
+    if (n_inputs < 0 || n_params < 0 || (n_params > 0 && !params)) {
+        ct_fail("checkpoint: %d inputs and %d parameters: counts must not be negative", n_inputs, n_params);
         return NULL;
     }
     for (int i = 0; i < n_inputs; i++)
@@ -99,8 +100,9 @@ ct_tensor *ct_checkpoint(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, 
     ct_tensor *out = run_untaped(fn, ctx, inputs, n_inputs, &identity);
     if (!out || identity) return out;
     checkpoint_ctx *c = ct_arena_alloc(sizeof *c);
-    if (!c) return NULL;
-    *c = (checkpoint_ctx){.fn = fn, .fn_ctx = ctx, .n_inputs = n_inputs, .n_params = n_params};
+    ct_tensor **tensors = ct_arena_alloc(sizeof *tensors * (size_t)(n_inputs + n_params) + 1);
+    if (!c || !tensors) return NULL;
+    *c = (checkpoint_ctx){.fn = fn, .fn_ctx = ctx, .n_inputs = n_inputs, .n_params = n_params, .tensors = tensors};
     if (n_inputs) memcpy(c->tensors, inputs, (size_t)n_inputs * sizeof *inputs);
     if (n_params) memcpy(c->tensors + n_inputs, params, (size_t)n_params * sizeof *params);
     int shown = n_inputs + n_params < CT_MAX_INPUTS ? n_inputs + n_params : CT_MAX_INPUTS;

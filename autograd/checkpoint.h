@@ -23,14 +23,12 @@
 
 #include "core/tensor.h"
 
-#define CT_CHECKPOINT_MAX_TENSORS 64
-
 typedef ct_tensor *(*ct_segment_fn)(void *ctx, ct_tensor *const *inputs, int n_inputs);
 
 /* Returns the segment's output in the current scope, or NULL with a message. ctx must stay valid
- * until backward has passed the node (it is not copied). At most CT_CHECKPOINT_MAX_TENSORS
- * inputs and parameters together. In no-grad mode, or when nothing requires grad, this is just
- * fn(ctx, inputs, n_inputs). */
+ * until backward has passed the node (it is not copied); the inputs and params arrays are copied
+ * into the arena, as many as there are (no fixed limit). In no-grad mode, or when nothing
+ * requires grad, this is just fn(ctx, inputs, n_inputs). */
 ct_tensor *ct_checkpoint(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, int n_inputs,
                          ct_tensor *const *params, int n_params);
 

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     int rc = ct_llama_save(m, dir, tokenizer_dir, CT_BF16);
     double save_s = now() - t0;
     /* A probe to compare after loading: bf16 rounding of one weight. */
-    const float probe_before = ((const float *)m->layers[11].up_proj->data)[12345];
+    const float probe_before = ((const float *)m->layers[11].up_proj.weight->data)[12345];
     ct_llama_free(m);
     if (rc < 0) return fail(dir);
 
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
         ct_llama *loaded = ct_llama_load(dir);
         double s = now() - t0;
         if (!loaded) return fail(dir);
-        probe_after = ((const float *)loaded->layers[11].up_proj->data)[12345];
+        probe_after = ((const float *)loaded->layers[11].up_proj.weight->data)[12345];
         with_tokenizer = loaded->tokenizer != NULL;
         ct_llama_free(loaded);
         best = s < best ? s : best;

@@ -11,6 +11,7 @@
  *               h = h + down(silu(gate(x)) * up(x))
  *   logits = rms_norm(h, norm) lm_head^T          lm_head is embed_tokens when tied
  *
+ * Every projection, lm_head included, is a ct_linear run by ct_linear_forward (models/linear.h).
  * Parameters are f32 persistent tensors, named as in the HF checkpoint ("model.layers.3.mlp.
  * up_proj.weight"). Logits have vocab_size columns, the embedding's rows, which may be more than
  * the tokenizer's size (Qwen pads 151,665 tokens to 151,936 rows): callers that sample or score
@@ -22,27 +23,28 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "models/linear.h"
 #include "models/llama_config.h"
 
 struct ct_tokenizer;
 
+/* Every projection is a ct_linear (models/linear.h): weight, optional bias, and the places an
+ * adapter, a pruning mask or int8 scales attach. */
 typedef struct {
-    ct_tensor *input_layernorm;           /* [H] */
-    ct_tensor *q_proj, *k_proj, *v_proj;  /* [Hq*D, H], [Hkv*D, H], [Hkv*D, H] */
-    ct_tensor *q_bias, *k_bias, *v_bias;  /* [Hq*D], [Hkv*D], [Hkv*D] or NULL */
-    ct_tensor *q_norm, *k_norm;           /* [D] or NULL (Qwen3) */
-    ct_tensor *o_proj;                    /* [H, Hq*D] */
-    ct_tensor *o_bias;                    /* [H] or NULL */
-    ct_tensor *post_attention_layernorm;  /* [H] */
-    ct_tensor *gate_proj, *up_proj;       /* [I, H] */
-    ct_tensor *down_proj;                 /* [H, I] */
+    ct_tensor *input_layernorm;          /* [H] */
+    ct_linear q_proj, k_proj, v_proj;    /* [Hq*D, H], [Hkv*D, H], [Hkv*D, H]; biases [Hq*D], [Hkv*D] (Qwen2) */
+    ct_tensor *q_norm, *k_norm;          /* [D] or NULL (Qwen3) */
+    ct_linear o_proj;                    /* [H, Hq*D]; bias [H] when the config has o_bias */
+    ct_tensor *post_attention_layernorm; /* [H] */
+    ct_linear gate_proj, up_proj;        /* [I, H] */
+    ct_linear down_proj;                 /* [H, I] */
 } ct_llama_layer;
 
 typedef struct ct_llama {
     ct_llama_config config;
     ct_tensor *embed_tokens; /* [V, H] */
     ct_tensor *norm;         /* [H] */
-    ct_tensor *lm_head;      /* [V, H]; the same tensor as embed_tokens when tied */
+    ct_linear lm_head;       /* [V, H], no bias; its weight is embed_tokens when tied */
     ct_llama_layer *layers;  /* num_hidden_layers of them */
     /* Every distinct parameter once (a tied lm_head is not repeated), in checkpoint order:
      * embed_tokens, the layers, norm, lm_head. Each carries its HF name in ->name. */
@@ -51,8 +53,8 @@ typedef struct ct_llama {
     float *inv_freq;             /* head_dim / 2 RoPE frequencies */
     bool gradient_checkpointing; /* recompute each block in backward (autograd/checkpoint.h) */
     /* CT_F32 (the default) or CT_BF16: mixed precision. The parameters stay f32 masters; a
-     * forward without a KV cache converts each matmul weight to a bf16 copy (ct_to_dtype, so the
-     * master gets an f32 gradient) and runs every matmul, attention and activation in bf16
+     * forward without a KV cache converts each matmul weight to a bf16 copy where it is used
+     * (ct_linear_forward, so the master gets an f32 gradient) and runs every matmul, attention and activation in bf16
      * storage, keeping the embedding lookup, the residual stream and the RMSNorm weights f32 and
      * returning bf16 logits. Forwards with a KV cache (generation, scoring) always compute in f32,
      * since the cache holds f32 keys and values. */

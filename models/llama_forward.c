@@ -3,9 +3,12 @@
  * gradient_checkpointing each decoder block is one ct_checkpoint segment: its activations are
  * recomputed in backward instead of kept.
  *
- * Mixed precision (compute_dtype bf16): each matmul weight is converted to a bf16 copy where it
- * is used, inside the block, so a checkpointed block converts again when it recomputes instead
- * of keeping the copies; the activation entering a projection is converted once, and every op
+ * Every projection, lm_head included, is ct_linear_forward (models/linear.h).
+ *
+ * Mixed precision (compute_dtype bf16): ct_linear_forward converts each f32 weight to a bf16 copy
+ * where it is used, inside the block, so a checkpointed block converts again when it recomputes
+ * instead of keeping the copies; the activation entering a projection is converted once
+ * (ct_linear_input, shared by q/k/v and by gate/up), and every op
  * after it (projections, RoPE, attention, SwiGLU) then computes in f32 and stores bf16. The
  * residual stream stays f32: a block's branch output (bf16) is added to it, and ct_add keeps its
  * first operand's dtype. The index tensors (positions, rows to gather) are built on the host and
@@ -21,7 +24,9 @@
 #include "autograd/tape.h"
 #include "kernels/device.h"
 #include "models/llama.h"
+#include "models/linear.h"
 #include "models/llama_internal.h"
+#include "models/param_list.h"
 
 /* What one block needs besides its input; lives in the step's arena until backward is done. */
 typedef struct {
@@ -35,18 +40,6 @@ typedef struct {
     ct_dtype compute;       /* CT_F32, or CT_BF16 for the matmuls and the activations */
 } block_ctx;
 
-/* t in the compute dtype: an f32 weight or activation becomes a bf16 copy whose backward hands
- * the f32 master its gradient; anything else (f32 compute, an already narrow tensor) is t. */
-static ct_tensor *as_compute(ct_dtype compute, ct_tensor *t) {
-    if (!t || compute == CT_F32 || t->dtype != CT_F32) return t;
-    return ct_to_dtype(t, compute);
-}
-
-static ct_tensor *linear(ct_dtype compute, ct_tensor *x, ct_tensor *weight, ct_tensor *bias) {
-    ct_tensor *y = ct_matmul(as_compute(compute, x), as_compute(compute, weight), false, true);
-    return bias ? ct_add(y, bias) : y;
-}
-
 static ct_tensor *split_heads(ct_tensor *x, int64_t heads, int64_t head_dim) {
     if (!x) return NULL;
     return ct_reshape(x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, head_dim});
@@ -56,10 +49,10 @@ static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     const ct_llama_config *cfg = &c->m->config;
     const ct_llama_layer *L = &c->m->layers[c->layer];
     const int64_t D = cfg->head_dim, B = x->shape[0], T = x->shape[1];
-    x = as_compute(c->compute, x); /* once for the three projections */
-    ct_tensor *q = split_heads(linear(c->compute, x, L->q_proj, L->q_bias), cfg->num_attention_heads, D);
-    ct_tensor *k = split_heads(linear(c->compute, x, L->k_proj, L->k_bias), cfg->num_key_value_heads, D);
-    ct_tensor *v = split_heads(linear(c->compute, x, L->v_proj, L->v_bias), cfg->num_key_value_heads, D);
+    x = ct_linear_input(x, c->compute); /* once for the three projections */
+    ct_tensor *q = split_heads(ct_linear_forward(&L->q_proj, x, c->compute), cfg->num_attention_heads, D);
+    ct_tensor *k = split_heads(ct_linear_forward(&L->k_proj, x, c->compute), cfg->num_key_value_heads, D);
+    ct_tensor *v = split_heads(ct_linear_forward(&L->v_proj, x, c->compute), cfg->num_key_value_heads, D);
     if (L->q_norm) { /* Qwen3: each head normalized over head_dim before rotation */
         q = ct_rms_norm(q, L->q_norm, cfg->rms_norm_eps);
         k = ct_rms_norm(k, L->k_norm, cfg->rms_norm_eps);
@@ -70,13 +63,14 @@ static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     if (c->cache && ct_llama_cache_kv(c->cache, c->layer, T, &k, &v) < 0) return NULL;
     ct_tensor *out = ct_attention(q, k, v, &c->attn);
     out = ct_reshape(out, 3, (int64_t[]){B, T, cfg->num_attention_heads * D});
-    return linear(c->compute, out, L->o_proj, L->o_bias);
+    return ct_linear_forward(&L->o_proj, out, c->compute);
 }
 
 static ct_tensor *mlp(const block_ctx *c, const ct_llama_layer *L, ct_tensor *x) {
-    x = as_compute(c->compute, x); /* once for gate and up */
-    ct_tensor *gate = linear(c->compute, x, L->gate_proj, NULL), *up = linear(c->compute, x, L->up_proj, NULL);
-    return linear(c->compute, ct_swiglu(gate, up), L->down_proj, NULL);
+    x = ct_linear_input(x, c->compute); /* once for gate and up */
+    ct_tensor *gate = ct_linear_forward(&L->gate_proj, x, c->compute);
+    ct_tensor *up = ct_linear_forward(&L->up_proj, x, c->compute);
+    return ct_linear_forward(&L->down_proj, ct_swiglu(gate, up), c->compute);
 }
 
 /* Dropout site `which` (0: attention, 1: MLP) of the block; identity when dropout is 0. Dropout
@@ -99,25 +93,33 @@ static ct_tensor *block(void *ctx, ct_tensor *const *inputs, int n_inputs) {
     return ct_add(h, residual_dropout(c, mlp(c, L, ct_rms_norm(h, L->post_attention_layernorm, eps)), 1));
 }
 
-static int layer_params(const ct_llama_layer *L, ct_tensor **out) {
-    ct_tensor *all[] = {L->input_layernorm, L->q_proj, L->k_proj, L->v_proj, L->q_bias, L->k_bias, L->v_bias,
-                        L->q_norm, L->k_norm, L->o_proj, L->o_bias, L->post_attention_layernorm, L->gate_proj,
-                        L->up_proj, L->down_proj};
-    int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i]) out[n++] = all[i];
-    return n;
+/* Every tensor the block reads that can carry a gradient, for ct_checkpoint. */
+static int layer_params(const ct_llama_layer *L, ct_param_list *list) {
+    CT_TRY(ct_param_list_push(list, L->input_layernorm));
+    CT_TRY(ct_linear_params(&L->q_proj, list));
+    CT_TRY(ct_linear_params(&L->k_proj, list));
+    CT_TRY(ct_linear_params(&L->v_proj, list));
+    CT_TRY(ct_param_list_push(list, L->q_norm));
+    CT_TRY(ct_param_list_push(list, L->k_norm));
+    CT_TRY(ct_linear_params(&L->o_proj, list));
+    CT_TRY(ct_param_list_push(list, L->post_attention_layernorm));
+    CT_TRY(ct_linear_params(&L->gate_proj, list));
+    CT_TRY(ct_linear_params(&L->up_proj, list));
+    return ct_linear_params(&L->down_proj, list);
 }
 
 static ct_tensor *run_block(const ct_llama *m, block_ctx *c, ct_tensor *h) {
     if (!m->gradient_checkpointing) return block(c, &h, 1);
-    ct_tensor *params[16];
-    int n = layer_params(&m->layers[c->layer], params);
     /* ct_checkpoint keeps ctx until backward: give each block its own copy in the arena. */
     block_ctx *saved = ct_arena_alloc(sizeof *saved);
     if (!saved) return NULL;
     *saved = *c;
-    return ct_checkpoint(block, saved, &h, 1, params, n);
+    ct_param_list params = {0};
+    ct_tensor *out = NULL;
+    if (layer_params(&m->layers[c->layer], &params) == 0) /* ct_checkpoint copies the list */
+        out = ct_checkpoint(block, saved, &h, 1, params.items, params.n);
+    ct_param_list_free(&params);
+    return out;
 }
 
 /* ---- argument checks and the positions the blocks use ---- */
@@ -227,7 +229,7 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     if (a->cache) a->cache->length += input_ids->shape[1];
     if (a->last_token_only) h = last_positions(h);
     /* With tied embeddings this is the embedding's one bf16 copy: the lookup above read the master. */
-    return linear(c.compute, ct_rms_norm(h, m->norm, m->config.rms_norm_eps), m->lm_head, NULL);
+    return ct_linear_forward(&m->lm_head, ct_rms_norm(h, m->norm, m->config.rms_norm_eps), c.compute);
 }
 
 ct_tensor *ct_llama_shift_labels(ct_tensor *labels) {

@@ -12,13 +12,11 @@ typedef struct {
     ct_tensor **slot;
 } ct_llama_param_spec;
 
-/* An upper bound on the number of parameters of a config. */
-int ct_llama_max_params(const ct_llama_config *cfg);
 /* A model with its layers, parameter list and RoPE table but no parameter tensors yet. */
 ct_llama *ct_llama_skeleton(const ct_llama_config *cfg);
-/* Fills out (ct_llama_max_params entries) with the parameters in checkpoint order; returns the
- * count. The slots point into m. */
-int ct_llama_param_specs(ct_llama *m, ct_llama_param_spec *out);
+/* The parameters in checkpoint order, in a heap array the caller frees; *n gets the count. The
+ * slots point into m. NULL with a message when memory runs out. */
+ct_llama_param_spec *ct_llama_param_specs(ct_llama *m, int *n);
 /* Allocates every parameter of a skeleton (norm weights 1, the rest 0), requiring grad. */
 int ct_llama_allocate(ct_llama *m);
 

@@ -119,9 +119,9 @@ static int check_checkpoint(const ct_safetensors *st, const ct_llama_param_spec 
 }
 
 static int load_weights(ct_llama *m, const ct_safetensors *st) {
-    ct_llama_param_spec *specs = ct_calloc((size_t)ct_llama_max_params(&m->config), sizeof *specs, "parameter specs");
+    int n;
+    ct_llama_param_spec *specs = ct_llama_param_specs(m, &n);
     if (!specs) return -1;
-    int n = ct_llama_param_specs(m, specs);
     int rc = check_checkpoint(st, specs, n, m->config.tie_word_embeddings);
     free(specs);
     CT_TRY(rc);

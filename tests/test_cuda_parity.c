@@ -13,14 +13,21 @@
  * without cudaMalloc after the first; AdamW and the scale are expected to match the CPU bit for
  * bit (printed), and must within the tolerances above.
  *
+ * ct_linear (models/linear.h), the model's one projection, runs forward and backward on both
+ * devices for f32, bf16, i8 per-row and i8 per-block-32 weights (45 in-features: a partial last
+ * block), with a bias: output, x's gradient and the f32 weight's and bias's gradients.
+ *
  * Needs a GPU: exits 77 (skipped) without one, and in a build without CUDA. */
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd/ops.h"
+#include "autograd/tape.h"
 #include "core/arena.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/backend.h"
+#include "models/linear.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"
 
@@ -647,6 +654,56 @@ static void test_allocator(void) {
     CHECK(after_oom.in_use_bytes == released.in_use_bytes, "a failed request changed the in-use bytes");
 }
 
+/* ---- ct_linear through the autograd ops ---- */
+
+/* A device leaf for the autograd run: a copy of t with its own gradient slot. */
+static ct_tensor *gpu_leaf(const ct_tensor *t, bool requires_grad) {
+    ct_tensor *g = on_gpu(t);
+    g->grad = NULL;
+    g->node = NULL;
+    g->requires_grad = requires_grad;
+    return g;
+}
+
+/* sum(linear(x) * probe) forward and backward on x's device; the output, or NULL. */
+static ct_tensor *linear_step(const ct_linear *l, ct_tensor *x, ct_tensor *probe) {
+    ct_tensor *y = ct_linear_forward(l, x, CT_F32);
+    ct_tensor *loss = ct_sum(ct_mul(y, probe));
+    if (!loss || ct_backward(loss) < 0) return NULL;
+    return y;
+}
+
+static void test_linear(void) {
+    if (!ct_cuda_backend_table_complete()) {
+        printf("  linear: not run, the CUDA op table is incomplete\n");
+        return;
+    }
+    static const char *names[] = {"f32", "bf16", "i8 per row", "i8 per block of 32"};
+    for (int kind = 0; kind < 4; kind++) {
+        ct_tensor *x = randn(CT_F32, 3, 3, 7, 45, 0, 1.0), *probe = randn(CT_F32, 3, 3, 7, 37, 0, 1.0);
+        ct_tensor *w = randn(kind == 1 ? CT_BF16 : CT_F32, 2, 37, 45, 0, 0, 0.3);
+        if (kind >= 2) w = ct_quantize_i8(w, kind == 2 ? 0 : 32, false, NULL);
+        ct_tensor *b = randn(CT_F32, 1, 37, 0, 0, 0, 0.5);
+        bool train_w = kind == 0; /* narrow weights are frozen bases */
+        ct_linear gl = {.weight = gpu_leaf(w, train_w), .bias = gpu_leaf(b, true)};
+        ct_tensor *gx = gpu_leaf(x, true), *gprobe = on_gpu(probe);
+        x->requires_grad = true, w->requires_grad = train_w, b->requires_grad = true;
+        ct_linear cl = {.weight = w, .bias = b};
+        ct_tensor *y = linear_step(&cl, x, probe), *gy = linear_step(&gl, gx, gprobe);
+        char what[96];
+        CHECK(y && gy, "linear %s: %s", names[kind], ct_last_error());
+        if (!y || !gy) continue;
+        snprintf(what, sizeof what, "linear %s: output", names[kind]);
+        compare(what, y, gy, TOL_F32);
+        snprintf(what, sizeof what, "linear %s: x gradient", names[kind]);
+        compare(what, x->grad, gx->grad, TOL_F32);
+        snprintf(what, sizeof what, "linear %s: bias gradient", names[kind]);
+        compare(what, b->grad, gl.bias->grad, TOL_F32);
+        if (train_w) compare("linear f32: weight gradient", w->grad, gl.weight->grad, TOL_F32);
+        CHECK(train_w || gl.weight->grad == NULL, "linear %s: the frozen weight got a gradient", names[kind]);
+    }
+}
+
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
         ct_test_note_skip("test_cuda_parity", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
@@ -713,6 +770,7 @@ int main(void) {
     test_kl(CT_F32, false);
     test_kl(CT_F32, true);
     test_kl(CT_F64, true);
+    test_linear();
     free_device_blocks();
     test_allocator();
     free_device_blocks();

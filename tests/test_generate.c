@@ -401,7 +401,7 @@ static void check_padded_rows(void) {
     if (!m) return;
     ct_rng rng;
     ct_rng_seed(&rng, 5);
-    float *emb = m->embed_tokens->data, *head = m->lm_head->data;
+    float *emb = m->embed_tokens->data, *head = m->lm_head.weight->data;
     for (int64_t i = 0; i < 37 * 16; i++) {
         emb[i] = 0.5f + (float)ct_rng_uniform(&rng);
         head[i] = i / 16 < LIMIT ? 0.3f * (float)ct_rng_normal(&rng) : 5.0f;

@@ -561,9 +561,9 @@ static void check_random_init(void) {
     }
     double mean = sum / (double)n, std = sqrt(sq / (double)n - mean * mean);
     CHECK(fabs(mean) < 0.001 && fabs(std - 0.02) < 0.001, "embedding mean %.4g std %.4g", mean, std);
-    CHECK(ct_get(a->layers[1].post_attention_layernorm, 3) == 1.0 && ct_get(a->layers[0].k_bias, 2) == 0.0,
+    CHECK(ct_get(a->layers[1].post_attention_layernorm, 3) == 1.0 && ct_get(a->layers[0].k_proj.bias, 2) == 0.0,
           "norm weights must start at 1 and biases at 0");
-    CHECK(a->lm_head == a->embed_tokens && !ct_llama_param(a, "lm_head.weight"), "tied lm_head must be the embedding");
+    CHECK(a->lm_head.weight == a->embed_tokens && !ct_llama_param(a, "lm_head.weight"), "tied lm_head must be the embedding");
     int decayed = 0;
     for (int i = 0; i < a->n_params; i++) decayed += ct_llama_param_decays(a->params[i]);
     /* embedding + per layer q, k, v, o, gate, up, down: 1 + 2 * 7 matrices; biases and norms not. */

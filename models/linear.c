@@ -1,0 +1,46 @@
+/* ct_linear's forward (models/linear.h). The mixed-precision copies are made here, where the
+ * weight is used: a checkpointed block that recomputes calls this again and converts again, so
+ * the bf16 copies never outlive the block and the recomputation is the same ops in the same
+ * order (bit-identical gradients). */
+#include "models/linear.h"
+
+#include "autograd/ops.h"
+#include "core/error.h"
+
+ct_tensor *ct_linear_input(ct_tensor *x, ct_dtype compute_dtype) {
+    if (!x || compute_dtype == CT_F32 || x->dtype != CT_F32) return x;
+    return ct_to_dtype(x, compute_dtype);
+}
+
+static int check_linear(const ct_linear *l, ct_dtype compute_dtype) {
+    if (!l || !l->weight) return ct_fail("linear: no weight; build the layer (or load it) before the forward");
+    const char *name = l->weight->name ? l->weight->name : "(unnamed)";
+    char buf[64];
+    if (compute_dtype != CT_F32 && compute_dtype != CT_BF16)
+        return ct_fail("linear %s: compute dtype %s must be f32 or bf16", name, ct_dtype_name(compute_dtype));
+    if (l->weight->ndim != 2)
+        return ct_fail("linear %s: weight %s must be 2-D [out, in]", name, ct_shape_str(l->weight, buf, sizeof buf));
+    if (l->bias && (l->bias->ndim != 1 || l->bias->shape[0] != l->weight->shape[0]))
+        return ct_fail("linear %s: bias %s must be [%lld], one per output", name, ct_shape_str(l->bias, buf, sizeof buf),
+                       (long long)l->weight->shape[0]);
+    if (l->adapter)
+        return ct_fail("linear %s: an adapter is attached but adapters are not applied yet; detach it", name);
+    if (l->mask) return ct_fail("linear %s: a pruning mask is attached but masks are not applied yet; detach it", name);
+    return 0;
+}
+
+ct_tensor *ct_linear_forward(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype) {
+    if (!x) return NULL;
+    if (check_linear(l, compute_dtype) < 0) return NULL;
+    /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope. */
+    ct_tensor *weight = ct_linear_input(l->weight, compute_dtype);
+    ct_tensor *y = ct_matmul(ct_linear_input(x, compute_dtype), weight, false, true);
+    if (y && l->bias) y = ct_add(y, l->bias);
+    if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
+    return y;
+}
+
+int ct_linear_params(const ct_linear *l, ct_param_list *list) {
+    CT_TRY(ct_param_list_push(list, l->weight));
+    return ct_param_list_push(list, l->bias);
+}
