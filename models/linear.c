@@ -6,6 +6,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "models/lora.h"
 
 ct_tensor *ct_linear_input(ct_tensor *x, ct_dtype compute_dtype) {
     if (!x || compute_dtype == CT_F32 || x->dtype != CT_F32) return x;
@@ -23,24 +24,37 @@ static int check_linear(const ct_linear *l, ct_dtype compute_dtype) {
     if (l->bias && (l->bias->ndim != 1 || l->bias->shape[0] != l->weight->shape[0]))
         return ct_fail("linear %s: bias %s must be [%lld], one per output", name, ct_shape_str(l->bias, buf, sizeof buf),
                        (long long)l->weight->shape[0]);
-    if (l->adapter)
-        return ct_fail("linear %s: an adapter is attached but adapters are not applied yet; detach it", name);
+    if (l->adapter && (l->adapter->A->shape[1] != l->weight->shape[1] || l->adapter->B->shape[0] != l->weight->shape[0]))
+        return ct_fail("linear %s: the adapter makes [%lld, %lld] but the weight is [%lld, %lld]", name,
+                       (long long)l->adapter->B->shape[0], (long long)l->adapter->A->shape[1],
+                       (long long)l->weight->shape[0], (long long)l->weight->shape[1]);
     if (l->mask) return ct_fail("linear %s: a pruning mask is attached but masks are not applied yet; detach it", name);
     return 0;
 }
 
-ct_tensor *ct_linear_forward(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype) {
+ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype,
+                                   const ct_lora_dropout *train) {
     if (!x) return NULL;
     if (check_linear(l, compute_dtype) < 0) return NULL;
     /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope. */
     ct_tensor *weight = ct_linear_input(l->weight, compute_dtype);
-    ct_tensor *y = ct_matmul(ct_linear_input(x, compute_dtype), weight, false, true);
+    ct_tensor *input = ct_linear_input(x, compute_dtype);
+    ct_tensor *y = ct_matmul(input, weight, false, true);
     if (y && l->bias) y = ct_add(y, l->bias);
+    /* PEFT's order: the base layer (bias included), then the adapter's term added. */
+    if (y && l->adapter && !l->adapter->disabled) y = ct_add(y, ct_lora_delta(l->adapter, input, train));
     if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
     return y;
 }
 
+ct_tensor *ct_linear_forward(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype) {
+    return ct_linear_forward_train(l, x, compute_dtype, NULL);
+}
+
 int ct_linear_params(const ct_linear *l, ct_param_list *list) {
     CT_TRY(ct_param_list_push(list, l->weight));
-    return ct_param_list_push(list, l->bias);
+    CT_TRY(ct_param_list_push(list, l->bias));
+    if (!l->adapter) return 0;
+    CT_TRY(ct_param_list_push(list, l->adapter->A));
+    return ct_param_list_push(list, l->adapter->B);
 }

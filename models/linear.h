@@ -28,9 +28,8 @@ typedef struct ct_linear {
     ct_tensor *weight;
     /* [out], or NULL: added after the product, in the product's dtype (Qwen2's q/k/v bias). */
     ct_tensor *bias;
-    /* NULL. The LoRA issue attaches A [r, in], B [out, r] and a scale here, trained while weight
-     * stays frozen: y += scale * (x A^T) B^T (DoRA adds a magnitude vector). ct_linear_forward
-     * refuses a non-NULL adapter until that issue gives it a meaning. */
+    /* NULL, or a LoRA adapter (models/lora.h): A [r, in], B [out, r] and a scale, trained while
+     * weight stays frozen: y += scale * (dropout(x) A^T) B^T, unless the adapter is disabled. */
     struct ct_lora *adapter;
     /* NULL. The pruning issue attaches a 0/1 mask of the weight's shape: the forward then uses
      * W * mask, so pruned entries stay zero through training and get no gradient. Refused until
@@ -51,9 +50,14 @@ ct_tensor *ct_linear_input(ct_tensor *x, ct_dtype compute_dtype);
  * the f32 master gets the gradient; a bf16 or i8 weight is used as stored; y is bf16. An i8
  * weight must be frozen. NULL with a message naming the weight. */
 ct_tensor *ct_linear_forward(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype);
+/* The same in a training forward: an adapter's dropout draws its mask from `train` (seed, step);
+ * train NULL is ct_linear_forward (no dropout). */
+struct ct_lora_dropout;
+ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype compute_dtype,
+                                   const struct ct_lora_dropout *train);
 
 /* Appends the tensors the forward reads that can carry a gradient (weight, then bias when
- * present; adapters join here when they exist) to `list`: what a checkpointed block declares. */
+ * present, then an adapter's A and B) to `list`: what a checkpointed block declares. */
 int ct_linear_params(const ct_linear *l, ct_param_list *list);
 
 #endif

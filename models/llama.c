@@ -1,6 +1,7 @@
 /* Building a LLaMA-family model: one persistent f32 tensor per HF parameter, named as in the
  * checkpoint, and the flat parameter list the optimizer and the checkpoint files walk. */
 #include "models/llama.h"
+#include "models/llama_lora.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,7 @@ ct_llama *ct_llama_new(const ct_llama_config *cfg) {
 
 void ct_llama_free(ct_llama *m) {
     if (!m) return;
+    ct_llama_release_adapters(m);
     for (int i = 0; i < m->n_params; i++) ct_tensor_free(m->params[i]);
     free(m->params);
     free(m->layers);

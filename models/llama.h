@@ -122,6 +122,9 @@ typedef struct {
      * so a checkpointed block recomputes the same masks and a resumed run draws the same ones. */
     double dropout;
     uint64_t dropout_seed, step;
+    /* A training forward: LoRA adapters apply their own dropout (lora.dropout), with masks keyed
+     * on (dropout_seed, step) like the residual dropout's. Off for evaluation and generation. */
+    bool training;
 } ct_llama_forward_args;
 
 /* input_ids i32 [B, T] (ids < vocab_size) -> logits [B, T, vocab_size] in the current scope, f32

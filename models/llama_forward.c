@@ -25,6 +25,7 @@
 #include "kernels/device.h"
 #include "models/llama.h"
 #include "models/linear.h"
+#include "models/lora.h"
 #include "models/llama_internal.h"
 #include "models/param_list.h"
 
@@ -37,6 +38,8 @@ typedef struct {
     ct_kv_cache *cache;     /* NULL when training */
     double dropout;         /* residual dropout of training (ct_llama_forward_args) */
     uint64_t dropout_seed, step;
+    bool training;          /* adapters apply their dropout, keyed on (dropout_seed, step) */
+    ct_lora_dropout adapter_dropout;
     ct_dtype compute;       /* CT_F32, or CT_BF16 for the matmuls and the activations */
 } block_ctx;
 
@@ -45,14 +48,19 @@ static ct_tensor *split_heads(ct_tensor *x, int64_t heads, int64_t head_dim) {
     return ct_reshape(x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, head_dim});
 }
 
+/* A projection of the block: with its adapter's dropout in a training forward. */
+static ct_tensor *project(const block_ctx *c, const ct_linear *l, ct_tensor *x) {
+    return ct_linear_forward_train(l, x, c->compute, c->training ? &c->adapter_dropout : NULL);
+}
+
 static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     const ct_llama_config *cfg = &c->m->config;
     const ct_llama_layer *L = &c->m->layers[c->layer];
     const int64_t D = cfg->head_dim, B = x->shape[0], T = x->shape[1];
     x = ct_linear_input(x, c->compute); /* once for the three projections */
-    ct_tensor *q = split_heads(ct_linear_forward(&L->q_proj, x, c->compute), cfg->num_attention_heads, D);
-    ct_tensor *k = split_heads(ct_linear_forward(&L->k_proj, x, c->compute), cfg->num_key_value_heads, D);
-    ct_tensor *v = split_heads(ct_linear_forward(&L->v_proj, x, c->compute), cfg->num_key_value_heads, D);
+    ct_tensor *q = split_heads(project(c, &L->q_proj, x), cfg->num_attention_heads, D);
+    ct_tensor *k = split_heads(project(c, &L->k_proj, x), cfg->num_key_value_heads, D);
+    ct_tensor *v = split_heads(project(c, &L->v_proj, x), cfg->num_key_value_heads, D);
     if (L->q_norm) { /* Qwen3: each head normalized over head_dim before rotation */
         q = ct_rms_norm(q, L->q_norm, cfg->rms_norm_eps);
         k = ct_rms_norm(k, L->k_norm, cfg->rms_norm_eps);
@@ -63,14 +71,14 @@ static ct_tensor *self_attention(const block_ctx *c, ct_tensor *x) {
     if (c->cache && ct_llama_cache_kv(c->cache, c->layer, T, &k, &v) < 0) return NULL;
     ct_tensor *out = ct_attention(q, k, v, &c->attn);
     out = ct_reshape(out, 3, (int64_t[]){B, T, cfg->num_attention_heads * D});
-    return ct_linear_forward(&L->o_proj, out, c->compute);
+    return project(c, &L->o_proj, out);
 }
 
 static ct_tensor *mlp(const block_ctx *c, const ct_llama_layer *L, ct_tensor *x) {
     x = ct_linear_input(x, c->compute); /* once for gate and up */
-    ct_tensor *gate = ct_linear_forward(&L->gate_proj, x, c->compute);
-    ct_tensor *up = ct_linear_forward(&L->up_proj, x, c->compute);
-    return ct_linear_forward(&L->down_proj, ct_swiglu(gate, up), c->compute);
+    ct_tensor *gate = project(c, &L->gate_proj, x);
+    ct_tensor *up = project(c, &L->up_proj, x);
+    return project(c, &L->down_proj, ct_swiglu(gate, up));
 }
 
 /* Dropout site `which` (0: attention, 1: MLP) of the block; identity when dropout is 0. Dropout
@@ -214,6 +222,7 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     const ct_llama_forward_args none = {0};
     const ct_llama_forward_args *a = args ? args : &none;
     block_ctx c = {.m = m, .cache = a->cache, .dropout = a->dropout, .dropout_seed = a->dropout_seed, .step = a->step,
+                   .training = a->training && !a->cache, .adapter_dropout = {a->dropout_seed, a->step},
                    .compute = a->cache ? CT_F32 : m->compute_dtype};
     if (a->dropout < 0 || a->dropout >= 1 || (a->dropout > 0 && a->cache)) {
         ct_fail("llama forward: dropout %g must be in [0, 1), and 0 with a KV cache", a->dropout);

@@ -89,7 +89,7 @@ void ct_lora_free(ct_lora *l) {
 ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop) {
     if (!x) return NULL;
     ct_tensor *in = x;
-    if (drop && drop->p > 0) in = ct_dropout(x, drop->p, drop->seed, ct_dropout_stream(drop->step, l->dropout_site));
+    if (drop && l->dropout > 0) in = ct_dropout(x, l->dropout, drop->seed, ct_dropout_stream(drop->step, l->dropout_site));
     /* (x·Aᵀ)·Bᵀ: two thin GEMMs through the rank, never the [out, in] product B·A. */
     ct_tensor *down = ct_matmul(in, l->A, false, true);
     ct_tensor *up = ct_matmul(down, l->B, false, true);

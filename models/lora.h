@@ -34,13 +34,14 @@ typedef struct ct_lora {
     ct_tensor *A;          /* [r, in], requires grad */
     ct_tensor *B;          /* [out, r], requires grad */
     double scale;          /* s */
-    double dropout;
+    double dropout;        /* applied only in a training forward (ct_lora_dropout given) */
     uint32_t dropout_site; /* the dropout stream's op id (ct_dropout_stream): one per adapted module */
+    bool disabled;         /* the base alone: a free reference model (ct_llama_set_adapters) */
 } ct_lora;
 
-/* Where a forward is in training, for the adapter's dropout (0 probability: none). */
-typedef struct {
-    double p;
+/* Where a training forward is, for the adapter's dropout: the counter-based masks are keyed on
+ * (seed, step, dropout_site), so a checkpointed block recomputes the same masks. */
+typedef struct ct_lora_dropout {
     uint64_t seed, step;
 } ct_lora_dropout;
 
@@ -55,7 +56,8 @@ ct_lora *ct_lora_new(const char *module, int64_t in, int64_t out, const ct_lora_
 void ct_lora_free(ct_lora *l);
 
 /* s · dropout(x)·Aᵀ·Bᵀ for x [..., in]: [..., out] in x's dtype, in the current scope; the tape
- * records it when x, A or B needs a gradient. drop may be NULL (no dropout). NULL with a message. */
+ * records it when x, A or B needs a gradient. train: NULL outside training (no dropout), else
+ * where the step is (dropout with probability l->dropout). NULL with a message. */
 ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop);
 
 /* weight += s · B·A, computed in f64 and rounded once into weight's dtype (f32 or bf16; an i8

@@ -11,7 +11,7 @@
  *     under one f32 copy of the weight;
  *   - a model whose every projection holds an i8 weight computes the logits of its dequantized
  *     twin;
- *   - the errors: an adapter or a mask attached before they exist, a wrong bias, a trainable i8
+ *   - the errors: an adapter of another shape, a mask attached before masks exist, a wrong bias, a trainable i8
  *     weight, mismatched sizes (each names the weight). */
 #include <string.h>
 
@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "models/linear.h"
+#include "models/lora.h"
 #include "models/llama.h"
 #include "tests/ct_test.h"
 #include "tests/ct_test_gradcheck.h"
@@ -261,8 +262,12 @@ static void test_errors(void) {
     ct_tensor *bad_bias = persistent_normal(CT_F32, 1, (int64_t[]){OUT + 1}, "b", 0.3);
     ct_tensor *w_in = persistent_normal(CT_F32, 2, (int64_t[]){OUT, IN + 2}, "lm_head.weight", 0.3);
     ct_linear plain = {.weight = w};
-    expect_error(&(ct_linear){.weight = w, .adapter = (struct ct_lora *)w}, x,
-                 "linear model.layers.0.mlp.up_proj.weight: an adapter is attached", "adapter");
+    ct_lora_options lo = {.r = 3, .alpha = 6};
+    ct_lora *misfit = ct_lora_new("model.layers.0.mlp.up_proj", IN + 1, OUT, &lo, 1, 1);
+    expect_error(&(ct_linear){.weight = w, .adapter = misfit}, x,
+                 "linear model.layers.0.mlp.up_proj.weight: the adapter makes [37, 46] but the weight is [37, 45]",
+                 "adapter of another shape");
+    ct_lora_free(misfit);
     expect_error(&(ct_linear){.weight = w, .mask = w}, x, "a pruning mask is attached", "mask");
     expect_error(&(ct_linear){.weight = w, .bias = bad_bias}, x, "bias [38] f32 must be [37]", "bias");
     expect_error(&(ct_linear){.weight = w_in}, x, "linear lm_head.weight: matmul", "inner size");

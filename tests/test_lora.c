@@ -22,22 +22,22 @@ static ct_rng rng;
 
 /* inputs: x [..., in], A [r, in], B [out, r]; user: the ct_lora (scale, dropout) and dropout. */
 typedef struct {
-    double scale;
+    double scale, p;
     ct_lora_dropout drop;
 } delta_args;
 
 static ct_tensor *fn_delta(ct_tensor *const *in, int n, void *user) {
     (void)n;
     const delta_args *a = user;
-    ct_lora l = {.A = in[1], .B = in[2], .scale = a->scale, .dropout = a->drop.p, .dropout_site = 77};
+    ct_lora l = {.A = in[1], .B = in[2], .scale = a->scale, .dropout = a->p, .dropout_site = 77};
     return ct_lora_delta(&l, in[0], &a->drop);
 }
 
 /* s · dropout(x)·Aᵀ·Bᵀ written out element by element in f64, with the same dropout mask. */
-static double direct_error(const ct_tensor *x, const ct_tensor *A, const ct_tensor *B, double s,
+static double direct_error(const ct_tensor *x, const ct_tensor *A, const ct_tensor *B, double s, double p,
                            const ct_lora_dropout *drop, uint32_t site, const ct_tensor *got) {
     const int64_t in = A->shape[1], r = A->shape[0], out = B->shape[0], rows = ct_numel(x) / in;
-    const double keep = drop ? 1.0 / (1.0 - drop->p) : 1.0;
+    const double keep = drop ? 1.0 / (1.0 - p) : 1.0;
     double diff = 0, norm = 0;
     for (int64_t row = 0; row < rows; row++)
         for (int64_t o = 0; o < out; o++) {
@@ -46,9 +46,9 @@ static double direct_error(const ct_tensor *x, const ct_tensor *A, const ct_tens
                 double t = 0;
                 for (int64_t i = 0; i < in; i++) {
                     double xv = ct_get(x, row * in + i);
-                    if (drop && drop->p > 0) {
+                    if (drop && p > 0) {
                         const uint64_t stream = ct_dropout_stream(drop->step, site);
-                        const bool kept = ct_counter_uniform(drop->seed, stream, (uint64_t)(row * in + i)) >= drop->p;
+                        const bool kept = ct_counter_uniform(drop->seed, stream, (uint64_t)(row * in + i)) >= p;
                         xv = kept ? xv * keep : 0;
                     }
                     t += xv * ct_get(A, k * in + i);
@@ -72,20 +72,22 @@ static void check_delta(void) {
     ct_lora l = {.A = A, .B = B, .scale = s, .dropout = 0, .dropout_site = 77};
     ct_tensor *y = ct_lora_delta(&l, x, NULL);
     CHECK(y && y->ndim == 3 && y->shape[2] == 11, "delta shape");
-    double err = y ? direct_error(x, A, B, s, NULL, 77, y) : 1;
+    double err = y ? direct_error(x, A, B, s, 0, NULL, 77, y) : 1;
     CHECK(err < 1e-14, "delta vs the direct sum: %.3g", err);
-    ct_lora_dropout drop = {.p = 0.3, .seed = 99, .step = 5};
+    ct_lora_dropout drop = {.seed = 99, .step = 5};
     l.dropout = 0.3;
+    ct_tensor *y_eval = ct_lora_delta(&l, x, NULL);
+    CHECK(y_eval && ct_relative_error(y_eval, y) == 0, "outside training (no ct_lora_dropout) there is no dropout");
     ct_tensor *yd = ct_lora_delta(&l, x, &drop);
-    double err_d = yd ? direct_error(x, A, B, s, &drop, 77, yd) : 1;
+    double err_d = yd ? direct_error(x, A, B, s, 0.3, &drop, 77, yd) : 1;
     CHECK(err_d < 1e-14, "delta with dropout vs the direct sum with the same mask: %.3g", err_d);
-    ct_tensor *yd2 = ct_lora_delta(&l, x, &(ct_lora_dropout){.p = 0.3, .seed = 99, .step = 6});
+    ct_tensor *yd2 = ct_lora_delta(&l, x, &(ct_lora_dropout){.seed = 99, .step = 6});
     CHECK(yd2 && ct_relative_error(yd2, yd) > 1e-3, "another step draws another dropout mask");
     printf("delta    s·dropout(x)·Aᵀ·Bᵀ = the direct f64 sum: %.1e, with dropout %.1e\n", err, err_d);
 
     delta_args plain = {.scale = s};
     expect_gradcheck("lora delta (x, A, B)", fn_delta, (ct_tensor *[]){x, A, B}, 3, &plain);
-    delta_args dropped = {.scale = 0.7, .drop = drop};
+    delta_args dropped = {.scale = 0.7, .p = 0.3, .drop = drop};
     expect_gradcheck("lora delta with dropout 0.3", fn_delta, (ct_tensor *[]){x, A, B}, 3, &dropped);
     /* A frozen input (the base's activations need no gradient in a first layer): A and B alone. */
     x->requires_grad = false;

@@ -23,7 +23,7 @@ static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t t
     ct_tensor *positions = ct_batch_positions_plain(host) ? NULL : b->positions;
     ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b->segments,
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
-                                  .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index)};
+                                  .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index), .training = true};
     ct_tensor *logits = ct_llama_forward(t->model, b->ids, &args);
     ct_tensor *sum = ct_cross_entropy(logits, b->targets, CT_REDUCE_SUM);
     int rc = sum ? 0 : -1;

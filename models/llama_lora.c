@@ -1,0 +1,229 @@
+/* LoRA on the LLaMA family (models/llama_lora.h). */
+#include "models/llama_lora.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/device.h"
+#include "core/error.h"
+
+const char *const ct_lora_module_names[CT_LORA_MODULES] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                           "gate_proj", "up_proj", "down_proj"};
+static const char *const module_groups[CT_LORA_MODULES] = {"self_attn", "self_attn", "self_attn", "self_attn",
+                                                           "mlp",       "mlp",       "mlp"};
+static const size_t module_offsets[CT_LORA_MODULES] = {
+    offsetof(ct_llama_layer, q_proj),    offsetof(ct_llama_layer, k_proj),  offsetof(ct_llama_layer, v_proj),
+    offsetof(ct_llama_layer, o_proj),    offsetof(ct_llama_layer, gate_proj), offsetof(ct_llama_layer, up_proj),
+    offsetof(ct_llama_layer, down_proj)};
+
+/* Dropout streams of adapters: op ids from 2^20 up, above the residual dropout's 2 * layer + 1. */
+#define LORA_SITE_BASE (1u << 20)
+
+static ct_linear *module_of(const ct_llama *m, int layer, int module) {
+    return (ct_linear *)((char *)&m->layers[layer] + module_offsets[module]);
+}
+
+ct_lora *ct_llama_lora_of(const ct_llama *m, int layer, int module) { return module_of(m, layer, module)->adapter; }
+
+int ct_llama_lora_count(const ct_llama *m) {
+    int n = 0;
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++) n += module_of(m, l, i)->adapter != NULL;
+    return n;
+}
+
+/* Calls fn on each comma-separated item of list (spaces around items ignored). */
+static int each_item(const char *list, int (*fn)(const char *item, void *user), void *user) {
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        const char *end = p;
+        while (*end && *end != ',') end++;
+        char item[128];
+        size_t n = (size_t)(end - p);
+        while (n && p[n - 1] == ' ') n--;
+        if (n >= sizeof item) return ct_fail("'%.20s...' is too long for a module name", p);
+        memcpy(item, p, n);
+        item[n] = '\0';
+        CT_TRY(fn(item, user));
+        p = end;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *key;
+    unsigned *targets;
+} targets_ctx;
+
+static int add_target(const char *item, void *user) {
+    targets_ctx *c = user;
+    if (!strcmp(item, "all-linear")) {
+        *c->targets |= (1u << CT_LORA_MODULES) - 1;
+        return 0;
+    }
+    for (int i = 0; i < CT_LORA_MODULES; i++)
+        if (!strcmp(item, ct_lora_module_names[i])) {
+            *c->targets |= 1u << i;
+            return 0;
+        }
+    return ct_fail("%s: '%s' is not a module of this model; the modules are q_proj, k_proj, v_proj, o_proj, "
+                   "gate_proj, up_proj, down_proj (or all-linear)%s",
+                   c->key, item, !strcmp(item, "lm_head") ? "; lm_head trains fully through lora.modules_to_save" : "");
+}
+
+int ct_llama_lora_targets(const char *list, const char *key, unsigned *targets) {
+    *targets = 0;
+    targets_ctx c = {key, targets};
+    CT_TRY(each_item(list, add_target, &c));
+    if (!*targets) return ct_fail("%s is empty; name the modules to adapt, e.g. [q_proj, v_proj]", key);
+    return 0;
+}
+
+typedef struct {
+    const char *key;
+    int num_layers;
+    bool *flags;
+    int count;
+} layers_ctx;
+
+static int add_layer(const char *item, void *user) {
+    layers_ctx *c = user;
+    char *end;
+    long v = strtol(item, &end, 10);
+    if (*end || end == item || v < 0 || v >= c->num_layers)
+        return ct_fail("%s: '%s' is not a layer index of this model (0 to %d)", c->key, item, c->num_layers - 1);
+    c->flags[v] = true;
+    c->count++;
+    return 0;
+}
+
+int ct_llama_lora_layers(const char *list, const char *key, int num_layers, bool *flags) {
+    layers_ctx c = {key, num_layers, flags, 0};
+    for (int i = 0; i < num_layers; i++) flags[i] = false;
+    CT_TRY(each_item(list, add_layer, &c));
+    if (c.count == 0)
+        for (int i = 0; i < num_layers; i++) flags[i] = true;
+    return 0;
+}
+
+static int append_params(ct_llama *m, ct_tensor *const *tensors, int n) {
+    ct_tensor **grown = realloc(m->params, (size_t)(m->n_params + n) * sizeof *grown);
+    if (!grown) return ct_fail("out of memory for the parameter list");
+    m->params = grown;
+    for (int i = 0; i < n; i++) m->params[m->n_params++] = tensors[i];
+    return 0;
+}
+
+static void detach_all(ct_llama *m, int first_new) {
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++) {
+            ct_linear *lin = module_of(m, l, i);
+            if (lin->adapter && lin->adapter->A->persistent) {
+                /* adapters of this call only: those whose A is not yet in m->params */
+                bool listed = false;
+                for (int p = 0; p < first_new; p++) listed |= m->params[p] == lin->adapter->A;
+                if (!listed) {
+                    ct_lora_free(lin->adapter);
+                    lin->adapter = NULL;
+                }
+            }
+        }
+}
+
+int ct_llama_add_lora(ct_llama *m, const ct_llama_lora_spec *spec) {
+    CT_TRY(ct_lora_check_options(&spec->options));
+    if (ct_llama_device(m) != CT_CPU)
+        return ct_fail("lora: attach adapters before moving the model to %s", ct_device_name(ct_llama_device(m)));
+    const int first_new = m->n_params;
+    int rc = 0;
+    for (int l = 0; rc == 0 && l < m->config.num_hidden_layers; l++) {
+        if (spec->layers && !spec->layers[l]) continue;
+        for (int i = 0; rc == 0 && i < CT_LORA_MODULES; i++) {
+            if (!(spec->targets & (1u << i))) continue;
+            ct_linear *lin = module_of(m, l, i);
+            char module[160];
+            snprintf(module, sizeof module, "model.layers.%d.%s.%s", l, module_groups[i], ct_lora_module_names[i]);
+            if (lin->adapter) {
+                rc = ct_fail("lora: %s already has an adapter", module);
+                break;
+            }
+            ct_lora *a = ct_lora_new(module, lin->weight->shape[1], lin->weight->shape[0], &spec->options, spec->seed,
+                                     LORA_SITE_BASE + 8u * (uint32_t)l + (uint32_t)i);
+            if (!a) {
+                rc = -1;
+                break;
+            }
+            lin->adapter = a;
+            ct_tensor *pair[2] = {a->A, a->B};
+            rc = append_params(m, pair, 2);
+        }
+    }
+    if (rc < 0) { /* take back what this call attached */
+        for (int p = first_new; p < m->n_params; p++) m->params[p] = NULL;
+        m->n_params = first_new;
+        detach_all(m, first_new);
+        return -1;
+    }
+    return 0;
+}
+
+void ct_llama_release_adapters(ct_llama *m) {
+    for (int l = 0; m->layers && l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++) {
+            ct_linear *lin = module_of(m, l, i);
+            if (!lin->adapter) continue;
+            lin->adapter->A = lin->adapter->B = NULL; /* listed in m->params: freed with them */
+            ct_lora_free(lin->adapter);
+            lin->adapter = NULL;
+        }
+}
+
+void ct_llama_set_adapters(ct_llama *m, bool enabled) {
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++) {
+            ct_lora *a = module_of(m, l, i)->adapter;
+            if (a) a->disabled = !enabled;
+        }
+}
+
+/* Removes t from m->params (keeping the order of the rest). */
+static void unlist(ct_llama *m, const ct_tensor *t) {
+    int k = 0;
+    for (int p = 0; p < m->n_params; p++)
+        if (m->params[p] != t) m->params[k++] = m->params[p];
+    m->n_params = k;
+}
+
+int ct_llama_merge_lora(ct_llama *m) {
+    if (ct_llama_device(m) != CT_CPU) return ct_fail("lora merge: move the model to the CPU first");
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++)
+            if (module_of(m, l, i)->adapter) CT_TRY(ct_lora_merge_into(module_of(m, l, i)->adapter, module_of(m, l, i)->weight));
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++) {
+            ct_linear *lin = module_of(m, l, i);
+            if (!lin->adapter) continue;
+            unlist(m, lin->adapter->A);
+            unlist(m, lin->adapter->B);
+            ct_lora_free(lin->adapter);
+            lin->adapter = NULL;
+        }
+    return 0;
+}
+
+int ct_llama_untie_lm_head(ct_llama *m) {
+    if (m->lm_head.weight != m->embed_tokens) return 0;
+    ct_tensor *copy = ct_tensor_new_on(m->embed_tokens->device, m->embed_tokens->dtype, m->embed_tokens->ndim,
+                                       m->embed_tokens->shape, "lm_head.weight");
+    if (!copy || ct_copy(copy, m->embed_tokens) < 0 || append_params(m, &copy, 1) < 0) {
+        ct_tensor_free(copy);
+        return ct_fail_context("modules_to_save lm_head on a tied model: ");
+    }
+    m->lm_head.weight = copy;
+    m->config.tie_word_embeddings = false;
+    return 0;
+}
