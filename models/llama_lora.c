@@ -118,55 +118,55 @@ static int append_params(ct_llama *m, ct_tensor *const *tensors, int n) {
     return 0;
 }
 
-static void detach_all(ct_llama *m, int first_new) {
+void ct_llama_module_path(int layer, int module, char *buf, size_t size) {
+    snprintf(buf, size, "model.layers.%d.%s.%s", layer, module_groups[module], ct_lora_module_names[module]);
+}
+
+int ct_llama_add_lora_at(ct_llama *m, int layer, int module, const ct_lora_options *options, uint64_t seed) {
+    if (ct_llama_device(m) != CT_CPU)
+        return ct_fail("lora: attach adapters before moving the model to %s", ct_device_name(ct_llama_device(m)));
+    if (layer < 0 || layer >= m->config.num_hidden_layers || module < 0 || module >= CT_LORA_MODULES)
+        return ct_fail("lora: no module %d in layer %d of a %d-layer model", module, layer, (int)m->config.num_hidden_layers);
+    ct_linear *lin = module_of(m, layer, module);
+    char path[160];
+    ct_llama_module_path(layer, module, path, sizeof path);
+    if (lin->adapter) return ct_fail("lora: %s already has an adapter", path);
+    ct_lora *a = ct_lora_new(path, lin->weight->shape[1], lin->weight->shape[0], options, seed,
+                             LORA_SITE_BASE + 8u * (uint32_t)layer + (uint32_t)module);
+    if (!a) return -1;
+    ct_tensor *pair[2] = {a->A, a->B};
+    if (append_params(m, pair, 2) < 0) {
+        ct_lora_free(a);
+        return -1;
+    }
+    lin->adapter = a;
+    return 0;
+}
+
+/* Detaches and frees the adapters whose tensors sit at m->params[first..): a failed attach. */
+static void take_back(ct_llama *m, int first) {
     for (int l = 0; l < m->config.num_hidden_layers; l++)
         for (int i = 0; i < CT_LORA_MODULES; i++) {
             ct_linear *lin = module_of(m, l, i);
-            if (lin->adapter && lin->adapter->A->persistent) {
-                /* adapters of this call only: those whose A is not yet in m->params */
-                bool listed = false;
-                for (int p = 0; p < first_new; p++) listed |= m->params[p] == lin->adapter->A;
-                if (!listed) {
-                    ct_lora_free(lin->adapter);
-                    lin->adapter = NULL;
-                }
-            }
+            bool newer = false;
+            for (int p = first; lin->adapter && p < m->n_params; p++) newer |= m->params[p] == lin->adapter->A;
+            if (!newer) continue;
+            ct_lora_free(lin->adapter);
+            lin->adapter = NULL;
         }
+    m->n_params = first;
 }
 
 int ct_llama_add_lora(ct_llama *m, const ct_llama_lora_spec *spec) {
     CT_TRY(ct_lora_check_options(&spec->options));
-    if (ct_llama_device(m) != CT_CPU)
-        return ct_fail("lora: attach adapters before moving the model to %s", ct_device_name(ct_llama_device(m)));
-    const int first_new = m->n_params;
-    int rc = 0;
-    for (int l = 0; rc == 0 && l < m->config.num_hidden_layers; l++) {
+    const int first = m->n_params;
+    for (int l = 0; l < m->config.num_hidden_layers; l++) {
         if (spec->layers && !spec->layers[l]) continue;
-        for (int i = 0; rc == 0 && i < CT_LORA_MODULES; i++) {
-            if (!(spec->targets & (1u << i))) continue;
-            ct_linear *lin = module_of(m, l, i);
-            char module[160];
-            snprintf(module, sizeof module, "model.layers.%d.%s.%s", l, module_groups[i], ct_lora_module_names[i]);
-            if (lin->adapter) {
-                rc = ct_fail("lora: %s already has an adapter", module);
-                break;
+        for (int i = 0; i < CT_LORA_MODULES; i++)
+            if ((spec->targets & (1u << i)) && ct_llama_add_lora_at(m, l, i, &spec->options, spec->seed) < 0) {
+                take_back(m, first);
+                return -1;
             }
-            ct_lora *a = ct_lora_new(module, lin->weight->shape[1], lin->weight->shape[0], &spec->options, spec->seed,
-                                     LORA_SITE_BASE + 8u * (uint32_t)l + (uint32_t)i);
-            if (!a) {
-                rc = -1;
-                break;
-            }
-            lin->adapter = a;
-            ct_tensor *pair[2] = {a->A, a->B};
-            rc = append_params(m, pair, 2);
-        }
-    }
-    if (rc < 0) { /* take back what this call attached */
-        for (int p = first_new; p < m->n_params; p++) m->params[p] = NULL;
-        m->n_params = first_new;
-        detach_all(m, first_new);
-        return -1;
     }
     return 0;
 }

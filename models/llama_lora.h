@@ -9,6 +9,7 @@
 #define CT_LLAMA_LORA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "models/llama.h"
@@ -34,6 +35,10 @@ int ct_llama_lora_layers(const char *list, const char *key, int num_layers, bool
 /* Attaches one adapter to every targeted projection of every chosen layer. A projection that
  * already has one is refused. 0, or -1 with a message (the model unchanged). */
 int ct_llama_add_lora(ct_llama *m, const ct_llama_lora_spec *spec);
+/* One adapter on layer `layer`'s module `module` (ct_lora_module_names index). 0 or -1. */
+int ct_llama_add_lora_at(ct_llama *m, int layer, int module, const ct_lora_options *options, uint64_t seed);
+/* "model.layers.L.self_attn.q_proj": the HF module path of a projection, into buf. */
+void ct_llama_module_path(int layer, int module, char *buf, size_t size);
 /* The adapter of layer `layer`'s module `module` (ct_lora_module_names index), or NULL. */
 ct_lora *ct_llama_lora_of(const ct_llama *m, int layer, int module);
 /* Number of attached adapters. */
