@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "models/llama_peft.h"
 #include "cli/commands.h"
 #include "train/evaluate.h"
 #include "train/model_source.h"
@@ -15,7 +16,7 @@
 #include "train/recipe.h"
 
 typedef struct {
-    const char *model, *data, *labels, *format, *system, *json_out;
+    const char *model, *adapter, *data, *labels, *format, *system, *json_out;
     long long max_examples, max_seq_len;
     int length_normalized; /* -1: the recipe's choice */
 } eval_args;
@@ -29,6 +30,7 @@ static int usage(FILE *out) {
             "prediction; accuracy uses the summed log-likelihood unless --length-normalized (both are\n"
             "reported). Every format also reports the mean token loss and perplexity of its targets.\n\n"
             "  --model PATH          the model\n"
+            "  --adapter DIR         a PEFT LoRA adapter applied on the model\n"
             "  --data FILE           .jsonl (intent, dialog_intent or chat) or plain text\n"
             "  --format NAME         intent | dialog_intent | chat | text (default: guessed from the\n"
             "                        file's first line: {messages, label} is dialog_intent, {messages}\n"
@@ -65,7 +67,8 @@ static int parse(int argc, char **argv, eval_args *a) {
             a->length_normalized = 1;
             continue;
         }
-        const char **text = !strcmp(arg, "--model")    ? &a->model
+        const char **text = !strcmp(arg, "--model")     ? &a->model
+                            : !strcmp(arg, "--adapter") ? &a->adapter
                             : !strcmp(arg, "--data")   ? &a->data
                             : !strcmp(arg, "--labels") ? &a->labels
                             : !strcmp(arg, "--format") ? &a->format
@@ -306,6 +309,7 @@ static int write_summary(eval_run *e, const eval_args *a) {
 static int run(eval_run *e, const eval_args *a) {
     CT_TRY(ct_model_source_open(&e->source, a->model));
     if (!e->source.tokenizer) return ct_fail("%s: no tokenizer.json with the model", a->model);
+    if (a->adapter) CT_TRY(ct_llama_apply_peft_dir(e->source.model, a->adapter));
     CT_TRY(settle(a, &e->source, &e->settings));
     CT_TRY(load_data(e, a));
     if (e->labels) CT_TRY(evaluate_intent(e, a));

@@ -13,6 +13,7 @@
 #include "datasets/tokenizer.h"
 #include "models/generate.h"
 #include "models/llama.h"
+#include "models/llama_peft.h"
 #include "cli/commands.h"
 #include "train/model_task.h"
 
@@ -21,7 +22,7 @@ int ct_cmd_generate(int argc, char **argv);
 #define CMD "generate"
 
 typedef struct {
-    const char *model, *prompt, *system;
+    const char *model, *adapter, *prompt, *system;
     ct_generate_options gen;
     bool raw, ids, temperature_given, nucleus_given;
 } generate_args;
@@ -35,6 +36,7 @@ static int generate_usage(void) {
            "the model's context (max_position_embeddings: prompt + reply never run past it; a longer\n"
            "prompt is refused).\n\n"
            "  --model DIR           the model folder\n"
+           "  --adapter DIR         a PEFT LoRA adapter applied on the model\n"
            "  --prompt TEXT         the user message (with --raw: the whole input)\n"
            "  --system TEXT         a system message before it (default: the system prompt the model was\n"
            "                        trained with, from the folder's ctune_task.json, if it has one)\n"
@@ -79,6 +81,7 @@ static int parse_value(generate_args *a, const char *arg, const char *value) {
     if (!strcmp(arg, "--model")) a->model = value;
     else if (!strcmp(arg, "--prompt")) a->prompt = value;
     else if (!strcmp(arg, "--system")) a->system = value;
+    else if (!strcmp(arg, "--adapter")) a->adapter = value;
     else if (!strcmp(arg, "--max-new-tokens")) {
         if (parse_int(arg, value, 1, &n)) return 2;
         a->gen.max_new_tokens = n;
@@ -103,7 +106,7 @@ static int parse_value(generate_args *a, const char *arg, const char *value) {
 
 /* 0 to run, 1 after --help, 2 for a usage error. */
 static int generate_parse(int argc, char **argv, generate_args *a) {
-    static const char *const with_value[] = {"--model", "--prompt", "--system", "--max-new-tokens", "--temperature",
+    static const char *const with_value[] = {"--model", "--adapter", "--prompt", "--system", "--max-new-tokens", "--temperature",
                                              "--top-p", "--top-k", "--seed"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -192,6 +195,10 @@ static double seconds_now(void) {
 static int generate_run(generate_args *a) {
     CT_TRY(check_folder(a->model));
     ct_llama *m = ct_llama_load(a->model);
+    if (m && a->adapter && ct_llama_apply_peft_dir(m, a->adapter) < 0) {
+        ct_llama_free(m);
+        return -1;
+    }
     if (!m) return -1;
     ct_token_list prompt = {0};
     ct_generation out = {0};

@@ -75,6 +75,13 @@ int ct_llama_apply_peft(ct_llama *m, const ct_peft_adapter *ad) {
     return 0;
 }
 
+int ct_llama_apply_peft_dir(ct_llama *m, const char *dir) {
+    ct_peft_adapter *ad = ct_peft_adapter_open(dir);
+    const int rc = ad ? ct_llama_apply_peft(m, ad) : -1;
+    ct_peft_adapter_close(ad);
+    return rc < 0 ? ct_fail_context("--adapter %s: ", dir) : 0;
+}
+
 int ct_llama_peft_items(const ct_llama *m, const char *const *modules_to_save, int n_save, ct_peft_item **items,
                         int *n) {
     enum { PATH = 96 };

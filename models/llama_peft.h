@@ -14,6 +14,9 @@
  * may hold part of the adapter: free it. 0 or -1. */
 int ct_llama_apply_peft(ct_llama *m, const ct_peft_adapter *adapter);
 
+/* ct_llama_apply_peft of the adapter folder `dir`; errors name it. 0 or -1. */
+int ct_llama_apply_peft_dir(ct_llama *m, const char *dir);
+
 /* The items ct_peft_adapter_write takes for the model's adapters (every lora_A / lora_B) and for
  * the modules named in modules_to_save ("lm_head", "embed_tokens"; NULL: none), into *items
  * (heap; free it). 0 or -1. */

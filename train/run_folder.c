@@ -48,7 +48,8 @@ static void list_add(char *list, size_t size, const char *item) {
 static int earlier_run(const ct_recipe *r, char *what, size_t size, char *latest, size_t latest_size) {
     what[0] = '\0';
     static const char *const marks[][2] = {{"recipe.yaml", "recipe.yaml"}, {"metrics.jsonl", "metrics.jsonl"},
-                                           {CT_RUN_MODEL_DIR, CT_RUN_MODEL_DIR "/"}}; /* name, as listed */
+                                           {CT_RUN_MODEL_DIR, CT_RUN_MODEL_DIR "/"},
+                                           {CT_RUN_ADAPTER_DIR, CT_RUN_ADAPTER_DIR "/"}}; /* name, as listed */
     for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
         if (exists_in(r->output_dir, marks[i][0])) list_add(what, size, marks[i][1]);
     int found = latest_checkpoint(r, latest, latest_size);
@@ -115,7 +116,7 @@ static int remove_earlier_run(const ct_recipe *r) {
     while ((found = latest_checkpoint(r, latest, sizeof latest)) == 1)
         if (unlink(latest) < 0) return ct_fail("cannot remove %s (overwrite=true); check its permissions", latest);
     CT_TRY(found);
-    static const char *const folders[] = {CT_RUN_MODEL_DIR, CT_RUN_TOKENIZER_DIR};
+    static const char *const folders[] = {CT_RUN_MODEL_DIR, CT_RUN_TOKENIZER_DIR, CT_RUN_ADAPTER_DIR};
     for (size_t i = 0; i < sizeof folders / sizeof *folders; i++) {
         snprintf(path, sizeof path, "%s/%s", r->output_dir, folders[i]);
         CT_TRY(ct_remove_tree(path));

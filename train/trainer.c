@@ -5,6 +5,8 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "train/model_task.h"
+#include "models/llama_lora.h"
+#include "train/lora_setup.h"
 #include "train/trainer_internal.h"
 
 static bool stop_requested(const ct_trainer *t) {
@@ -80,6 +82,14 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
     snprintf(result->model_dir, sizeof result->model_dir, "%s/%s", t->recipe->output_dir, CT_RUN_MODEL_DIR);
     /* safetensors are written from host memory; training is over, so the model itself comes home. */
     if (ct_llama_device(t->model) != CT_CPU) CT_TRY(ct_llama_to_device(t->model, CT_CPU));
+    if (t->recipe->lora.enabled) {
+        /* The adapter as PEFT files, then model/ as the merged model that serves without them. */
+        char adapter[4200];
+        snprintf(adapter, sizeof adapter, "%s/%s", t->recipe->output_dir, CT_RUN_ADAPTER_DIR);
+        CT_TRY(ct_lora_write_adapter(t->model, t->recipe, adapter));
+        fprintf(t->log, "adapter: %s (PEFT: adapter_config.json, adapter_model.safetensors)\n", adapter);
+        CT_TRY(ct_llama_merge_lora(t->model));
+    }
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
     CT_TRY(ct_model_folder_write_serving(result->model_dir, t->recipe, t->chat.format));
     fprintf(t->log, "model: %s\n", result->model_dir);

@@ -68,4 +68,8 @@ typedef struct {
  * recipe->overwrite (train/run_folder.c). */
 int ct_train(const ct_recipe *recipe, const ct_train_hooks *hooks, ct_train_result *result);
 
+/* Writes the tokenizer files a checkpoint holds into dir (created): for a final model folder, or
+ * an export from a checkpoint. 0 or -1. */
+int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir);
+
 #endif

@@ -22,6 +22,7 @@
 /* The file names a run directory holds. */
 #define CT_RUN_TOKENIZER_DIR "tokenizer"
 #define CT_RUN_MODEL_DIR "model"
+#define CT_RUN_ADAPTER_DIR "adapter" /* a LoRA run's PEFT adapter folder */
 #define CT_CHECKPOINT_PATTERN "step-%08d.h5"
 
 typedef struct {
@@ -85,8 +86,6 @@ int ct_trainer_resume(ct_trainer *t, const char *path);
 /* trainer_resume_check.c: the checkpoint's model config, tensors and tokenizer against this run's;
  * the first difference is refused naming the key or tensor and both values. */
 int ct_trainer_check_checkpoint(const ct_trainer *t, ct_h5_reader *rd, const char *path);
-/* Writes the tokenizer files a checkpoint holds into dir (created), for the final model folder. */
-int ct_trainer_extract_tokenizer(const char *checkpoint, const char *dir);
 /* The model of a checkpoint file, with the tokenizer and recipe stored in it (NULL if absent). A
  * checkpoint of a partly frozen run holds only the trainable tensors: its base is loaded from the
  * path it names (refused, naming both hashes, when the frozen tensors there changed) and the

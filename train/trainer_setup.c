@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "kernels/device.h"
+#include "train/lora_setup.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"
 
@@ -121,8 +122,9 @@ static ct_llama *new_model(ct_trainer *t) {
 /* The trainable set, chosen once, on the host (the base hash reads the frozen tensors' bytes). */
 static int setup_trainable(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
-    if (ct_trainable_select(&t->trainable, t->model->params, t->model->n_params, r->train.trainable,
-                            r->train.freeze) < 0)
+    char trainable[1024];
+    CT_TRY(ct_lora_trainable_patterns(r, trainable, sizeof trainable));
+    if (ct_trainable_select(&t->trainable, t->model->params, t->model->n_params, trainable, r->train.freeze) < 0)
         return -1;
     t->partial_checkpoints = r->model.path[0] && t->trainable.n_frozen > 0;
     if (t->partial_checkpoints) {
@@ -170,6 +172,7 @@ static int setup_model(ct_trainer *t) {
         t->model = new_model(t);
         if (!t->model) return -1;
     }
+    CT_TRY(ct_lora_setup_model(t->model, r, t->log));
     CT_TRY(setup_trainable(t));
     t->model->gradient_checkpointing = r->model.gradient_checkpointing;
     t->model->compute_dtype = r->train.precision == CT_RECIPE_BF16 ? CT_BF16 : CT_F32;

@@ -26,6 +26,7 @@
 #include "checkpoints/hdf5_file.h"
 #include "core/paths.h"
 #include "train/model_source.h"
+#include "train/lora_setup.h"
 #include "train/trainer_internal.h"
 
 #define STATE "/state"
@@ -258,6 +259,21 @@ static int overlay(ct_h5_reader *rd, const char *path, ct_llama *m) {
     return rc;
 }
 
+/* A LoRA run's checkpoint holds adapters that no base has: attach them as the run did (its
+ * stored recipe's lora section and model.adapter) before the tensors are read. */
+static int rebuild_adapters(ct_h5_reader *rd, const char *path, ct_llama *m) {
+    char *text = ct_h5_get_string(rd, STATE, "recipe");
+    if (!text) return ct_fail_context("%s: ", path);
+    ct_recipe r;
+    int rc = ct_recipe_init(&r);
+    if (rc == 0) rc = ct_recipe_load_text(&r, text, strlen(text), path);
+    if (rc == 0 && r.lora.enabled) rc = ct_lora_setup_model(m, &r, NULL);
+    if (rc < 0) ct_fail_context("%s: its LoRA adapters: ", path);
+    ct_recipe_free(&r);
+    free(text);
+    return rc;
+}
+
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml) {
     *tokenizer = NULL;
     *recipe_yaml = NULL;
@@ -269,13 +285,13 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
     ct_llama_config cfg;
     if (base_path) {
         m = load_base(rd, path, base_path);
-        if (m && overlay(rd, path, m) < 0) {
+        if (m && (rebuild_adapters(rd, path, m) < 0 || overlay(rd, path, m) < 0)) {
             ct_llama_free(m);
             m = NULL;
         }
     } else {
         if (config_json && ct_llama_config_parse(config_json, path, &cfg) == 0) m = ct_llama_new(&cfg);
-        if (m && read_weights(rd, m) < 0) {
+        if (m && (rebuild_adapters(rd, path, m) < 0 || read_weights(rd, m) < 0)) {
             ct_llama_free(m);
             m = NULL;
         }

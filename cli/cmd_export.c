@@ -1,0 +1,169 @@
+/* `ctune export`: a trained model in the format another program reads.
+ *   --format peft  the LoRA adapter as PEFT files (adapter_config.json + adapter_model.safetensors)
+ *   --format hf    a Hugging Face folder with any adapter merged in (W + s·B·A, f64, rounded once)
+ * GGUF, llama.cpp LoRA and INT8 safetensors come with the export issue. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints/hdf5_file.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "models/llama_lora.h"
+#include "models/llama_peft.h"
+#include "train/lora_setup.h"
+#include "train/model_task.h"
+#include "train/model_source.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+#define CMD "export"
+
+typedef struct {
+    const char *model, *adapter, *format, *out, *dtype;
+} export_args;
+
+static int export_usage(void) {
+    printf("usage: ctune export --model PATH --format peft|hf --out DIR [options]\n\n"
+           "Writes a trained model in a format other programs read.\n"
+           "  --model PATH     a ctune run folder, an .h5 checkpoint, or a Hugging Face folder\n"
+           "  --adapter DIR    a PEFT LoRA adapter applied on --model first\n"
+           "  --format peft    the LoRA adapter as PEFT files (adapter_config.json,\n"
+           "                   adapter_model.safetensors) for peft, vLLM and transformers; from a\n"
+           "                   LoRA run (its newest checkpoint), a LoRA checkpoint, or --adapter\n"
+           "  --format hf      a Hugging Face folder (config.json, model.safetensors, tokenizer files)\n"
+           "                   with any adapter merged into its base\n"
+           "  --out DIR        the folder to write (created; files are written whole or not at all)\n"
+           "  --dtype D        hf: f32 (default) or bf16\n");
+    return 0;
+}
+
+static int export_parse(int argc, char **argv, export_args *a) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return export_usage(), 1;
+        const char **slot = !strcmp(arg, "--model")     ? &a->model
+                            : !strcmp(arg, "--adapter") ? &a->adapter
+                            : !strcmp(arg, "--format")  ? &a->format
+                            : !strcmp(arg, "--out")     ? &a->out
+                            : !strcmp(arg, "--dtype")   ? &a->dtype
+                                                        : NULL;
+        if (!slot) return ct_usage_error(CMD, "unknown option '%s'", arg);
+        if (i + 1 >= argc) return ct_usage_error(CMD, "%s needs a value", arg);
+        *slot = argv[++i];
+    }
+    if (!a->model || !a->format || !a->out) return ct_usage_error(CMD, "--model, --format and --out are required");
+    if (strcmp(a->format, "peft") && strcmp(a->format, "hf"))
+        return ct_usage_error(CMD, "--format %s: ctune exports peft and hf (gguf and int8 come later)", a->format);
+    if (a->dtype && strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16"))
+        return ct_usage_error(CMD, "--dtype %s: f32 or bf16", a->dtype);
+    if (a->dtype && !strcmp(a->format, "peft")) return ct_usage_error(CMD, "--dtype is for --format hf");
+    return 0;
+}
+
+/* A run folder's newest checkpoint holds its adapters (model/ is merged): PEFT export reads that. */
+static const char *adapter_source(const export_args *a, char *buf, size_t size) {
+    if (!strcmp(a->format, "peft") && !a->adapter && ct_is_dir(a->model)) {
+        snprintf(buf, size, "%s/checkpoints", a->model);
+        if (ct_is_dir(buf)) {
+            char latest[4096];
+            if (ct_h5_latest_checkpoint(buf, "step-%08d.h5", latest, sizeof latest, NULL) == 1) {
+                snprintf(buf, size, "%s", latest);
+                return buf;
+            }
+        }
+    }
+    return a->model;
+}
+
+/* The LoRA settings the adapters were trained with (the source's recipe), for the PEFT config. */
+static int lora_recipe(const ct_model_source *src, ct_recipe *r) {
+    CT_TRY(ct_recipe_init(r));
+    if (src->recipe_yaml && ct_recipe_load_text(r, src->recipe_yaml, strlen(src->recipe_yaml), src->loaded_from) < 0) {
+        ct_recipe_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+static int export_peft(const export_args *a, ct_model_source *src) {
+    if (ct_llama_lora_count(src->model) == 0)
+        return ct_fail("%s holds no LoRA adapter (a merged or full model); export it with --format hf, or give the "
+                       "LoRA run's checkpoint or --adapter",
+                       src->loaded_from);
+    ct_recipe r;
+    CT_TRY(lora_recipe(src, &r));
+    if (!r.lora.enabled) { /* an --adapter on a plain model: its own config */
+        ct_recipe_free(&r);
+        ct_peft_config cfg;
+        CT_TRY(ct_peft_config_read(a->adapter, &cfg));
+        ct_peft_item *items = NULL;
+        int n = 0;
+        int rc = ct_llama_peft_items(src->model, NULL, 0, &items, &n);
+        if (rc == 0) rc = ct_peft_adapter_write(a->out, &cfg, items, n);
+        free(items);
+        ct_peft_config_free(&cfg);
+        return rc;
+    }
+    int rc = ct_lora_write_adapter(src->model, &r, a->out);
+    ct_recipe_free(&r);
+    return rc;
+}
+
+/* What a trained run's model/ folder carries for serving (system prompt, labels, chat template),
+ * when the source knows its training recipe; a plain HF folder has none to add. */
+static int write_serving(const ct_model_source *src, const char *out) {
+    if (!src->recipe_yaml) return 0;
+    ct_recipe r;
+    CT_TRY(lora_recipe(src, &r));
+    ct_chat_template tpl;
+    int rc = ct_chat_template_load(&tpl, src->tokenizer ? src->tokenizer : src->model->tokenizer, out);
+    if (rc == 0) rc = ct_model_folder_write_serving(out, &r, tpl.format);
+    ct_recipe_free(&r);
+    return rc;
+}
+
+static int export_hf(const export_args *a, ct_model_source *src) {
+    if (ct_llama_lora_count(src->model)) CT_TRY(ct_llama_merge_lora(src->model));
+    const ct_dtype dtype = a->dtype && !strcmp(a->dtype, "bf16") ? CT_BF16 : CT_F32;
+    char scratch[] = "/tmp/ctune-export-XXXXXX";
+    const char *tokenizer_dir = src->tokenizer_dir;
+    if (!tokenizer_dir) { /* a checkpoint carries its tokenizer files inside: take them out */
+        if (!mkdtemp(scratch)) return ct_fail("cannot make a scratch folder in /tmp for the tokenizer files");
+        tokenizer_dir = scratch;
+    }
+    int rc = tokenizer_dir == scratch ? ct_trainer_extract_tokenizer(src->loaded_from, scratch) : 0;
+    if (rc == 0) rc = ct_llama_save(src->model, a->out, tokenizer_dir, dtype);
+    if (rc == 0) rc = write_serving(src, a->out);
+    if (tokenizer_dir == scratch) ct_remove_tree(scratch);
+    return rc;
+}
+
+static int failed(void) {
+    fprintf(stderr, "ctune " CMD ": %s\n", ct_last_error());
+    return 1;
+}
+
+int ct_cmd_export(int argc, char **argv) {
+    export_args a = {0};
+    int parsed = export_parse(argc, argv, &a);
+    if (parsed) return parsed == 1 ? 0 : 2;
+    char buf[4200];
+    ct_model_source src;
+    if (ct_model_source_open(&src, adapter_source(&a, buf, sizeof buf)) < 0) return failed();
+    int rc = 0;
+    if (a.adapter) {
+        ct_peft_adapter *ad = ct_peft_adapter_open(a.adapter);
+        rc = ad ? ct_llama_apply_peft(src.model, ad) : -1;
+        ct_peft_adapter_close(ad);
+    }
+    if (rc == 0) rc = !strcmp(a.format, "peft") ? export_peft(&a, &src) : export_hf(&a, &src);
+    if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
+    if (src.tokenizer != src.model->tokenizer) ct_tokenizer_free(src.tokenizer);
+    ct_llama_free(src.model);
+    free(src.tokenizer_dir);
+    free(src.recipe_yaml);
+    return rc < 0 ? failed() : 0;
+}
