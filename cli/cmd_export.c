@@ -22,7 +22,7 @@
 #define CMD "export"
 
 typedef struct {
-    const char *model, *adapter, *format, *out, *dtype;
+    const char *model, *adapter, *format, *out, *dtype, *for_runtime;
 } export_args;
 
 static int export_usage(void) {
@@ -36,7 +36,8 @@ static int export_usage(void) {
            "  --format hf      a Hugging Face folder (config.json, model.safetensors, tokenizer files)\n"
            "                   with any adapter merged into its base\n"
            "  --out DIR        the folder to write (created; files are written whole or not at all)\n"
-           "  --dtype D        hf: f32 (default) or bf16\n");
+           "  --dtype D        hf: f32 (default) or bf16\n"
+           "  --for vllm       peft: refuse what vLLM's LoRA loader cannot serve (modules_to_save)\n");
     return 0;
 }
 
@@ -49,6 +50,7 @@ static int export_parse(int argc, char **argv, export_args *a) {
                             : !strcmp(arg, "--format")  ? &a->format
                             : !strcmp(arg, "--out")     ? &a->out
                             : !strcmp(arg, "--dtype")   ? &a->dtype
+                            : !strcmp(arg, "--for")     ? &a->for_runtime
                                                         : NULL;
         if (!slot) return ct_usage_error(CMD, "unknown option '%s'", arg);
         if (i + 1 >= argc) return ct_usage_error(CMD, "%s needs a value", arg);
@@ -60,6 +62,8 @@ static int export_parse(int argc, char **argv, export_args *a) {
     if (a->dtype && strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16"))
         return ct_usage_error(CMD, "--dtype %s: f32 or bf16", a->dtype);
     if (a->dtype && !strcmp(a->format, "peft")) return ct_usage_error(CMD, "--dtype is for --format hf");
+    if (a->for_runtime && (strcmp(a->for_runtime, "vllm") || strcmp(a->format, "peft")))
+        return ct_usage_error(CMD, "--for %s: only --format peft --for vllm is known", a->for_runtime);
     return 0;
 }
 
@@ -99,6 +103,11 @@ static int export_peft(const export_args *a, ct_model_source *src) {
         ct_recipe_free(&r);
         ct_peft_config cfg;
         CT_TRY(ct_peft_config_read(a->adapter, &cfg));
+        if (a->for_runtime && cfg.n_modules_to_save) {
+            ct_peft_config_free(&cfg);
+            return ct_fail("--for vllm: %s trains modules_to_save fully, which vLLM does not load; export --format hf "
+                           "(merged) for vLLM", a->adapter);
+        }
         ct_peft_item *items = NULL;
         int n = 0;
         int rc = ct_llama_peft_items(src->model, NULL, 0, &items, &n);
@@ -107,7 +116,13 @@ static int export_peft(const export_args *a, ct_model_source *src) {
         ct_peft_config_free(&cfg);
         return rc;
     }
-    int rc = ct_lora_write_adapter(src->model, &r, a->out);
+    /* vLLM's LoRA loader takes A/B pairs only: a fully trained lm_head or embedding would be
+     * dropped there without a word, so the export says so instead. */
+    int rc = a->for_runtime && r.lora.modules_to_save[0]
+                 ? ct_fail("--for vllm: the adapter trains lora.modules_to_save=%s fully, which vLLM does not load; "
+                           "export --format hf (merged) for vLLM, or train without modules_to_save",
+                           r.lora.modules_to_save)
+                 : ct_lora_write_adapter(src->model, &r, a->out);
     ct_recipe_free(&r);
     return rc;
 }

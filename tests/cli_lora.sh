@@ -33,6 +33,16 @@ a=$("$ctune" eval --model tests/fixtures/models/qwen2 --adapter "$tmp/run/adapte
 b=$("$ctune" eval --model "$tmp/run/model" $ev 2>/dev/null | grep '^loss')
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "base + --adapter ($a) and the merged model ($b) evaluate differently"
 
+# vLLM loads A/B pairs only: an adapter with modules_to_save is refused for it, naming the key.
+# shellcheck disable=SC2086
+"$ctune" train recipes/lora_intent_zh.yaml $base train.max_steps=2 lora.modules_to_save=lm_head output_dir="$tmp/saved" \
+    > "$tmp/saved.log" 2>&1 || { cat "$tmp/saved.log"; fail "modules_to_save run"; }
+out=$("$ctune" export --model "$tmp/saved" --format peft --for vllm --out "$tmp/vllm" 2>&1)
+[ $? -eq 1 ] && echo "$out" | grep -q "modules_to_save=lm_head fully, which vLLM does not load" && [ ! -e "$tmp/vllm" ] ||
+    fail "export --for vllm of a modules_to_save adapter: $out"
+"$ctune" export --model "$tmp/saved" --format peft --out "$tmp/plain_peft" > /dev/null 2>&1 || fail "export of a modules_to_save adapter"
+echo "ok --for vllm: $out"
+
 refused() { # name, expected text, overrides...
     name=$1 want=$2
     shift 2

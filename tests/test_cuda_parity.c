@@ -28,6 +28,7 @@
 #include "core/rng.h"
 #include "kernels/backend.h"
 #include "models/linear.h"
+#include "models/lora.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"
 
@@ -704,6 +705,34 @@ static void test_linear(void) {
     }
 }
 
+/* A LoRA adapter on a frozen f32 and a frozen i8 base, dropout on: output and the gradients of x,
+ * A and B on the GPU against the CPU (the same counter-based mask on both). */
+static void test_lora_linear(void) {
+    if (!ct_cuda_backend_table_complete()) return;
+    for (int kind = 0; kind < 2; kind++) {
+        ct_tensor *x = randn(CT_F32, 3, 3, 7, 45, 0, 1.0), *probe = randn(CT_F32, 3, 3, 7, 37, 0, 1.0);
+        ct_tensor *w = randn(CT_F32, 2, 37, 45, 0, 0, 0.3);
+        if (kind == 1) w = ct_quantize_i8(w, 32, false, NULL);
+        ct_tensor *A = randn(CT_F32, 2, 5, 45, 0, 0, 0.2), *B = randn(CT_F32, 2, 37, 5, 0, 0, 0.2);
+        ct_lora cpu_lora = {.A = A, .B = B, .scale = 1.7, .dropout = 0.2, .dropout_site = 9};
+        ct_lora gpu_lora = {.A = gpu_leaf(A, true), .B = gpu_leaf(B, true), .scale = 1.7, .dropout = 0.2, .dropout_site = 9};
+        A->requires_grad = B->requires_grad = x->requires_grad = true;
+        w->requires_grad = false;
+        ct_linear cl = {.weight = w, .adapter = &cpu_lora}, gl = {.weight = gpu_leaf(w, false), .adapter = &gpu_lora};
+        ct_tensor *gx = gpu_leaf(x, true), *gprobe = on_gpu(probe);
+        const ct_lora_dropout at = {.seed = 4, .step = 11};
+        ct_tensor *y = ct_linear_forward_train(&cl, x, CT_F32, &at), *gy = ct_linear_forward_train(&gl, gx, CT_F32, &at);
+        const bool ok = y && gy && ct_backward(ct_sum(ct_mul(y, probe))) == 0 &&
+                        ct_backward(ct_sum(ct_mul(gy, gprobe))) == 0;
+        CHECK(ok, "lora %s base: %s", kind ? "i8" : "f32", ct_last_error());
+        if (!ok) continue;
+        compare(kind ? "lora on i8: output" : "lora on f32: output", y, gy, TOL_F32);
+        compare(kind ? "lora on i8: x gradient" : "lora on f32: x gradient", x->grad, gx->grad, TOL_F32);
+        compare(kind ? "lora on i8: A gradient" : "lora on f32: A gradient", A->grad, gpu_lora.A->grad, TOL_F32);
+        compare(kind ? "lora on i8: B gradient" : "lora on f32: B gradient", B->grad, gpu_lora.B->grad, TOL_F32);
+    }
+}
+
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
         ct_test_note_skip("test_cuda_parity", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
@@ -771,6 +800,7 @@ int main(void) {
     test_kl(CT_F32, true);
     test_kl(CT_F64, true);
     test_linear();
+    test_lora_linear();
     free_device_blocks();
     test_allocator();
     free_device_blocks();
