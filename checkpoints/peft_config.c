@@ -235,27 +235,11 @@ static int read_key(const char *file, const cJSON *v, ct_peft_config *cfg) {
 }
 
 static char *read_small_file(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        ct_fail("%s: cannot open (%s); a PEFT adapter folder holds adapter_config.json", path, strerror(errno));
+    if (!ct_is_file(path)) {
+        ct_fail("%s: not found; a PEFT adapter folder holds adapter_config.json", path);
         return NULL;
     }
-    char *buf = NULL;
-    long size = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (size < 0 || size > CT_PEFT_MAX_CONFIG_BYTES) ct_fail("%s: cannot read, or too large for a config", path);
-    else if ((buf = ct_malloc((size_t)size + 1, "adapter_config.json")) != NULL) {
-        rewind(fp);
-        if (fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-            ct_fail("%s: short read", path);
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[size] = '\0';
-            *len = (size_t)size;
-        }
-    }
-    fclose(fp);
-    return buf;
+    return ct_read_file(path, CT_PEFT_MAX_CONFIG_BYTES, len);
 }
 
 static int read_object(const char *file, const cJSON *root, ct_peft_config *cfg) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader copies it as-is"
@@ -377,31 +378,6 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Reads a small text file whole (the index), bounded like a header. */
-static char *read_text(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        ct_fail("%s: cannot open (%s); check the path", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long size = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (size < 0 || (uint64_t)size > CT_ST_MAX_HEADER) {
-        ct_fail("%s: cannot read, or larger than %llu bytes", path, (unsigned long long)CT_ST_MAX_HEADER);
-    } else if ((buf = ct_malloc((size_t)size + 1, "a safetensors index")) != NULL) {
-        rewind(fp);
-        if (fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-            ct_fail("%s: short read", path);
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[size] = '\0';
-            *len = (size_t)size;
-        }
-    }
-    fclose(fp);
-    return buf;
-}
 
 static int shard_name_ok(const char *s) {
     return s[0] && strchr(s, '/') == NULL && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
@@ -409,7 +385,7 @@ static int shard_name_ok(const char *s) {
 
 static int open_index(ct_safetensors *st, const char *index_path) {
     size_t len = 0;
-    char *text = read_text(index_path, &len);
+    char *text = ct_read_file(index_path, CT_ST_MAX_HEADER, &len);
     if (!text) return -1;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);

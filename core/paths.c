@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 
 char *ct_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -59,4 +60,30 @@ bool ct_is_file(const char *path) {
 bool ct_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *ct_read_file(const char *path, size_t max_bytes, size_t *len) {
+    const bool is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        ct_fail("%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
+    }
+    ct_strbuf b = {0};
+    char chunk[1 << 16];
+    size_t n;
+    int failed = ct_strbuf_append(&b, "", 0) < 0;
+    while (!failed && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > max_bytes)
+            failed = ct_fail("%s: larger than the %zu bytes such a file may have; is it the right file?", path, max_bytes);
+        else failed = ct_strbuf_append(&b, chunk, n) < 0;
+    }
+    if (!failed && ferror(f)) failed = ct_fail("%s: read failed (%s)", path, strerror(errno));
+    if (!is_stdin) fclose(f);
+    if (failed) {
+        ct_strbuf_free(&b);
+        return NULL;
+    }
+    if (len) *len = b.len;
+    return b.data;
 }

@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "datasets/tok_internal.h"
 
 int ct_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp) {
@@ -150,25 +151,4 @@ int ct_tok_buf_append_byte_level(ct_strbuf *b, const uint8_t *bytes, size_t len)
     return 0;
 }
 
-char *ct_tok_read_file(const char *path, size_t *len) {
-    bool is_stdin = !strcmp(path, "-");
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
-        ct_fail("%s: cannot open (%s)", path, strerror(errno));
-        return NULL;
-    }
-    ct_strbuf b = {0};
-    char chunk[1 << 16];
-    size_t n;
-    int failed = ct_strbuf_append(&b, "", 0) < 0;
-    while (!failed && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        failed = ct_strbuf_append(&b, chunk, n) < 0;
-    if (!failed && ferror(f)) failed = ct_fail("%s: read failed (%s)", path, strerror(errno));
-    if (!is_stdin) fclose(f);
-    if (failed) {
-        ct_strbuf_free(&b);
-        return NULL;
-    }
-    if (len) *len = b.len;
-    return b.data;
-}
+char *ct_tok_read_file(const char *path, size_t *len) { return ct_read_file(path, SIZE_MAX, len); }

@@ -162,8 +162,11 @@ static void refused(const char *key, const char *json_value, const char *named) 
     char *text = ct_test_read_file(fixture("llama_qv", "adapter_config.json"), NULL);
     cJSON *root = cJSON_Parse(text);
     free(text);
-    if (json_value) cJSON_ReplaceItemInObjectCaseSensitive(root, key, cJSON_Parse(json_value));
-    if (json_value && !cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_AddItemToObject(root, key, cJSON_Parse(json_value));
+    if (json_value) {
+        cJSON *value = cJSON_Parse(json_value);
+        if (cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, value);
+        else cJSON_AddItemToObject(root, key, value);
+    }
     if (!json_value) cJSON_DeleteItemFromObjectCaseSensitive(root, key);
     char *out = cJSON_Print(root);
     const char *path = ct_test_path_in(dir, "bad_config.json");
