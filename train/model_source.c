@@ -69,6 +69,9 @@ int ct_model_source_open(ct_model_source *source, const char *path) {
                            "stopped before its first checkpoint); train it again, or give a checkpoint file",
                            path);
     }
+    if (!ct_is_dir(path))
+        return ct_fail("%s does not exist; if it is another run's output (runs/NAME), run that recipe first, or give a "
+                       "Hugging Face model folder or a .h5 checkpoint", path);
     return ct_fail("%s: no config.json, model/ folder or checkpoint file there; give a Hugging Face model folder, "
                    "a ctune run folder or a .h5 checkpoint", path);
 }

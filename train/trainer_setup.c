@@ -59,6 +59,10 @@ static int setup_tokenizer(ct_trainer *t) {
             CT_TRY(rc);
         }
     } else if (r->tokenizer.path[0]) {
+        if (!ct_is_file(r->tokenizer.path) && !ct_is_dir(r->tokenizer.path))
+            return ct_fail("tokenizer.path=%s does not exist; if it is another run's output (the recipes name "
+                           "runs/pretrain_tiny_zh/tokenizer), run that recipe first, or point tokenizer.path at a "
+                           "tokenizer.json or its folder", r->tokenizer.path);
         t->tokenizer_dir = ct_strdup(r->tokenizer.path);
         if (!t->tokenizer_dir) return -1;
         if (ct_is_file(t->tokenizer_dir)) { /* a tokenizer.json file: its folder holds the rest */
