@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoints/hdf5_file.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -67,23 +66,18 @@ static int export_parse(int argc, char **argv, export_args *a) {
     return 0;
 }
 
-/* A run folder's newest checkpoint holds its adapters (model/ is merged): PEFT export reads that. */
-static const char *adapter_source(const export_args *a, char *buf, size_t size) {
+/* The model to export from. A LoRA run folder's model/ is merged: its adapters are in its newest
+ * checkpoint, so PEFT export from a run folder reads that. */
+static int open_source(const export_args *a, ct_model_source *src) {
     if (!strcmp(a->format, "peft") && !a->adapter && ct_is_dir(a->model)) {
-        snprintf(buf, size, "%s/checkpoints", a->model);
-        if (ct_is_dir(buf)) {
-            char latest[4096];
-            if (ct_h5_latest_checkpoint(buf, "step-%08d.h5", latest, sizeof latest, NULL) == 1) {
-                snprintf(buf, size, "%s", latest);
-                return buf;
-            }
-        }
+        int found = ct_model_source_open_newest_checkpoint(src, a->model, "the run's newest checkpoint");
+        if (found != 0) return found < 0 ? -1 : 0;
     }
-    return a->model;
+    return ct_model_source_open(src, a->model);
 }
 
 /* The LoRA settings the adapters were trained with (the source's recipe), for the PEFT config. */
-static int lora_recipe(const ct_model_source *src, ct_recipe *r) {
+static int source_recipe(const ct_model_source *src, ct_recipe *r) {
     CT_TRY(ct_recipe_init(r));
     if (src->recipe_yaml && ct_recipe_load_text(r, src->recipe_yaml, strlen(src->recipe_yaml), src->loaded_from) < 0) {
         ct_recipe_free(r);
@@ -98,7 +92,7 @@ static int export_peft(const export_args *a, ct_model_source *src) {
                        "LoRA run's checkpoint or --adapter",
                        src->loaded_from);
     ct_recipe r;
-    CT_TRY(lora_recipe(src, &r));
+    CT_TRY(source_recipe(src, &r));
     if (!r.lora.enabled) { /* an --adapter on a plain model: its own config */
         ct_recipe_free(&r);
         ct_peft_config cfg;
@@ -132,7 +126,7 @@ static int export_peft(const export_args *a, ct_model_source *src) {
 static int write_serving(const ct_model_source *src, const char *out) {
     if (!src->recipe_yaml) return 0;
     ct_recipe r;
-    CT_TRY(lora_recipe(src, &r));
+    CT_TRY(source_recipe(src, &r));
     ct_chat_template tpl;
     int rc = ct_chat_template_load(&tpl, src->tokenizer ? src->tokenizer : src->model->tokenizer, out);
     if (rc == 0) rc = ct_model_folder_write_serving(out, &r, tpl.format);
@@ -165,9 +159,8 @@ int ct_cmd_export(int argc, char **argv) {
     export_args a = {0};
     int parsed = export_parse(argc, argv, &a);
     if (parsed) return parsed == 1 ? 0 : 2;
-    char buf[4200];
     ct_model_source src;
-    if (ct_model_source_open(&src, adapter_source(&a, buf, sizeof buf)) < 0) return failed();
+    if (open_source(&a, &src) < 0) return failed();
     int rc = 0;
     if (a.adapter) {
         ct_peft_adapter *ad = ct_peft_adapter_open(a.adapter);

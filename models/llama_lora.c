@@ -8,6 +8,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/text_list.h"
 
 const char *const ct_lora_module_names[CT_LORA_MODULES] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                            "gate_proj", "up_proj", "down_proj"};
@@ -34,78 +35,45 @@ int ct_llama_lora_count(const ct_llama *m) {
     return n;
 }
 
-/* Calls fn on each comma-separated item of list (spaces around items ignored). */
-static int each_item(const char *list, int (*fn)(const char *item, void *user), void *user) {
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',') p++;
-        if (!*p) break;
-        const char *end = p;
-        while (*end && *end != ',') end++;
-        char item[128];
-        size_t n = (size_t)(end - p);
-        while (n && p[n - 1] == ' ') n--;
-        if (n >= sizeof item) return ct_fail("'%.20s...' is too long for a module name", p);
-        memcpy(item, p, n);
-        item[n] = '\0';
-        CT_TRY(fn(item, user));
-        p = end;
-    }
-    return 0;
-}
-
-typedef struct {
-    const char *key;
-    unsigned *targets;
-} targets_ctx;
-
-static int add_target(const char *item, void *user) {
-    targets_ctx *c = user;
+/* The module index of one target name into *targets. */
+static int add_target(const char *key, const char *item, unsigned *targets) {
     if (!strcmp(item, "all-linear")) {
-        *c->targets |= (1u << CT_LORA_MODULES) - 1;
+        *targets |= (1u << CT_LORA_MODULES) - 1;
         return 0;
     }
     for (int i = 0; i < CT_LORA_MODULES; i++)
         if (!strcmp(item, ct_lora_module_names[i])) {
-            *c->targets |= 1u << i;
+            *targets |= 1u << i;
             return 0;
         }
     return ct_fail("%s: '%s' is not a module of this model; the modules are q_proj, k_proj, v_proj, o_proj, "
                    "gate_proj, up_proj, down_proj (or all-linear)%s",
-                   c->key, item, !strcmp(item, "lm_head") ? "; lm_head trains fully through lora.modules_to_save" : "");
+                   key, item, !strcmp(item, "lm_head") ? "; lm_head trains fully through lora.modules_to_save" : "");
 }
 
 int ct_llama_lora_targets(const char *list, const char *key, unsigned *targets) {
     *targets = 0;
-    targets_ctx c = {key, targets};
-    CT_TRY(each_item(list, add_target, &c));
+    char item[128];
+    int got;
+    for (const char *p = list; (got = ct_list_next(&p, item, sizeof item)) == 1;) CT_TRY(add_target(key, item, targets));
+    if (got < 0) return ct_fail_context("%s: ", key);
     if (!*targets) return ct_fail("%s is empty; name the modules to adapt, e.g. [q_proj, v_proj]", key);
     return 0;
 }
 
-typedef struct {
-    const char *key;
-    int num_layers;
-    bool *flags;
-    int count;
-} layers_ctx;
-
-static int add_layer(const char *item, void *user) {
-    layers_ctx *c = user;
-    char *end;
-    long v = strtol(item, &end, 10);
-    if (*end || end == item || v < 0 || v >= c->num_layers)
-        return ct_fail("%s: '%s' is not a layer index of this model (0 to %d)", c->key, item, c->num_layers - 1);
-    c->flags[v] = true;
-    c->count++;
-    return 0;
-}
-
 int ct_llama_lora_layers(const char *list, const char *key, int num_layers, bool *flags) {
-    layers_ctx c = {key, num_layers, flags, 0};
     for (int i = 0; i < num_layers; i++) flags[i] = false;
-    CT_TRY(each_item(list, add_layer, &c));
-    if (c.count == 0)
+    char item[32];
+    int got, count = 0;
+    for (const char *p = list; (got = ct_list_next(&p, item, sizeof item)) == 1; count++) {
+        char *end;
+        long v = strtol(item, &end, 10);
+        if (*end || end == item || v < 0 || v >= num_layers)
+            return ct_fail("%s: '%s' is not a layer index of this model (0 to %d)", key, item, num_layers - 1);
+        flags[v] = true;
+    }
+    if (got < 0) return ct_fail_context("%s: ", key);
+    if (count == 0)
         for (int i = 0; i < num_layers; i++) flags[i] = true;
     return 0;
 }

@@ -26,6 +26,7 @@
 #include "datasets/tokenizer.h"
 #include "models/llama.h"
 #include "tests/ct_test.h"
+#include "tests/ct_test_reference.h"
 
 #define LOGIT_TOLERANCE 1e-4
 #define LOSS_TOLERANCE 1e-4
@@ -95,14 +96,6 @@ static void edit_config(const char *dir, const char *from, const char *to) {
     free(text);
 }
 
-/* A tensor of the reference file, in the current scope, in its own dtype (f32 or i32). */
-static ct_tensor *ref_tensor(const ct_safetensors *ref, const char *name) {
-    const ct_st_tensor *t = ct_safetensors_find(ref, name);
-    if (!t) return NULL;
-    ct_tensor *out = ct_empty(t->dtype == CT_I32 ? CT_I32 : CT_F32, t->ndim, t->shape);
-    if (!out || ct_safetensors_load_into(ref, name, out) < 0) return NULL;
-    return out;
-}
 
 static ct_safetensors *open_reference(const char *name) {
     char path[600];
@@ -118,7 +111,7 @@ static void compare_gradients(const ct_llama *m, const ct_safetensors *ref, cons
     for (int i = 0; i < m->n_params; i++) {
         char key[160];
         snprintf(key, sizeof key, "grad.%s", m->params[i]->name);
-        ct_tensor *want = ref_tensor(ref, key);
+        ct_tensor *want = ct_test_ref_tensor(ref, key);
         CHECK(want != NULL, "%s: no reference gradient for %s", name, m->params[i]->name);
         if (!want || !m->params[i]->grad) continue;
         double err = ct_relative_error(m->params[i]->grad, want);
@@ -134,12 +127,12 @@ static void compare_gradients(const ct_llama *m, const ct_safetensors *ref, cons
 
 /* Forward, loss and backward; returns the loss, leaves the gradients in the parameters. */
 static double train_step(ct_llama *m, const ct_safetensors *ref, double *logit_err) {
-    ct_tensor *ids = ref_tensor(ref, "input_ids"), *labels = ref_tensor(ref, "labels");
+    ct_tensor *ids = ct_test_ref_tensor(ref, "input_ids"), *labels = ct_test_ref_tensor(ref, "labels");
     ct_tensor *logits = ct_llama_forward(m, ids, NULL);
     ct_tensor *loss = ct_llama_loss(logits, labels);
     CHECK(loss != NULL, "forward failed: %s", ct_last_error());
     if (!loss) return NAN;
-    *logit_err = ct_relative_error(logits, ref_tensor(ref, "logits"));
+    *logit_err = ct_relative_error(logits, ct_test_ref_tensor(ref, "logits"));
     CHECK(logits->shape[2] == m->config.vocab_size, "logits have %lld columns, not the %lld vocab rows",
           (long long)logits->shape[2], (long long)m->config.vocab_size);
     CHECK(ct_backward(loss) == 0, "backward failed: %s", ct_last_error());
@@ -168,14 +161,14 @@ static void check_against_transformers(const char *name) {
     ct_scope_begin();
     double logit_err = INFINITY, grad_err = INFINITY;
     double loss = train_step(m, ref, &logit_err);
-    double want = ct_get(ref_tensor(ref, "loss"), 0);
+    double want = ct_get(ct_test_ref_tensor(ref, "loss"), 0);
     double loss_err = fabs(loss - want) / fabs(want);
     CHECK(logit_err < LOGIT_TOLERANCE, "%s: logits off by %.3g", name, logit_err);
     CHECK(loss_err < LOSS_TOLERANCE, "%s: loss %.8f, transformers %.8f", name, loss, want);
     compare_gradients(m, ref, name, &grad_err);
     double rope_err = ct_relative_error(&(ct_tensor){.dtype = CT_F32, .ndim = 1, .shape = {m->config.head_dim / 2},
                                                      .data = m->inv_freq},
-                                        ref_tensor(ref, "inv_freq"));
+                                        ct_test_ref_tensor(ref, "inv_freq"));
     CHECK(rope_err < 1e-6, "%s: RoPE table off by %.3g", name, rope_err);
     ct_scope_end();
 
@@ -329,7 +322,7 @@ static void check_generation_paths(const char *name) {
     }
     bool was = ct_set_grad_enabled(false);
     ct_scope_begin();
-    ct_tensor *ids = ref_tensor(ref, "input_ids");
+    ct_tensor *ids = ct_test_ref_tensor(ref, "input_ids");
     check_cache(m, name, ids, 2, 4);
     check_cache(m, name, ids, 1, 5);
     check_left_padding(m, name, ids);
@@ -341,7 +334,7 @@ static void check_generation_paths(const char *name) {
     ct_kv_cache cache;
     ct_kv_cache_init(&cache, &m->config, 2, 16);
     ct_llama_forward_args args = {.cache = &cache};
-    CHECK(ct_llama_forward(m, ref_tensor(ref, "input_ids"), &args) == NULL && strstr(ct_last_error(), "no-grad"),
+    CHECK(ct_llama_forward(m, ct_test_ref_tensor(ref, "input_ids"), &args) == NULL && strstr(ct_last_error(), "no-grad"),
           "%s: cached forward with gradients: '%s'", name, ct_last_error());
     ct_kv_cache_free(&cache);
     ct_scope_end();
@@ -395,7 +388,7 @@ static void check_published_configs(void) {
         float inv[32];
         ct_llama_rope_inv_freq(&c, inv);
         double e = ct_relative_error(&(ct_tensor){.dtype = CT_F32, .ndim = 1, .shape = {32}, .data = inv},
-                                     ref_tensor(ref, "inv_freq_llama32"));
+                                     ct_test_ref_tensor(ref, "inv_freq_llama32"));
         CHECK(e < 1e-6, "Llama-3.2 llama3 RoPE table off by %.3g", e);
         printf("Llama-3.2-1B \"llama3\" RoPE table vs transformers: %.2e\n", e);
         ct_scope_end();
@@ -479,7 +472,7 @@ static bool has_tensor(const char *dir, const char *name) {
 }
 
 static ct_tensor *forward_fixture_ids(ct_llama *m, const ct_safetensors *ref) {
-    return ct_llama_forward(m, ref_tensor(ref, "input_ids"), NULL);
+    return ct_llama_forward(m, ct_test_ref_tensor(ref, "input_ids"), NULL);
 }
 
 static void check_save_reload(const char *name, ct_dtype dtype, double tolerance) {

@@ -23,6 +23,7 @@
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
 #include "tests/ct_test.h"
+#include "tests/ct_test_reference.h"
 
 #define TOLERANCE 1e-5
 
@@ -37,7 +38,7 @@ static const lora_case CASES[] = {
     {"qwen2_modules_to_save", "qwen2"},
 };
 
-static char tmp[64] = "/tmp/ct_test_lora_peft_XXXXXX";
+static char tmp[256];
 
 enum { PATH_MAX_LEN = 4400 };
 
@@ -47,13 +48,6 @@ static const char *join(char *out, const char *a, const char *b) {
     return out;
 }
 
-static ct_tensor *ref_tensor(const ct_safetensors *ref, const char *name) {
-    const ct_st_tensor *t = ct_safetensors_find(ref, name);
-    if (!t) return NULL;
-    ct_tensor *out = ct_empty(t->dtype == CT_I32 ? CT_I32 : CT_F32, t->ndim, t->shape);
-    if (!out || ct_safetensors_load_into(ref, name, out) < 0) return NULL;
-    return out;
-}
 
 /* The base frozen, the adapters (and a modules_to_save copy) trainable: what a LoRA run trains. */
 static void freeze_base(ct_llama *m, const ct_tensor *saved) {
@@ -86,12 +80,12 @@ static ct_llama *load_case(const lora_case *c, const char *adapter_dir) {
 
 /* Forward, loss, backward on the fixture's batch; the logits' and loss's errors. */
 static double step(ct_llama *m, const ct_safetensors *ref, double *logit_err, ct_tensor **logits_out) {
-    ct_tensor *ids = ref_tensor(ref, "input_ids"), *labels = ref_tensor(ref, "labels");
+    ct_tensor *ids = ct_test_ref_tensor(ref, "input_ids"), *labels = ct_test_ref_tensor(ref, "labels");
     ct_tensor *logits = ct_llama_forward(m, ids, NULL);
     ct_tensor *loss = ct_llama_loss(logits, labels);
     CHECK(loss != NULL, "forward: %s", ct_last_error());
     if (!loss) return NAN;
-    *logit_err = ct_relative_error(logits, ref_tensor(ref, "logits"));
+    *logit_err = ct_relative_error(logits, ct_test_ref_tensor(ref, "logits"));
     if (logits_out) *logits_out = logits;
     CHECK(ct_backward(loss) == 0, "backward: %s", ct_last_error());
     return ct_get(loss, 0);
@@ -109,7 +103,7 @@ static double compare_gradients(const lora_case *c, const ct_llama *m, const ct_
         trainable++;
         char key[300];
         snprintf(key, sizeof key, "grad.base_model.model.%s", p->name);
-        ct_tensor *want = ref_tensor(ref, key);
+        ct_tensor *want = ct_test_ref_tensor(ref, key);
         CHECK(want != NULL && p->grad, "%s: no reference gradient (or no gradient) for %s", c->name, p->name);
         if (!want || !p->grad) continue;
         const double err = ct_relative_error(p->grad, want);
@@ -139,7 +133,7 @@ static void check_case(const lora_case *c) {
     double logit_err = INFINITY;
     ct_tensor *logits = NULL;
     const double loss = step(m, ref, &logit_err, &logits);
-    const double want = ct_get(ref_tensor(ref, "loss"), 0), loss_err = fabs(loss - want) / fabs(want);
+    const double want = ct_get(ct_test_ref_tensor(ref, "loss"), 0), loss_err = fabs(loss - want) / fabs(want);
     int compared = 0;
     const double grad_err = compare_gradients(c, m, ref, &compared);
     CHECK(logit_err < TOLERANCE && loss_err < TOLERANCE, "%s: logits off by %.3g, loss %.8f vs peft %.8f", c->name,
@@ -179,7 +173,7 @@ static void check_case(const lora_case *c) {
     ct_peft_config_free(&cfg);
     ct_llama *back = load_case(c, out);
     const bool was = ct_set_grad_enabled(false);
-    ct_tensor *ids = ref_tensor(ref, "input_ids");
+    ct_tensor *ids = ct_test_ref_tensor(ref, "input_ids");
     ct_tensor *again = back ? ct_llama_forward(back, ids, NULL) : NULL;
     CHECK(again && !memcmp(again->data, logits->data, ct_nbytes(logits)), "%s: the written adapter gives other logits",
           c->name);
@@ -226,11 +220,9 @@ static void check_refusals(void) {
 }
 
 int main(void) {
-    CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+    if (!ct_test_temp_dir(tmp, sizeof tmp, "lora_peft")) return 1;
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) check_case(&CASES[i]);
     check_refusals();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    ct_test_remove_tree(tmp);
     return ct_test_finish("test_lora_peft");
 }

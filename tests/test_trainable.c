@@ -14,24 +14,12 @@
 #include "checkpoints/hdf5_file.h"
 #include "models/param_role.h"
 #include "tests/ct_test.h"
+#include "tests/ct_test_train.h"
 #include "train/model_source.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
 
 static char tmp[256];
-
-typedef struct {
-    double losses[64];
-    int64_t last, stop_after;
-    volatile sig_atomic_t stop;
-} recorder;
-
-static void on_step(void *user, int64_t step, double loss) {
-    recorder *r = user;
-    if (step > 0 && step < 64) r->losses[step] = loss;
-    r->last = step;
-    if (r->stop_after && step == r->stop_after) r->stop = 1;
-}
 
 /* The tiny pretraining recipe of test_trainer (model.path empty) or, with a base, intent
  * fine-tuning from it; then the overrides. */

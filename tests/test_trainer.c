@@ -21,6 +21,7 @@
 #include "checkpoints/hdf5_file.h"
 #include "models/llama.h"
 #include "tests/ct_test.h"
+#include "tests/ct_test_train.h"
 #include "train/model_source.h"
 #include "train/trainer.h"
 
@@ -28,19 +29,6 @@ enum { STEPS = 6 };
 
 static char tmp[256];
 
-typedef struct {
-    double losses[64];
-    int64_t last;
-    int64_t stop_after; /* set the stop flag after this step (0 = never) */
-    volatile sig_atomic_t stop;
-} recorder;
-
-static void on_step(void *user, int64_t step, double loss) {
-    recorder *r = user;
-    if (step > 0 && step < 64) r->losses[step] = loss;
-    r->last = step;
-    if (r->stop_after && step == r->stop_after) r->stop = 1;
-}
 
 /* A tiny pretraining recipe on the validation text, with overrides. */
 static int resolve(ct_recipe *recipe, const char *output_dir, int n_extra, char **extra) {

@@ -6,27 +6,18 @@
 
 #include "checkpoints/peft.h"
 #include "core/error.h"
+#include "core/text_list.h"
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
 
-static bool listed(const char *list, const char *item) {
-    const size_t n = strlen(item);
-    for (const char *p = list; (p = strstr(p, item)) != NULL; p += n) {
-        const bool starts = p == list || p[-1] == ',' || p[-1] == ' ';
-        const bool ends = p[n] == '\0' || p[n] == ',' || p[n] == ' ';
-        if (starts && ends) return true;
-    }
-    return false;
-}
-
 static int check_modules_to_save(const char *list) {
-    char copy[512];
-    snprintf(copy, sizeof copy, "%s", list);
-    for (char *save = NULL, *item = strtok_r(copy, ", ", &save); item; item = strtok_r(NULL, ", ", &save))
+    char item[64];
+    int got;
+    for (const char *p = list; (got = ct_list_next(&p, item, sizeof item)) == 1;)
         if (strcmp(item, "lm_head") && strcmp(item, "embed_tokens"))
             return ct_fail("lora.modules_to_save: '%s' is not a module ctune trains fully; use lm_head or embed_tokens",
                            item);
-    return 0;
+    return got < 0 ? ct_fail_context("lora.modules_to_save: ") : 0;
 }
 
 static int apply_adapter_file(ct_llama *m, const char *dir, FILE *log) {
@@ -66,7 +57,7 @@ int ct_lora_setup_model(ct_llama *m, const ct_recipe *r, FILE *log) {
     }
     CT_TRY(check_modules_to_save(r->lora.modules_to_save));
     if (!r->model.adapter[0]) CT_TRY(attach_from_recipe(m, r));
-    if (listed(r->lora.modules_to_save, "lm_head")) CT_TRY(ct_llama_untie_lm_head(m));
+    if (ct_list_has(r->lora.modules_to_save, "lm_head")) CT_TRY(ct_llama_untie_lm_head(m));
     if (log && !r->model.adapter[0])
         fprintf(log, "lora: r %d, alpha %g%s, dropout %g on %d projections (%s)\n", r->lora.r, r->lora.alpha,
                 r->lora.use_rslora ? " (rsLoRA)" : "", r->lora.dropout, ct_llama_lora_count(m), r->lora.target_modules);
@@ -83,8 +74,8 @@ int ct_lora_trainable_patterns(const ct_recipe *r, char *buf, size_t size) {
                        "train.trainable empty (train.freeze may still freeze some of them)",
                        r->train.trainable);
     snprintf(buf, size, "*.lora_A.weight,*.lora_B.weight%s%s",
-             listed(r->lora.modules_to_save, "lm_head") ? ",lm_head.weight" : "",
-             listed(r->lora.modules_to_save, "embed_tokens") ? ",model.embed_tokens.weight" : "");
+             ct_list_has(r->lora.modules_to_save, "lm_head") ? ",lm_head.weight" : "",
+             ct_list_has(r->lora.modules_to_save, "embed_tokens") ? ",model.embed_tokens.weight" : "");
     return 0;
 }
 
@@ -99,8 +90,8 @@ int ct_lora_write_adapter(const ct_llama *m, const ct_recipe *r, const char *dir
     /* The adapted projections as module paths: exact, whatever target_modules / layers said. */
     const char *save[2];
     int n_save = 0;
-    if (listed(r->lora.modules_to_save, "lm_head")) save[n_save++] = "lm_head";
-    if (listed(r->lora.modules_to_save, "embed_tokens")) save[n_save++] = "embed_tokens";
+    if (ct_list_has(r->lora.modules_to_save, "lm_head")) save[n_save++] = "lm_head";
+    if (ct_list_has(r->lora.modules_to_save, "embed_tokens")) save[n_save++] = "embed_tokens";
     ct_peft_item *items = NULL;
     int n = 0;
     int rc = ct_llama_peft_items(m, save, n_save, &items, &n);

@@ -42,14 +42,13 @@ static int open_checkpoint(ct_model_source *source, const char *file, const char
     return source->model ? 0 : -1;
 }
 
-/* A run folder without model/ (interrupted, or still running): its newest checkpoint, which holds
- * the whole model. 1 when there is one, 0 when not, -1 on error. */
-static int open_run_checkpoint(ct_model_source *source, const char *run) {
+int ct_model_source_open_newest_checkpoint(ct_model_source *source, const char *run, const char *kind) {
+    memset(source, 0, sizeof *source);
     char dir[4096], latest[4096];
     if (!path_in(dir, sizeof dir, run, "checkpoints") || !ct_is_dir(dir)) return 0;
     int found = ct_h5_latest_checkpoint(dir, CT_CHECKPOINT_PATTERN, latest, sizeof latest, NULL);
     if (found <= 0) return found;
-    return open_checkpoint(source, latest, "the run's newest checkpoint; it has no model/ folder") < 0 ? -1 : 1;
+    return open_checkpoint(source, latest, kind) < 0 ? -1 : 1;
 }
 
 int ct_model_source_open(ct_model_source *source, const char *path) {
@@ -62,7 +61,8 @@ int ct_model_source_open(ct_model_source *source, const char *path) {
         return open_folder(source, nested_dir, "the run's model/ folder");
     if (ct_is_file(path)) return open_checkpoint(source, path, "checkpoint file");
     if (ct_is_dir(path)) {
-        int found = open_run_checkpoint(source, path);
+        /* a run folder without model/ (interrupted, or still running): its newest checkpoint */
+        int found = ct_model_source_open_newest_checkpoint(source, path, "the run's newest checkpoint; it has no model/ folder");
         if (found != 0) return found < 0 ? -1 : 0;
         if (path_in(config, sizeof config, path, "recipe.yaml") && ct_is_file(config))
             return ct_fail("%s: a run folder with neither a model/ folder nor a checkpoint in checkpoints/ (the run "

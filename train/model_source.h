@@ -24,5 +24,9 @@ typedef struct {
  * model's with ct_tokenizer_free, and the strings with free). -1 with a message naming the path
  * and what was looked for. */
 int ct_model_source_open(ct_model_source *source, const char *path);
+/* The newest checkpoint of a run folder's checkpoints/, whatever else the folder holds (a LoRA
+ * run's adapters live there, its model/ is merged); `kind` says so in messages. 1 when opened, 0
+ * when the run has no checkpoint, -1 with a message. */
+int ct_model_source_open_newest_checkpoint(ct_model_source *source, const char *run, const char *kind);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/text_list.h"
 
 #define FNV_OFFSET 1469598103934665603ull
 #define FNV_PRIME 1099511628211ull
@@ -93,23 +94,16 @@ static void nearest_names(ct_tensor *const *params, int n, const char *pattern, 
 
 static bool matches_any(const char *patterns, const char *name) {
     char item[512];
-    for (const char *p = patterns; *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        snprintf(item, sizeof item, "%.*s", (int)len, p);
+    for (const char *p = patterns; ct_list_next(&p, item, sizeof item) == 1;)
         if (fnmatch(item, name, 0) == 0) return true;
-        p += len + (end ? 1 : 0);
-    }
     return false;
 }
 
 /* Every pattern of the list matches some parameter, else one line naming the nearest names. */
 static int check_patterns(ct_tensor *const *params, int n, const char *patterns, const char *key) {
     char item[512], near[600];
-    for (const char *p = patterns; *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        snprintf(item, sizeof item, "%.*s", (int)len, p);
+    int got;
+    for (const char *p = patterns; (got = ct_list_next(&p, item, sizeof item)) == 1;) {
         bool found = false;
         for (int i = 0; i < n && !found; i++) found = params[i]->name && fnmatch(item, params[i]->name, 0) == 0;
         if (!found) {
@@ -117,9 +111,8 @@ static int check_patterns(ct_tensor *const *params, int n, const char *patterns,
             return ct_fail("%s: pattern '%s' matches no parameter of the model; the nearest names are %s (patterns are "
                            "fnmatch globs over the full HF names, e.g. '*.q_proj.weight')", key, item, near);
         }
-        p += len + (end ? 1 : 0);
     }
-    return 0;
+    return got < 0 ? ct_fail_context("%s: ", key) : 0;
 }
 
 int ct_trainable_select(ct_trainable_set *set, ct_tensor *const *params, int n, const char *trainable,
