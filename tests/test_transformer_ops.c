@@ -184,11 +184,12 @@ static void check_values(void) {
     CHECK(y && ct_get(y, 0) == 0, "kl_div with every row masked is 0");
 }
 
-static void check_dropout_mask(void) {
+/* Seed 42, the stream of step 1000, op 3. p = 0.1 is not a multiple of 2^-24: the kernel's integer
+ * threshold must round up exactly where the float draw crosses p. */
+static void check_dropout_mask_at(double p) {
     int64_t n = 100003;
     ct_tensor *x = ct_empty(CT_F32, 1, &n);
     ct_fill(x, 1.0);
-    double p = 0.25;
     uint64_t seed = 42, stream = ct_dropout_stream(1000, 3);
     ct_tensor *y = ct_dropout(x, p, seed, stream), *again = ct_dropout(x, p, seed, stream);
     ct_tensor *other = ct_dropout(x, p, seed, ct_dropout_stream(1001, 3));
@@ -204,10 +205,19 @@ static void check_dropout_mask(void) {
     CHECK(mismatched == 0, "dropout: %lld elements disagree with ct_counter_uniform", (long long)mismatched);
     CHECK(differ == 0, "dropout: a second draw changed %lld elements", (long long)differ);
     CHECK(fabs((double)kept / (double)n - (1 - p)) < 0.01, "dropout kept %.4f, expected %.2f", (double)kept / n, 1 - p);
-    /* independent masks agree on about p^2 + (1-p)^2 = 62.5% of elements, not all of them */
-    CHECK(fabs((double)same_as_other / (double)n - 0.625) < 0.01, "dropout: another step's mask agrees on %.4f",
-          (double)same_as_other / n);
+    /* independent masks agree on about p^2 + (1-p)^2 of elements (62.5% at p = 0.25), not all */
+    CHECK(fabs((double)same_as_other / (double)n - (p * p + (1 - p) * (1 - p))) < 0.01,
+          "dropout: another step's mask agrees on %.4f", (double)same_as_other / n);
     CHECK(ct_dropout(x, 0.0, seed, stream) == x, "dropout p=0 returns its input");
+}
+
+static void check_dropout_mask(void) {
+    check_dropout_mask_at(0.25);
+    check_dropout_mask_at(0.1);
+    check_dropout_mask_at(0.05);
+    /* p half a step of 2^-24 above element 12345's draw: that element must be dropped, the
+     * boundary a threshold rounded the wrong way keeps */
+    check_dropout_mask_at(ct_counter_uniform(42, ct_dropout_stream(1000, 3), 12345) + 0x1p-25);
 }
 
 /* f32 on sizes that take the parallel, multi-span, multi-block and multi-chunk paths: values

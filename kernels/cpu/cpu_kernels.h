@@ -100,11 +100,18 @@ static inline __attribute__((always_inline)) float ct_cpu_expf(float x) {
  * these functions opt back in (ct_cpu_expf costs about 30% less). Only for functions without
  * reductions, or whose reduction order may depend on the machine (never on the thread count).
  * GCC on x86-64 only (the compiler this was measured with); elsewhere one portable build. */
+/* CT_CPU_CLONES_VECTORIZED also lifts -O2's "very cheap" vectorizer cost model for one function,
+ * for a loop that mixes 64-bit and 32-bit lanes (dropout's hash), which -O2 leaves scalar. (One
+ * optimize attribute with both options: a second one would replace the first.) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CT_CPU_CLONES                                                                              \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#define CT_CPU_CLONES_VECTORIZED                                                                   \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),                  \
+                   optimize("fp-contract=fast", "vect-cost-model=dynamic")))
 #else
 #define CT_CPU_CLONES
+#define CT_CPU_CLONES_VECTORIZED
 #endif
 
 /* bf16 storage. f32 kernels run on spans of at most CT_CPU_SPAN elements: an f32 operand's span is
