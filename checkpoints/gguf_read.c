@@ -244,11 +244,12 @@ static int place_tensors(ct_gguf *g, cursor *c) {
         if (t->offset != expect)
             return bad(c, "tensor %s is at offset %llu, but the tensors before it end at %llu", t->name,
                        (unsigned long long)t->offset, (unsigned long long)expect);
-        if (t->nbytes > avail || t->offset > avail - t->nbytes)
+        /* padded as llama.cpp reads it: a file cut inside the last padding is truncated too */
+        uint64_t padded = (t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
+        if (padded > avail || t->offset > avail - padded)
             return bad(c, "tensor %s (%llu bytes at offset %llu) runs past the end of the file (truncated?)", t->name,
                        (unsigned long long)t->nbytes, (unsigned long long)t->offset);
         t->data = c->base + data + t->offset;
-        uint64_t padded = (t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
         expect += padded;
     }
     return 0;
