@@ -18,6 +18,8 @@
 #include "datasets/tokenizer_gguf.h"
 #include "models/llama.h"
 #include "models/llama_gguf.h"
+#include "models/llama_peft.h"
+#include "models/lora.h"
 #include "ct_test.h"
 
 static char tmp_root[128];
@@ -404,6 +406,50 @@ static void check_models(void) {
     }
 }
 
+/* ---- LoRA ---- */
+
+static void check_lora(void) {
+    ct_llama *m = ct_llama_load(ct_test_path("tests/fixtures/models/llama"));
+    CHECK(m && ct_llama_apply_peft_dir(m, ct_test_path("tests/fixtures/lora/llama_qv")) == 0, "llama + llama_qv: %s",
+          ct_last_error());
+    if (!m) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/lora.gguf", tmp_root);
+    ct_gguf_writer *w = ct_gguf_writer_new();
+    double alpha = 0;
+    CHECK(ct_llama_gguf_add_lora(m, w, &alpha) == 0 && ct_gguf_write(w, path, NULL, NULL) == 0, "lora: %s", ct_last_error());
+    ct_gguf_writer_free(w);
+    ct_gguf *g = ct_gguf_open(path);
+    char *type = NULL, *adapter = NULL;
+    float file_alpha = 0;
+    if (g) {
+        ct_gguf_get_string(g, "general.type", true, &type);
+        ct_gguf_get_string(g, "adapter.type", true, &adapter);
+        ct_gguf_get_f32(g, "adapter.lora.alpha", true, &file_alpha, NULL);
+    }
+    /* lora_alpha 8, r 4, plain LoRA: alpha as it is */
+    CHECK(type && !strcmp(type, "adapter") && adapter && !strcmp(adapter, "lora") && file_alpha == 8.0f && alpha == 8.0,
+          "adapter keys: general.type adapter, adapter.type lora, alpha 8 (got %g)", file_alpha);
+    const ct_gguf_tensor *qa = g ? ct_gguf_find_tensor(g, "blk.1.attn_q.weight.lora_a") : NULL;
+    const ct_gguf_tensor *qb = g ? ct_gguf_find_tensor(g, "blk.1.attn_q.weight.lora_b") : NULL;
+    const ct_gguf_tensor *vb = g ? ct_gguf_find_tensor(g, "blk.1.attn_v.weight.lora_b") : NULL;
+    CHECK(qa && qb && vb && qa->ne[0] == 64 && qa->ne[1] == 4 && qb->ne[0] == 4 && qb->ne[1] == 64 &&
+              ct_gguf_tensor_count(g) == 2 * 2 * m->config.num_hidden_layers,
+          "lora_a ne {in, r}, lora_b ne {r, out}, one pair per adapted projection");
+    const ct_lora *q = m->layers[1].q_proj.adapter, *v = m->layers[1].v_proj.adapter;
+    bool permuted = qb && q, raw = vb && v && !memcmp(vb->data, v->B->data, ct_nbytes(v->B));
+    for (int h = 0; permuted && h < 4; h++)
+        for (int i = 0; i < 8; i++)
+            for (int k = 0; k < 2; k++)
+                permuted &= !memcmp((const float *)qb->data + (h * 16 + 2 * i + k) * 4,
+                                    (const float *)q->B->data + (h * 16 + k * 8 + i) * 4, 4 * sizeof(float));
+    CHECK(permuted && raw, "q's lora_b rows get llama's RoPE permutation, v's are as in PEFT");
+    free(type);
+    free(adapter);
+    ct_gguf_close(g);
+    ct_llama_free(m);
+}
+
 /* ---- the tokenizer ---- */
 
 static void check_tokenizer(const char *fixture) {
@@ -458,6 +504,7 @@ int main(void) {
     check_layout();
     check_bad_files();
     check_models();
+    check_lora();
     check_tokenizer("qwen2");
     check_tokenizer("llama");
     ct_test_remove_tree(tmp_root);
