@@ -406,6 +406,63 @@ static void check_models(void) {
     }
 }
 
+/* The model's tensors into w, without `skip` (NULL: all of them). */
+static void add_model(ct_llama *m, ct_gguf_writer *w, ct_tensor *skip) {
+    ct_tensor **saved = malloc(sizeof *saved * (size_t)m->n_params);
+    int n = m->n_params, kept = 0;
+    memcpy(saved, m->params, sizeof *saved * (size_t)n);
+    for (int i = 0; i < n; i++)
+        if (saved[i] != skip) m->params[kept++] = saved[i];
+    m->n_params = kept;
+    ct_gguf_report r;
+    CHECK(ct_llama_gguf_add(m, w, CT_GGUF_F32, &r) == 0, "export: %s", ct_last_error());
+    ct_gguf_report_free(&r);
+    memcpy(m->params, saved, sizeof *saved * (size_t)n);
+    m->n_params = n;
+    free(saved);
+}
+
+/* A model file that lies: an extra tensor, a missing one, another architecture. */
+static void check_bad_models(void) {
+    ct_llama *m = random_model(CT_ARCH_QWEN2, 64, 2, 1, 32, 64, 257, true);
+    if (!m) return;
+    const char *needles[3] = {"tensors the model does not know", "blk.0.ffn_up.weight", "general.architecture is mistral"};
+    float extra[32] = {0};
+    int64_t ne[1] = {32};
+    for (int k = 0; k < 3; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/badmodel%d.gguf", tmp_root, k);
+        ct_gguf_writer *w = ct_gguf_writer_new();
+        if (k == 0) {
+            add_model(m, w, NULL);
+            ct_gguf_add_tensor(w, "extra.weight", CT_GGUF_F32, 1, ne, extra, false);
+        } else if (k == 1) {
+            add_model(m, w, m->layers[0].up_proj.weight);
+        } else {
+            ct_gguf_set_string(w, "general.architecture", "mistral");
+            ct_gguf_add_tensor(w, "token_embd.weight", CT_GGUF_F32, 1, ne, extra, false);
+        }
+        CHECK(ct_gguf_write(w, path, NULL, NULL) == 0, "write %d: %s", k, ct_last_error());
+        ct_gguf_writer_free(w);
+        ct_gguf *g = ct_gguf_open(path);
+        ct_llama *back = g ? ct_llama_load_gguf(g) : NULL;
+        CHECK(g && !back && strstr(ct_last_error(), needles[k]) && strstr(ct_last_error(), path),
+              "bad model %d: '%s' lacks '%s'", k, ct_last_error(), needles[k]);
+        ct_llama_free(back);
+        ct_gguf_close(g);
+    }
+    /* an architecture GGUF export does not express is refused naming the ones it does */
+    m->config.arch = CT_ARCH_MISTRAL;
+    ct_gguf_writer *w = ct_gguf_writer_new();
+    ct_gguf_report r;
+    CHECK(ct_llama_gguf_add(m, w, CT_GGUF_Q8_0, &r) < 0 && strstr(ct_last_error(), "supports llama, qwen2 and qwen3"),
+          "mistral export: %s", ct_last_error());
+    ct_gguf_report_free(&r);
+    ct_gguf_writer_free(w);
+    m->config.arch = CT_ARCH_QWEN2;
+    ct_llama_free(m);
+}
+
 /* ---- LoRA ---- */
 
 static void check_lora(void) {
@@ -494,6 +551,18 @@ static void check_tokenizer(const char *fixture) {
     free(json);
     ct_gguf_close(g);
     ct_tokenizer_free(tok);
+    /* a pre type ctune has no regex for is refused by name */
+    w = ct_gguf_writer_new();
+    snprintf(path, sizeof path, "%s/tok_falcon.gguf", tmp_root);
+    ct_gguf_set_string(w, "tokenizer.ggml.model", "gpt2");
+    ct_gguf_set_string(w, "tokenizer.ggml.pre", "falcon");
+    ct_gguf_write(w, path, NULL, NULL);
+    ct_gguf_writer_free(w);
+    g = ct_gguf_open(path);
+    json = g ? ct_tokenizer_json_from_gguf(g) : NULL;
+    CHECK(g && !json && strstr(ct_last_error(), "tokenizer.ggml.pre is falcon"), "unknown pre: %s", ct_last_error());
+    free(json);
+    ct_gguf_close(g);
 }
 
 int main(void) {
@@ -504,6 +573,7 @@ int main(void) {
     check_layout();
     check_bad_files();
     check_models();
+    check_bad_models();
     check_lora();
     check_tokenizer("qwen2");
     check_tokenizer("llama");
