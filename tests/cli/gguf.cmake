@@ -57,3 +57,12 @@ set_tests_properties(cli_gguf_eval_truncated PROPERTIES FIXTURES_REQUIRED ct_ggu
 add_test(NAME cli_gguf_rejects_bad_type
          COMMAND sh -c "\"$0\" export --model tests/fixtures/models/llama --format gguf --type q4_0 --out /tmp/x.gguf 2>&1; test $? -eq 2" $<TARGET_FILE:ctune>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+# DoRA and per-module alphas cannot be a llama.cpp LoRA: refused by name, nothing written.
+foreach(ct_gguf_bad "use_dora|s/\\(.use_dora.\\): false/\\1: true/" "alpha_pattern|s/\\(.alpha_pattern.\\): {}/\\1: {\\x22q_proj\\x22: 4}/")
+  string(REPLACE "|" ";" ct_gguf_bad "${ct_gguf_bad}")
+  list(GET ct_gguf_bad 0 ct_gguf_key)
+  list(GET ct_gguf_bad 1 ct_gguf_sed)
+  add_test(NAME cli_gguf_lora_refuses_${ct_gguf_key}
+           COMMAND sh -c "d=${ct_gguf_dir}_${ct_gguf_key}; rm -rf $d && mkdir -p $d && cp -r tests/fixtures/lora/llama_qv $d/a && sed -i \"$1\" $d/a/adapter_config.json && grep -q \"$2\" $d/a/adapter_config.json && out=$(\"$0\" export --model tests/fixtures/models/llama --adapter $d/a --format gguf-lora --out $d/x.gguf 2>&1); rc=$?; echo \"$out\"; test $rc -eq 1 && test $(echo \"$out\" | wc -l) -eq 1 && echo \"$out\" | grep -q ${ct_gguf_key} && test ! -e $d/x.gguf" $<TARGET_FILE:ctune> "${ct_gguf_sed}" "${ct_gguf_key}.: [t{]"
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+endforeach()
