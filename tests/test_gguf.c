@@ -406,17 +406,15 @@ static void check_models(void) {
     }
 }
 
-/* The model's tensors into w, without `skip` (NULL: all of them). */
-static void add_model(ct_llama *m, ct_gguf_writer *w, ct_tensor *skip) {
+/* The model's tensors into w, without `skip` (NULL: all of them); *r lives until the write. */
+static void add_model(ct_llama *m, ct_gguf_writer *w, ct_tensor *skip, ct_gguf_report *r) {
     ct_tensor **saved = malloc(sizeof *saved * (size_t)m->n_params);
     int n = m->n_params, kept = 0;
     memcpy(saved, m->params, sizeof *saved * (size_t)n);
     for (int i = 0; i < n; i++)
         if (saved[i] != skip) m->params[kept++] = saved[i];
     m->n_params = kept;
-    ct_gguf_report r;
-    CHECK(ct_llama_gguf_add(m, w, CT_GGUF_F32, &r) == 0, "export: %s", ct_last_error());
-    ct_gguf_report_free(&r);
+    CHECK(ct_llama_gguf_add(m, w, CT_GGUF_F32, r) == 0, "export: %s", ct_last_error());
     memcpy(m->params, saved, sizeof *saved * (size_t)n);
     m->n_params = n;
     free(saved);
@@ -433,17 +431,19 @@ static void check_bad_models(void) {
         char path[512];
         snprintf(path, sizeof path, "%s/badmodel%d.gguf", tmp_root, k);
         ct_gguf_writer *w = ct_gguf_writer_new();
+        ct_gguf_report r = {0};
         if (k == 0) {
-            add_model(m, w, NULL);
+            add_model(m, w, NULL, &r);
             ct_gguf_add_tensor(w, "extra.weight", CT_GGUF_F32, 1, ne, extra, false);
         } else if (k == 1) {
-            add_model(m, w, m->layers[0].up_proj.weight);
+            add_model(m, w, m->layers[0].up_proj.weight, &r);
         } else {
             ct_gguf_set_string(w, "general.architecture", "mistral");
             ct_gguf_add_tensor(w, "token_embd.weight", CT_GGUF_F32, 1, ne, extra, false);
         }
         CHECK(ct_gguf_write(w, path, NULL, NULL) == 0, "write %d: %s", k, ct_last_error());
         ct_gguf_writer_free(w);
+        ct_gguf_report_free(&r);
         ct_gguf *g = ct_gguf_open(path);
         ct_llama *back = g ? ct_llama_load_gguf(g) : NULL;
         CHECK(g && !back && strstr(ct_last_error(), needles[k]) && strstr(ct_last_error(), path),
