@@ -66,3 +66,8 @@ foreach(ct_gguf_bad "use_dora|s/\\(.use_dora.\\): false/\\1: true/" "alpha_patte
            COMMAND sh -c "d=${ct_gguf_dir}_${ct_gguf_key}; rm -rf $d && mkdir -p $d && cp -r tests/fixtures/lora/llama_qv $d/a && sed -i \"$1\" $d/a/adapter_config.json && grep -q \"$2\" $d/a/adapter_config.json && out=$(\"$0\" export --model tests/fixtures/models/llama --adapter $d/a --format gguf-lora --out $d/x.gguf 2>&1); rc=$?; echo \"$out\"; test $rc -eq 1 && test $(echo \"$out\" | wc -l) -eq 1 && echo \"$out\" | grep -q ${ct_gguf_key} && test ! -e $d/x.gguf" $<TARGET_FILE:ctune> "${ct_gguf_sed}" "${ct_gguf_key}.: [t{]"
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 endforeach()
+# A GGUF file is not a training start point (int8 weights, task files in a scratch folder).
+add_test(NAME cli_gguf_not_trainable
+         COMMAND sh -c "out=$(\"$0\" train recipes/full_finetune_intent_zh.yaml model.path=${ct_gguf_dir}/run.f32.gguf tokenizer.path= train.max_steps=1 output_dir=${ct_gguf_dir}/train 2>&1); rc=$?; echo \"$out\"; test $rc -eq 1 && echo \"$out\" | grep -q 'a GGUF file is for ctune eval' && test ! -e ${ct_gguf_dir}/train/model" $<TARGET_FILE:ctune>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_gguf_not_trainable PROPERTIES FIXTURES_REQUIRED ct_gguf)
