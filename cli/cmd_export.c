@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/export_int8.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "models/llama_lora.h"
@@ -25,7 +26,7 @@ typedef struct {
 } export_args;
 
 static int export_usage(void) {
-    printf("usage: ctune export --model PATH --format peft|hf --out DIR [options]\n\n"
+    printf("usage: ctune export --model PATH --format peft|hf|int8-safetensors --out DIR [options]\n\n"
            "Writes a trained model in a format other programs read.\n"
            "  --model PATH     a ctune run folder, an .h5 checkpoint, or a Hugging Face folder\n"
            "  --adapter DIR    a PEFT LoRA adapter applied on --model first\n"
@@ -35,6 +36,10 @@ static int export_usage(void) {
            "  --format hf      a Hugging Face folder (config.json, model.safetensors, tokenizer files)\n"
            "                   with any adapter merged into its base\n"
            "  --out DIR        the folder to write (created; files are written whole or not at all)\n"
+           "  --format int8-safetensors\n"
+           "                   weight-only INT8 (one scale per output channel; embeddings, norms and\n"
+           "                   lm_head unquantized) in compressed-tensors' pack-quantized layout, for\n"
+           "                   vLLM and transformers; also loads in ctune eval and generate\n"
            "  --dtype D        hf: f32 (default) or bf16\n"
            "  --for vllm       peft: refuse what vLLM's LoRA loader cannot serve (modules_to_save)\n");
     return 0;
@@ -56,11 +61,11 @@ static int export_parse(int argc, char **argv, export_args *a) {
         *slot = argv[++i];
     }
     if (!a->model || !a->format || !a->out) return ct_usage_error(CMD, "--model, --format and --out are required");
-    if (strcmp(a->format, "peft") && strcmp(a->format, "hf"))
-        return ct_usage_error(CMD, "--format %s: ctune exports peft and hf (gguf and int8 come later)", a->format);
+    if (strcmp(a->format, "peft") && strcmp(a->format, "hf") && strcmp(a->format, "int8-safetensors"))
+        return ct_usage_error(CMD, "--format %s: ctune exports peft, hf and int8-safetensors", a->format);
     if (a->dtype && strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16"))
         return ct_usage_error(CMD, "--dtype %s: f32 or bf16", a->dtype);
-    if (a->dtype && !strcmp(a->format, "peft")) return ct_usage_error(CMD, "--dtype is for --format hf");
+    if (a->dtype && strcmp(a->format, "hf")) return ct_usage_error(CMD, "--dtype is for --format hf");
     if (a->for_runtime && (strcmp(a->for_runtime, "vllm") || strcmp(a->format, "peft")))
         return ct_usage_error(CMD, "--for %s: only --format peft --for vllm is known", a->for_runtime);
     return 0;
@@ -167,7 +172,10 @@ int ct_cmd_export(int argc, char **argv) {
         rc = ad ? ct_llama_apply_peft(src.model, ad) : -1;
         ct_peft_adapter_close(ad);
     }
-    if (rc == 0) rc = !strcmp(a.format, "peft") ? export_peft(&a, &src) : export_hf(&a, &src);
+    if (rc == 0)
+        rc = !strcmp(a.format, "peft")               ? export_peft(&a, &src)
+             : !strcmp(a.format, "int8-safetensors") ? ct_export_int8_safetensors(&src, a.out, write_serving)
+                                                     : export_hf(&a, &src);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
     if (src.tokenizer != src.model->tokenizer) ct_tokenizer_free(src.tokenizer);
     ct_llama_free(src.model);
