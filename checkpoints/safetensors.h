@@ -53,6 +53,12 @@ const char *ct_safetensors_metadata(const ct_safetensors *st, const char *key);
  * (an integer dtype only to itself). The shapes must agree exactly; a mismatch names both. */
 int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tensor *dst);
 
+/* Drops the mapped pages that lie wholly inside a tensor's bytes from this process's resident
+ * memory (they stay in the page cache and are read again if touched). Call it once a tensor has
+ * been copied, so loading a model never holds the whole file and all the parameters resident at
+ * once. */
+void ct_safetensors_release(const ct_st_tensor *t);
+
 /* Checks that the file holds exactly the `n` expected names (or at least them, when
  * allow_unexpected). The message lists up to five missing and five unexpected names. */
 int ct_safetensors_check_names(const ct_safetensors *st, const char *const *expected, int n,

@@ -557,6 +557,12 @@ int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tens
     return ct_st_convert(dst->data, dst->dtype, t->bytes, t->dtype, n);
 }
 
+void ct_safetensors_release(const ct_st_tensor *t) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), begin = (uintptr_t)t->bytes;
+    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + t->nbytes) / page * page;
+    if (last > first) madvise((void *)first, last - first, MADV_DONTNEED);
+}
+
 static int str_less(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Appends ", 'name'" to a list of at most NAMES_LISTED names. */

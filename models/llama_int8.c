@@ -165,6 +165,17 @@ static int check_unexpected(const ct_safetensors *st, const ct_llama_param_spec 
     return 0;
 }
 
+/* The file's pages of a loaded tensor leave resident memory (ct_safetensors_release). */
+static void release_file_pages(const ct_safetensors *st, const char *weight, bool projection) {
+    static const char *const parts[] = {"_packed", "_scale", "_shape"};
+    for (int k = 0; k < (projection ? 3 : 1); k++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", weight, projection ? parts[k] : "");
+        const ct_st_tensor *t = ct_safetensors_find(st, name);
+        if (t) ct_safetensors_release(t);
+    }
+}
+
 int ct_llama_int8_load_weights(ct_llama *m, const ct_safetensors *st) {
     int n;
     ct_llama_param_spec *specs = ct_llama_param_specs(m, &n);
@@ -175,17 +186,22 @@ int ct_llama_int8_load_weights(ct_llama *m, const ct_safetensors *st) {
         if (is_projection(specs[i].name)) {
             t = load_projection(st, &specs[i]);
         } else {
-            t = ct_tensor_new(CT_F32, specs[i].ndim, specs[i].shape, specs[i].name);
+            /* W8A16: the tables left unquantized (the embedding, an untied lm_head) are held in
+             * bf16, as a 16-bit runtime holds them (Qwen2.5-0.5B's tied table alone is 545 MB in
+             * f32, more than all its int8 projections); norms and biases stay f32. */
+            bool table = specs[i].ndim == 2;
+            t = ct_tensor_new(table ? CT_BF16 : CT_F32, specs[i].ndim, specs[i].shape, specs[i].name);
             if (t && ct_safetensors_load_into(st, specs[i].name, t) < 0) {
                 ct_tensor_free(t);
                 t = NULL;
             }
-            if (t) t->requires_grad = true;
+            if (t) t->requires_grad = !table;
         }
         if (!t) {
             rc = -1;
             break;
         }
+        release_file_pages(st, specs[i].name, is_projection(specs[i].name));
         *specs[i].slot = t;
         m->params[m->n_params++] = t;
     }

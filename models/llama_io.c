@@ -126,8 +126,10 @@ static int load_weights(ct_llama *m, const ct_safetensors *st) {
     free(specs);
     CT_TRY(rc);
     CT_TRY(ct_llama_allocate(m));
-    for (int i = 0; i < m->n_params; i++)
+    for (int i = 0; i < m->n_params; i++) {
         CT_TRY(ct_safetensors_load_into(st, m->params[i]->name, m->params[i]));
+        ct_safetensors_release(ct_safetensors_find(st, m->params[i]->name));
+    }
     return 0;
 }
 

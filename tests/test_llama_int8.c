@@ -71,7 +71,12 @@ static void check_loaded(const ct_llama *m, const ct_llama *q) {
         const ct_tensor *w = m->params[i], *l = q->params[i];
         CHECK(!strcmp(w->name, l->name), "order %s / %s", w->name, l->name);
         if (!strstr(w->name, "_proj.weight")) {
-            CHECK(l->dtype == CT_F32 && !memcmp(w->data, l->data, ct_nbytes(w)), "%s changed", w->name);
+            /* tables (embedding, lm_head) are held in bf16, norms and biases in f32 */
+            bool same = l->dtype == (w->ndim == 2 ? CT_BF16 : CT_F32) && !l->requires_grad == (w->ndim == 2);
+            for (int64_t k = 0; same && k < ct_numel(w); k++)
+                same = w->ndim == 2 ? ((uint16_t *)l->data)[k] == ct_f32_to_bf16(((float *)w->data)[k])
+                                    : ((float *)l->data)[k] == ((float *)w->data)[k];
+            CHECK(same, "%s is not the f32 weight %s", w->name, w->ndim == 2 ? "rounded to bf16" : "itself");
             continue;
         }
         projections++;
@@ -90,10 +95,14 @@ static void check_loaded(const ct_llama *m, const ct_llama *q) {
     CHECK(projections == 14, "%d projections", projections);
 }
 
-/* m's projections become q * scale, computed here from the loaded tensors. */
+/* m's projections become q * scale, computed here from the loaded tensors, and its tables their
+ * bf16 rounding. */
 static void dequantize_into(ct_llama *m, const ct_llama *q) {
     for (int i = 0; i < m->n_params; i++) {
         const ct_tensor *l = q->params[i];
+        float *t = m->params[i]->data;
+        if (l->dtype == CT_BF16)
+            for (int64_t k = 0; k < ct_numel(l); k++) t[k] = ct_bf16_to_f32(ct_f32_to_bf16(t[k]));
         if (l->dtype != CT_I8) continue;
         float *w = m->params[i]->data;
         const int8_t *v = l->data;
