@@ -2,7 +2,9 @@
  * the confusion matrix) and the held-out loss and perplexity, printed for people and as one JSON
  * summary line. Examples are converted exactly as training converts them: the system prompt,
  * label set and chat template come from the model folder (ctune_task.json, labels.json,
- * tokenizer_config.json) or else from the recipe the model was trained with. */
+ * tokenizer_config.json) or else from the recipe the model was trained with. --reference MODEL
+ * adds the mean next-token KL(reference || model) on the same sequences (an f32 model against its
+ * INT8 export). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,9 @@
  *                       ignore [lm_head], quantization_status compressed)
  *
  * Quantization: models/quantize.h (compressed-tensors' own arithmetic). Loading such a folder
- * (ct_llama_load) keeps the projections int8 with per-row scales. */
+ * (ct_llama_load) keeps the projections int8 with per-row scales (no f32 copy) and the
+ * unquantized tables (embedding, an untied lm_head) in bf16, as a W8A16 runtime holds them;
+ * norms and biases stay f32. docs/export.md has the details. */
 #ifndef CT_LLAMA_INT8_H
 #define CT_LLAMA_INT8_H
 
