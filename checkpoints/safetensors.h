@@ -50,8 +50,14 @@ const ct_st_tensor *ct_safetensors_find(const ct_safetensors *st, const char *na
 const char *ct_safetensors_metadata(const ct_safetensors *st, const char *key);
 
 /* Copies tensor `name` into the CPU tensor dst, converting between f32, f64, bf16 and f16
- * (i32 only to i32). The shapes must agree exactly; a mismatch names both. */
+ * (an integer dtype only to itself). The shapes must agree exactly; a mismatch names both. */
 int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tensor *dst);
+
+/* Drops the mapped pages that lie wholly inside a tensor's bytes from this process's resident
+ * memory (they stay in the page cache and are read again if touched). Call it once a tensor has
+ * been copied, so loading a model never holds the whole file and all the parameters resident at
+ * once. */
+void ct_safetensors_release(const ct_st_tensor *t);
 
 /* Checks that the file holds exactly the `n` expected names (or at least them, when
  * allow_unexpected). The message lists up to five missing and five unexpected names. */
@@ -66,7 +72,7 @@ int ct_st_convert(void *dst, ct_dtype dst_dtype, const void *src, ct_dtype src_d
 /* Writing: one named CPU tensor per item. */
 typedef struct ct_st_item {
     const char *name;
-    const ct_tensor *tensor; /* f32, f64, bf16, f16 (converted to store_dtype) or i32 (kept) */
+    const ct_tensor *tensor; /* f32, f64, bf16, f16 (converted to store_dtype); i32, i64 kept */
 } ct_st_item;
 
 /* Writes the items to `path` with floating tensors stored as store_dtype (CT_F32, CT_BF16 or

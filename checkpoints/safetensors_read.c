@@ -49,7 +49,8 @@ static const struct {
     const char *name;
     ct_dtype dtype;
 } known_dtypes[] = {{"F32", CT_F32}, {"BF16", CT_BF16}, {"F16", CT_F16},
-                    {"F64", CT_F64}, {"I32", CT_I32},   {"I8", CT_I8}};
+                    {"F64", CT_F64}, {"I32", CT_I32},   {"I8", CT_I8},
+                    {"I64", CT_I64}};
 
 /* ---- conversion ---------------------------------------------------------------------------- */
 
@@ -219,7 +220,7 @@ static int parse_entry(const st_file *f, const char *name, const cJSON *entry, c
         }
     if (!found)
         return ct_fail("%s: tensor '%s' has dtype '%s', which ctune does not read (supported: F32, "
-                       "BF16, F16, F64, I32, I8); convert the checkpoint first", f->path, name,
+                       "BF16, F16, F64, I32, I8, I64); convert the checkpoint first", f->path, name,
                        dtype->valuestring);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > CT_ST_MAX_DIMS)
@@ -554,6 +555,12 @@ int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tens
                        t->file, name, ct_dtype_name(t->dtype), ct_dtype_name(dst->dtype));
     size_t n = (size_t)ct_numel(dst);
     return ct_st_convert(dst->data, dst->dtype, t->bytes, t->dtype, n);
+}
+
+void ct_safetensors_release(const ct_st_tensor *t) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), begin = (uintptr_t)t->bytes;
+    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + t->nbytes) / page * page;
+    if (last > first) madvise((void *)first, last - first, MADV_DONTNEED);
 }
 
 static int str_less(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }

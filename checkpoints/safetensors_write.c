@@ -35,6 +35,7 @@ static const char *st_dtype_name(ct_dtype d) {
     case CT_BF16: return "BF16";
     case CT_F16: return "F16";
     case CT_I32: return "I32";
+    case CT_I64: return "I64";
     default: return "I8";
     }
 }
@@ -131,7 +132,7 @@ static int check_items(const ct_st_item *items, int n, ct_dtype store_dtype, ent
             return ct_fail("%s: tensor '%s' is i8 with separate scales; dequantize it before writing", path, name);
         entries[i].name = name;
         entries[i].tensor = t;
-        entries[i].store = t->dtype == CT_I32 ? CT_I32 : store_dtype;
+        entries[i].store = t->dtype == CT_I32 || t->dtype == CT_I64 ? t->dtype : store_dtype;
         entries[i].nbytes = (size_t)ct_numel(t) * ct_dtype_size(entries[i].store);
     }
     qsort(entries, (size_t)n, sizeof *entries, entry_order);

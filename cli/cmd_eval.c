@@ -2,7 +2,9 @@
  * the confusion matrix) and the held-out loss and perplexity, printed for people and as one JSON
  * summary line. Examples are converted exactly as training converts them: the system prompt,
  * label set and chat template come from the model folder (ctune_task.json, labels.json,
- * tokenizer_config.json) or else from the recipe the model was trained with. */
+ * tokenizer_config.json) or else from the recipe the model was trained with. --reference MODEL
+ * adds the mean next-token KL(reference || model) on the same sequences (an f32 model against its
+ * INT8 export). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@
 #include "train/recipe.h"
 
 typedef struct {
-    const char *model, *adapter, *data, *labels, *format, *system, *json_out;
+    const char *model, *adapter, *data, *labels, *format, *system, *json_out, *reference;
     long long max_examples, max_seq_len;
     int length_normalized; /* -1: the recipe's choice */
 } eval_args;
@@ -44,7 +46,10 @@ static int usage(FILE *out) {
             "  --max-examples N      score only the first N examples\n"
             "  --max-seq-len N       cut sequences for the loss at N tokens (default: the training one, or 512)\n"
             "  --length-normalized   make the length-normalized rule the primary accuracy\n"
-            "  --json FILE           also write the JSON summary to FILE\n\n"
+            "  --json FILE           also write the JSON summary to FILE\n"
+            "  --reference PATH      also report the mean next-token KL(reference || model) over every\n"
+            "                        position of the data's sequences (e.g. an f32 model beside its INT8\n"
+            "                        export); any model --model takes, with the same vocabulary\n\n"
             "Output: 'accuracy <number>' (intent data), a per-intent table, 'loss', 'perplexity', and a\n"
             "last line 'json {...}' holding the machine-readable summary.\n");
     return 0;
@@ -75,6 +80,7 @@ static int parse(int argc, char **argv, eval_args *a) {
                             : !strcmp(arg, "--format") ? &a->format
                             : !strcmp(arg, "--system") ? &a->system
                             : !strcmp(arg, "--json")   ? &a->json_out
+                            : !strcmp(arg, "--reference") ? &a->reference
                                                        : NULL;
         long long *number = !strcmp(arg, "--max-examples") ? &a->max_examples
                             : !strcmp(arg, "--max-seq-len") ? &a->max_seq_len
@@ -291,6 +297,28 @@ static int evaluate_loss(eval_run *e) {
     return 0;
 }
 
+/* KL(reference || model) on the sequences the loss was computed on. The reference opens like
+ * --model (any folder, checkpoint or file the model source reads), so any pair of formats compares. */
+static int evaluate_kl(eval_run *e, const eval_args *a) {
+    ct_model_source ref;
+    CT_TRY(ct_model_source_open(&ref, a->reference));
+    double kl = 0;
+    int64_t positions = 0;
+    int rc = ct_evaluate_kl(ref.model, e->source.model, &e->store, e->settings.max_seq_len, &kl, &positions);
+    if (rc < 0) ct_fail_context("--reference %s: ", a->reference);
+    if (ref.tokenizer != ref.model->tokenizer) ct_tokenizer_free(ref.tokenizer);
+    ct_llama_free(ref.model);
+    free(ref.tokenizer_dir);
+    free(ref.recipe_yaml);
+    CT_TRY(rc);
+    printf("kl_reference %.3e (mean next-token KL(reference || model) over %lld positions; reference %s)\n", kl,
+           (long long)positions, a->reference);
+    cJSON_AddNumberToObject(e->summary, "kl_reference", kl);
+    cJSON_AddNumberToObject(e->summary, "kl_positions", (double)positions);
+    cJSON_AddStringToObject(e->summary, "reference", a->reference);
+    return 0;
+}
+
 static int write_summary(eval_run *e, const eval_args *a) {
     cJSON_AddStringToObject(e->summary, "model", a->model);
     cJSON_AddStringToObject(e->summary, "data", a->data);
@@ -315,6 +343,7 @@ static int run(eval_run *e, const eval_args *a) {
     CT_TRY(load_data(e, a));
     if (e->labels) CT_TRY(evaluate_intent(e, a));
     CT_TRY(evaluate_loss(e));
+    if (a->reference) CT_TRY(evaluate_kl(e, a));
     return write_summary(e, a);
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/export_gguf.h"
+#include "cli/export_int8.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "models/llama_lora.h"
@@ -27,7 +28,7 @@ typedef struct {
 } export_args;
 
 static int export_usage(void) {
-    printf("usage: ctune export --model PATH --format peft|hf|gguf|gguf-lora --out PATH [options]\n\n"
+    printf("usage: ctune export --model PATH --format peft|hf|int8-safetensors|gguf|gguf-lora --out PATH [options]\n\n"
            "Writes a trained model in a format other programs read.\n"
            "  --model PATH     a ctune run folder, an .h5 checkpoint, or a Hugging Face folder\n"
            "  --adapter DIR    a PEFT LoRA adapter applied on --model first\n"
@@ -36,12 +37,17 @@ static int export_usage(void) {
            "                   LoRA run (its newest checkpoint), a LoRA checkpoint, or --adapter\n"
            "  --format hf      a Hugging Face folder (config.json, model.safetensors, tokenizer files)\n"
            "                   with any adapter merged into its base\n"
+           "  --format int8-safetensors\n"
+           "                   weight-only INT8 (one scale per output channel; embeddings, norms and\n"
+           "                   lm_head unquantized) in compressed-tensors' pack-quantized layout, for\n"
+           "                   vLLM and transformers; also loads in ctune eval and generate\n"
            "  --format gguf    one GGUF file for llama.cpp (model, tokenizer, chat template, ctune's task),\n"
            "                   with any adapter merged; --type f32 (default), f16, bf16 or q8_0; a\n"
            "                   per-tensor error report is printed and written to PATH.report.json\n"
            "  --format gguf-lora  the LoRA adapter (--adapter DIR, or a LoRA run's adapter/) as a\n"
            "                   llama.cpp LoRA GGUF for llama-server --lora\n"
-           "  --out PATH       the folder (peft, hf) or file (gguf) to write; written whole or not at all\n"
+           "  --out PATH       the folder (peft, hf, int8-safetensors) or file (gguf) to write; written\n"
+           "                   whole or not at all\n"
            "  --type T         gguf: f32, f16, bf16 or q8_0\n"
            "  --dtype D        hf: f32 (default) or bf16\n"
            "  --for vllm       peft: refuse what vLLM's LoRA loader cannot serve (modules_to_save)\n");
@@ -66,14 +72,15 @@ static int export_parse(int argc, char **argv, export_args *a) {
     }
     if (!a->model || !a->format || !a->out) return ct_usage_error(CMD, "--model, --format and --out are required");
     const bool gguf = !strcmp(a->format, "gguf") || !strcmp(a->format, "gguf-lora");
-    if (strcmp(a->format, "peft") && strcmp(a->format, "hf") && !gguf)
-        return ct_usage_error(CMD, "--format %s: ctune exports peft, hf, gguf and gguf-lora", a->format);
+    if (strcmp(a->format, "peft") && strcmp(a->format, "hf") && strcmp(a->format, "int8-safetensors") && !gguf)
+        return ct_usage_error(CMD, "--format %s: ctune exports peft, hf, int8-safetensors, gguf and gguf-lora",
+                              a->format);
     if (a->type && strcmp(a->format, "gguf")) return ct_usage_error(CMD, "--type is for --format gguf");
     if (a->type && ct_export_gguf_check_type(a->type) < 0) return ct_usage_error(CMD, "%s", ct_last_error());
     if (gguf && a->dtype) return ct_usage_error(CMD, "--dtype is for --format hf; gguf takes --type");
     if (a->dtype && strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16"))
         return ct_usage_error(CMD, "--dtype %s: f32 or bf16", a->dtype);
-    if (a->dtype && !strcmp(a->format, "peft")) return ct_usage_error(CMD, "--dtype is for --format hf");
+    if (a->dtype && strcmp(a->format, "hf")) return ct_usage_error(CMD, "--dtype is for --format hf");
     if (a->for_runtime && (strcmp(a->for_runtime, "vllm") || strcmp(a->format, "peft")))
         return ct_usage_error(CMD, "--for %s: only --format peft --for vllm is known", a->for_runtime);
     return 0;
@@ -180,11 +187,13 @@ int ct_cmd_export(int argc, char **argv) {
         rc = ad ? ct_llama_apply_peft(src.model, ad) : -1;
         ct_peft_adapter_close(ad);
     }
-    if (rc == 0) rc = !strcmp(a.format, "peft")        ? export_peft(&a, &src)
-                      : !strcmp(a.format, "gguf")      ? ct_export_gguf(&src, a.type ? a.type : "f32", a.out)
-                      : !strcmp(a.format, "gguf-lora") ? ct_export_gguf_lora(&src, a.adapter ? a.adapter : a.model,
-                                                                              a.adapter != NULL, a.out)
-                                                       : export_hf(&a, &src);
+    if (rc == 0)
+        rc = !strcmp(a.format, "peft")               ? export_peft(&a, &src)
+             : !strcmp(a.format, "int8-safetensors") ? ct_export_int8_safetensors(&src, a.out, write_serving)
+             : !strcmp(a.format, "gguf")             ? ct_export_gguf(&src, a.type ? a.type : "f32", a.out)
+             : !strcmp(a.format, "gguf-lora")
+                 ? ct_export_gguf_lora(&src, a.adapter ? a.adapter : a.model, a.adapter != NULL, a.out)
+                 : export_hf(&a, &src);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
     ct_model_source_close(&src);
     return rc < 0 ? failed() : 0;

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-static const size_t dtype_sizes[CT_DTYPE_COUNT] = {4, 8, 2, 2, 4, 1};
-static const char *const dtype_names[CT_DTYPE_COUNT] = {"f32", "f64", "bf16", "f16", "i32", "i8"};
+static const size_t dtype_sizes[CT_DTYPE_COUNT] = {4, 8, 2, 2, 4, 1, 8};
+static const char *const dtype_names[CT_DTYPE_COUNT] = {"f32", "f64", "bf16", "f16", "i32", "i8", "i64"};
 
 size_t ct_dtype_size(ct_dtype dtype) { return dtype < CT_DTYPE_COUNT ? dtype_sizes[dtype] : 0; }
 

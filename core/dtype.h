@@ -10,7 +10,8 @@
 extern "C" {
 #endif
 
-typedef enum { CT_F32, CT_F64, CT_BF16, CT_F16, CT_I32, CT_I8, CT_DTYPE_COUNT } ct_dtype;
+/* CT_I64 only carries file metadata (compressed-tensors' weight_shape); no op computes in it. */
+typedef enum { CT_F32, CT_F64, CT_BF16, CT_F16, CT_I32, CT_I8, CT_I64, CT_DTYPE_COUNT } ct_dtype;
 
 size_t ct_dtype_size(ct_dtype dtype);
 const char *ct_dtype_name(ct_dtype dtype);

@@ -94,6 +94,8 @@ char *ct_llama_config_to_json(const ct_llama_config *cfg, const char *base_json,
     set_sliding_window(root, cfg);
     set_token_ids(root, cfg);
     cJSON_DeleteItemFromObjectCaseSensitive(root, "dtype");
+    /* The weights written beside this config are plain (an INT8 export adds its own). */
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
     set_item(root, "torch_dtype", cJSON_CreateString(dtype_name(store_dtype)));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);

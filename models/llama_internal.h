@@ -2,6 +2,7 @@
 #ifndef CT_LLAMA_INTERNAL_H
 #define CT_LLAMA_INTERNAL_H
 
+#include "checkpoints/safetensors.h"
 #include "models/llama.h"
 
 /* One parameter as the config implies it: HF name, shape, and where the model keeps it. */
@@ -30,5 +31,19 @@ int ct_llama_cache_slots(ct_kv_cache *cache, ct_tensor *positions, ct_tensor *se
 /* Appends one layer's new keys and values [B, T, Hkv, D] and replaces *k, *v by all filled
  * slots [B, length + T, Hkv, D]. Fails when k or v would need a gradient. */
 int ct_llama_cache_kv(ct_kv_cache *cache, int layer, int64_t time, ct_tensor **k, ct_tensor **v);
+
+/* config.json (with the model's config over the source folder's keys) and the tokenizer files of
+ * `from` (NULL: none), each written atomically into dir: what ct_llama_save writes besides the
+ * weights, shared with the INT8 export (models/llama_int8.c). */
+int ct_llama_write_config(const ct_llama *m, const char *dir, ct_dtype store_dtype);
+int ct_llama_copy_tokenizer_files(const char *from, const char *dir);
+
+/* 1 when dir/config.json declares the INT8 layout ctune writes and reads (compressed-tensors,
+ * pack-quantized, 8-bit symmetric per channel), 0 when it declares no quantization, -1 with a
+ * message for any other quantization_config. */
+int ct_llama_int8_folder(const char *dir);
+/* Loads such a folder's weights into a skeleton: the projections as i8 with per-row scales (no
+ * f32 copy), everything else f32. */
+int ct_llama_int8_load_weights(ct_llama *m, const ct_safetensors *st);
 
 #endif

@@ -126,8 +126,10 @@ static int load_weights(ct_llama *m, const ct_safetensors *st) {
     free(specs);
     CT_TRY(rc);
     CT_TRY(ct_llama_allocate(m));
-    for (int i = 0; i < m->n_params; i++)
+    for (int i = 0; i < m->n_params; i++) {
         CT_TRY(ct_safetensors_load_into(st, m->params[i]->name, m->params[i]));
+        ct_safetensors_release(ct_safetensors_find(st, m->params[i]->name));
+    }
     return 0;
 }
 
@@ -146,8 +148,10 @@ ct_llama *ct_llama_load(const char *dir) {
         ct_llama_free(m);
         return NULL;
     }
-    ct_safetensors *st = ct_safetensors_open(dir);
-    int rc = st ? load_weights(m, st) : -1;
+    /* An INT8 export (compressed-tensors' pack-quantized layout) keeps its projections int8. */
+    int int8 = ct_llama_int8_folder(dir);
+    ct_safetensors *st = int8 >= 0 ? ct_safetensors_open(dir) : NULL;
+    int rc = !st ? -1 : int8 ? ct_llama_int8_load_weights(m, st) : load_weights(m, st);
     ct_safetensors_close(st);
     if (rc < 0) {
         ct_llama_free(m);
@@ -166,7 +170,7 @@ static int make_folder(const char *dir) {
     return 0;
 }
 
-static int write_config(const ct_llama *m, const char *dir, ct_dtype store_dtype) {
+int ct_llama_write_config(const ct_llama *m, const char *dir, ct_dtype store_dtype) {
     char path[PATH_MAX];
     char *base = NULL;
     if (m->source_dir && file_exists(m->source_dir, "config.json")) {
@@ -188,7 +192,7 @@ static bool same_folder(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static int copy_tokenizer_files(const char *from, const char *dir) {
+int ct_llama_copy_tokenizer_files(const char *from, const char *dir) {
     if (!from || same_folder(from, dir)) return 0;
     for (size_t i = 0; i < sizeof TOKENIZER_FILES / sizeof TOKENIZER_FILES[0]; i++) {
         if (!file_exists(from, TOKENIZER_FILES[i])) continue;
@@ -220,6 +224,6 @@ int ct_llama_save(const ct_llama *m, const char *dir, const char *tokenizer_dir,
     int rc = ct_safetensors_write(path, items, m->n_params, store_dtype);
     free(items);
     CT_TRY(rc);
-    CT_TRY(write_config(m, dir, store_dtype));
-    return copy_tokenizer_files(tokenizer_dir ? tokenizer_dir : m->source_dir, dir);
+    CT_TRY(ct_llama_write_config(m, dir, store_dtype));
+    return ct_llama_copy_tokenizer_files(tokenizer_dir ? tokenizer_dir : m->source_dir, dir);
 }

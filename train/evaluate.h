@@ -48,4 +48,11 @@ void ct_intent_eval_free(ct_intent_eval *eval);
 int ct_evaluate_nll(ct_llama *model, const ct_seq_store *store, int64_t max_seq_len, int64_t batch_size,
                     int64_t batch_tokens, int32_t pad_id, ct_perplexity *acc);
 
+/* The mean next-token KL(reference ‖ model) = Σ_v p_ref(v) (log p_ref(v) - log p_model(v)),
+ * averaged over every position of every sequence of `store` (each cut to its last max_seq_len
+ * tokens), both models run in f32 on the CPU over their full vocabulary (which must be the same
+ * size). How far a quantized model's predictions are from its f32 source on held-out text. */
+int ct_evaluate_kl(ct_llama *reference, ct_llama *model, const ct_seq_store *store, int64_t max_seq_len,
+                   double *mean_kl, int64_t *positions);
+
 #endif

@@ -1,0 +1,132 @@
+/* `ctune export --format int8-safetensors` (see export_int8.h). */
+#include "cli/export_int8.h"
+
+#include <errno.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "models/llama_int8.h"
+#include "models/llama_lora.h"
+#include "train/trainer.h"
+
+/* The report: one line per tensor on stdout as it is quantized (the progress line of a big
+ * model), and every tensor in quantization_report.json. */
+typedef struct {
+    cJSON *tensors;
+    double worst_rel_rms;
+} report_state;
+
+static void report_tensor(const ct_int8_tensor_report *r, void *ctx) {
+    report_state *s = ctx;
+    printf("int8 [%d/%d] %s [%lld, %lld] rel_rms %.3e max_abs %.3e\n", r->index, r->count, r->name,
+           (long long)r->rows, (long long)r->cols, r->error.rel_rms, r->error.max_abs);
+    fflush(stdout);
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", r->name);
+    cJSON_AddNumberToObject(t, "rows", (double)r->rows);
+    cJSON_AddNumberToObject(t, "cols", (double)r->cols);
+    cJSON_AddNumberToObject(t, "rel_rms", r->error.rel_rms);
+    cJSON_AddNumberToObject(t, "max_abs", r->error.max_abs);
+    cJSON_AddItemToArray(s->tensors, t);
+    if (r->error.rel_rms > s->worst_rel_rms) s->worst_rel_rms = r->error.rel_rms;
+}
+
+static int write_report(const report_state *s, const char *dir) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "scheme", "int8 symmetric per output channel, weight only (W8A16)");
+    cJSON_AddNumberToObject(root, "worst_rel_rms", s->worst_rel_rms);
+    cJSON_AddItemReferenceToObject(root, "tensors", s->tensors);
+    char *text = cJSON_Print(root), *path = ct_path_join(dir, "quantization_report.json");
+    int rc = text && path ? ct_atomic_write_file(path, text, strlen(text)) : ct_fail("out of memory writing the report");
+    cJSON_Delete(root);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* The folder --out goes into must exist (nothing creates a whole path by accident). */
+static int check_parent(const char *out) {
+    char *parent = ct_strdup(out);
+    if (!parent) return -1;
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    if (!slash) strcpy(parent, ".");
+    else if (slash == parent) slash[1] = '\0';
+    else *slash = '\0';
+    int rc = ct_is_dir(parent) ? 0 : ct_fail("--out %s: the folder %s does not exist; create it first or choose "
+                                             "another --out", out, parent);
+    free(parent);
+    if (rc == 0 && !ct_is_dir(out) && access(out, F_OK) == 0)
+        rc = ct_fail("--out %s: exists and is not a folder; choose another --out", out);
+    return rc;
+}
+
+/* The folder with tokenizer.json: the source's, or one extracted from a checkpoint into scratch. */
+static int tokenizer_folder(const ct_model_source *src, char *scratch, const char **dir) {
+    *dir = src->tokenizer_dir;
+    if (*dir) return 0;
+    if (ct_is_dir(src->loaded_from))
+        return ct_fail("%s has no tokenizer files (tokenizer.json); an exported model must carry them: copy the "
+                       "tokenizer's files into that folder, or export from the run folder",
+                       src->loaded_from);
+    if (!mkdtemp(scratch)) return ct_fail("cannot make a scratch folder in /tmp for the tokenizer files");
+    *dir = scratch;
+    return ct_trainer_extract_tokenizer(src->loaded_from, scratch);
+}
+
+/* tmp replaces out: an existing out is moved aside first and removed once tmp is in place. */
+static int move_into_place(const char *tmp, const char *out) {
+    size_t len = strlen(out) + sizeof ".old-XXXXXX";
+    char *old = ct_malloc(len, "a path");
+    if (!old) return -1;
+    snprintf(old, len, "%s.old-XXXXXX", out);
+    bool had = ct_is_dir(out);
+    int rc = 0;
+    if (had && (!mkdtemp(old) || rename(out, old) != 0))
+        rc = ct_fail("--out %s: cannot move the existing folder aside (%s)", out, strerror(errno));
+    if (rc == 0 && rename(tmp, out) != 0) {
+        rc = ct_fail("--out %s: cannot rename %s to it (%s)", out, tmp, strerror(errno));
+        if (had) rename(old, out);
+    }
+    if (rc == 0 && had) ct_remove_tree(old);
+    free(old);
+    return rc;
+}
+
+int ct_export_int8_safetensors(ct_model_source *src, const char *out, ct_export_serving_fn serving) {
+    CT_TRY(check_parent(out));
+    char scratch[] = "/tmp/ctune-export-XXXXXX";
+    const char *tokenizer_dir = NULL;
+    int rc = tokenizer_folder(src, scratch, &tokenizer_dir);
+    if (rc == 0 && ct_llama_lora_count(src->model)) rc = ct_llama_merge_lora(src->model);
+    size_t len = strlen(out) + sizeof ".tmp-XXXXXX";
+    char *tmp = rc == 0 ? ct_malloc(len, "a path") : NULL;
+    if (tmp) snprintf(tmp, len, "%s.tmp-XXXXXX", out);
+    if (rc == 0 && (!tmp || !mkdtemp(tmp))) {
+        rc = ct_fail("--out %s: cannot make a temporary folder beside it (%s)", out, strerror(errno));
+        free(tmp);
+        tmp = NULL;
+    }
+    if (tmp) chmod(tmp, 0755); /* mkdtemp makes it private; the export is an ordinary folder */
+    report_state report = {cJSON_CreateArray(), 0};
+    if (rc == 0) rc = ct_llama_save_int8(src->model, tmp, tokenizer_dir, report_tensor, &report);
+    if (rc == 0 && serving) rc = serving(src, tmp);
+    if (rc == 0) rc = write_report(&report, tmp);
+    if (rc == 0) rc = move_into_place(tmp, out);
+    if (rc == 0)
+        printf("int8: %d tensors quantized, worst relative RMS error %.3e (%s/quantization_report.json)\n",
+               cJSON_GetArraySize(report.tensors), report.worst_rel_rms, out);
+    if (tmp && rc < 0) ct_remove_tree(tmp);
+    if (tokenizer_dir == scratch) ct_remove_tree(scratch);
+    cJSON_Delete(report.tensors);
+    free(tmp);
+    return rc;
+}
