@@ -205,22 +205,25 @@ static void check_model_errors(void) {
 }
 
 /* Masks that last: after AdamW steps the pruned weights, their gradients and both moments are
- * exactly zero; the rest trained. */
+ * exactly zero; the rest trained. The model is pruned after a first step, as a gradual schedule
+ * does, so the moments of the newly pruned entries are not zero when the mask arrives. */
 static void check_training_keeps_zeros(void) {
     ct_llama *m = tiny_model();
     if (!m) return;
-    ct_prune_options o = {.method = CT_PRUNE_L1_UNSTRUCTURED, .amount = frac(0.3)};
-    CHECK(ct_prune_model(m, &o) == 0, "prune: %s", ct_last_error());
-    CHECK(m->n_masks == 14 && m->layers[1].down_proj.mask && !m->lm_head.mask, "14 masks on the projections, %d",
-          m->n_masks);
     ct_adamw_hparams h = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
     ct_adamw *opt = ct_adamw_new(m->params, m->n_params, h);
-    for (int i = 0; opt && i < m->n_masks; i++) ct_adamw_set_mask(opt, m->masked[i], m->masks[i]);
     const int64_t ids_shape[2] = {2, 5};
     int64_t bad = 0, pruned = 0, moved = 0;
     float *q_before = malloc(ct_nbytes(m->layers[0].q_proj.weight));
-    memcpy(q_before, m->layers[0].q_proj.weight->data, ct_nbytes(m->layers[0].q_proj.weight));
-    for (int step = 0; opt && step < 3; step++) {
+    for (int step = 0; opt && step < 4; step++) {
+        if (step == 1) {
+            ct_prune_options o = {.method = CT_PRUNE_L1_UNSTRUCTURED, .amount = frac(0.3)};
+            CHECK(ct_prune_model(m, &o) == 0, "prune: %s", ct_last_error());
+            CHECK(m->n_masks == 14 && m->layers[1].down_proj.mask && !m->lm_head.mask, "14 masks on the projections, %d",
+                  m->n_masks);
+            for (int i = 0; i < m->n_masks; i++) ct_adamw_set_mask(opt, m->masked[i], m->masks[i]);
+            memcpy(q_before, m->layers[0].q_proj.weight->data, ct_nbytes(m->layers[0].q_proj.weight));
+        }
         ct_scope_begin();
         ct_tensor *ids = ct_empty(CT_I32, 2, ids_shape);
         for (int i = 0; i < 10; i++) ((int32_t *)ids->data)[i] = (i * 7 + step) % 37;
@@ -230,7 +233,7 @@ static void check_training_keeps_zeros(void) {
         CHECK(loss && ct_backward(loss) == 0, "step: %s", ct_last_error());
         ct_scope_end();
         /* the forward's W * mask already gives the pruned entries no gradient */
-        for (int i = 0; i < m->n_masks; i++) {
+        for (int i = 0; step > 0 && i < m->n_masks; i++) {
             const ct_tensor *g = m->masked[i]->grad;
             for (int64_t k = 0; g && k < ct_numel(g); k++) bad += ((float *)m->masks[i]->data)[k] == 0 && ct_get(g, k) != 0;
         }
@@ -266,7 +269,7 @@ static void check_lora_on_pruned_base(void) {
     ct_lora_options lo = {.r = 2, .alpha = 4};
     CHECK(ct_llama_add_lora_at(m, 0, 0, &lo, 3) == 0, "lora: %s", ct_last_error());
     ct_lora *a = m->layers[0].q_proj.adapter;
-    for (int64_t k = 0; k < ct_numel(a->B); k++) ct_set(a->B, k, 0.05 * (double)((k % 7) - 3));
+    for (int64_t k = 0; k < ct_numel(a->B); k++) ct_set(a->B, k, 0.5 * (double)((k % 7) - 3));
     CHECK(ct_prune_check_unmerged_export(m) < 0 && strstr(ct_last_error(), "q_proj"),
           "an unmerged adapter over a pruned base must be refused: %s", ct_last_error());
     const int64_t shape[2] = {1, 6};

@@ -199,7 +199,7 @@ static const ct_recipe_key schema[] = {
     BOOL("prune.include_norms_embeddings", prune.include_norms_embeddings, "false",
          "allow targets that are norms, biases, embed_tokens or lm_head (refused otherwise)"),
     FLOAT("prune.n", prune.n, "1", "[0, )", "ln_structured: the norm order (1, 2, ...; inf works too)"),
-    INT("prune.dim", prune.dim, "0", "[0, 1]", "ln_structured: 0 prunes rows (output channels), 1 columns (inputs)"),
+    INT("prune.dim", prune.dim, "0", "[0, )", "ln_structured: 0 prunes rows (output channels), 1 columns (inputs)"),
     BOOL("prune.mlp_channels", prune.mlp_channels, "false",
          "ln_structured on MLP channels: rows of gate_proj and up_proj with the matching columns of down_proj"),
     INT("prune.nm_n", prune.nm_n, "2", "[0, )", "nm: weights kept in each group"),

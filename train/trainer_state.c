@@ -4,6 +4,7 @@
  *                             run froze part of a model.path base (then /state names the base)
  *   /optimizer/m/<HF name>    AdamW first moments of the trainable parameters
  *   /optimizer/v/<HF name>    AdamW second moments of the trainable parameters
+ *   /masks/<HF name>          pruning masks (f32 0/1), only when the run pruned (train/prune_train.c)
  *   /state                    attributes: step, optimizer_step, threads, seed, elapsed_s,
  *                             recipe (resolved YAML), model_config (config.json text),
  *                             base_path and base_hash (only with a frozen base: its absolute
