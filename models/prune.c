@@ -167,8 +167,7 @@ static int choose(const ct_llama *m, const ct_prune_options *o, ct_tensor **list
 
 /* ln_structured over MLP channels of one layer: channel j is [gate row j, up row j, down column
  * j] laid out as row j of an [I, 3H] matrix, so the channel ranking is ct_prune_ln_mask's. */
-static int mlp_channels(const ct_llama *m, int layer, float *const *mask, const ct_tensor *const *w,
-                        const ct_prune_options *o) {
+static int mlp_channels(int layer, float *const *mask, const ct_tensor *const *w, const ct_prune_options *o) {
     const int64_t I = w[0]->shape[0], H = w[0]->shape[1], width = 3 * H;
     float *cw = ct_calloc((size_t)(I * width), sizeof *cw, "MLP channels");
     float *cm = cw ? ct_calloc((size_t)(I * width), sizeof *cm, "MLP channel masks") : NULL;
@@ -192,7 +191,6 @@ static int mlp_channels(const ct_llama *m, int layer, float *const *mask, const 
             mask[1][j * H + h] = cm[j * width + H + h];
             mask[2][h * I + j] = cm[j * width + 2 * H + h];
         }
-    (void)m;
     free(cw);
     free(cm);
     return rc;
@@ -204,7 +202,10 @@ static int mlp_masks(const ct_llama *m, ct_tensor **list, float **masks, const c
         const ct_tensor *w[3] = {L->gate_proj.weight, L->up_proj.weight, L->down_proj.weight};
         float *mk[3] = {masks[3 * l], masks[3 * l + 1], masks[3 * l + 2]};
         for (int k = 0; k < 3; k++) list[3 * l + k] = (ct_tensor *)w[k];
-        CT_TRY(mlp_channels(m, l, mk, w, o));
+        for (int k = 0; k < 3; k++)
+            if (w[k]->dtype != CT_F32)
+                return ct_fail("prune: %s is %s; prune f32 weights", w[k]->name, ct_dtype_name(w[k]->dtype));
+        CT_TRY(mlp_channels(l, mk, w, o));
     }
     return 0;
 }
