@@ -66,11 +66,14 @@ typedef struct ct_backend {
      * and each tensor's result does not depend on the rest of the list.
      * sum_squares_multi: the sum of squares of all n tensors into one host double, in a fixed
      * order (the same list gives the same bits on every run); n == 0 gives 0.
-     * scale_multi: every element of every x[i] *= factor, computed in the tensor's dtype. */
+     * scale_multi: every element of every x[i] *= factor, computed in the tensor's dtype.
+     * mask_multi: x[i] *= mask[i] element by element, mask[i] an f32 0/1 pruning mask of x[i]'s
+     * element count (x f32 or f64): pruned gradients, weights and moments set to exactly zero. */
     int (*adamw_multi)(int n, ct_tensor *const *params, ct_tensor *const *grads, ct_tensor *const *m,
                        ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
     int (*sum_squares_multi)(int n, const ct_tensor *const *x, double *result);
     int (*scale_multi)(int n, ct_tensor *const *x, double factor);
+    int (*mask_multi)(int n, ct_tensor *const *x, const ct_tensor *const *mask);
     /* attention */
     /* Fused causal attention (autograd/op_attention.h): q [B, T, Hq, D], k and v [B, S, Hkv, D],
      * i32 positions q_pos [B, T] and k_pos [B, S], optional i32 segment ids (NULL: none). Forward

@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "core/error.h"
 #include "models/lora.h"
+#include "models/prune.h"
 
 ct_tensor *ct_linear_input(ct_tensor *x, ct_dtype compute_dtype) {
     if (!x || compute_dtype == CT_F32 || x->dtype != CT_F32) return x;
@@ -28,7 +29,9 @@ static int check_linear(const ct_linear *l, ct_dtype compute_dtype) {
         return ct_fail("linear %s: the adapter makes [%lld, %lld] but the weight is [%lld, %lld]", name,
                        (long long)l->adapter->B->shape[0], (long long)l->adapter->A->shape[1],
                        (long long)l->weight->shape[0], (long long)l->weight->shape[1]);
-    if (l->mask) return ct_fail("linear %s: a pruning mask is attached but masks are not applied yet; detach it", name);
+    if (l->mask && (l->mask->dtype != CT_F32 || !ct_same_shape(l->mask, l->weight) || l->mask->device != l->weight->device))
+        return ct_fail("linear %s: its pruning mask %s must be f32 of the weight's shape, on its device", name,
+                       ct_shape_str(l->mask, buf, sizeof buf));
     return 0;
 }
 
@@ -37,12 +40,17 @@ ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype co
     if (!x) return NULL;
     if (check_linear(l, compute_dtype) < 0) return NULL;
     /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope. */
-    ct_tensor *weight = ct_linear_input(l->weight, compute_dtype);
+    /* A pruned trainable weight is used as W * mask, so its pruned entries get no gradient (the
+     * optimizer keeps them at zero too: models/prune.h). A frozen one is already zero there. */
+    ct_tensor *weight = l->mask && l->weight->requires_grad ? ct_mul(l->weight, l->mask) : l->weight;
+    weight = ct_linear_input(weight, compute_dtype);
     ct_tensor *input = ct_linear_input(x, compute_dtype);
     ct_tensor *y = ct_matmul(input, weight, false, true);
     if (y && l->bias) y = ct_add(y, l->bias);
     /* PEFT's order: the base layer (bias included), then the adapter's term added. */
-    if (y && l->adapter && !l->adapter->disabled) y = ct_add(y, ct_lora_delta(l->adapter, input, train));
+    if (y && l->adapter && !l->adapter->disabled)
+        y = ct_add(y, l->mask ? ct_prune_lora_delta(l->adapter, l->mask, input, train)
+                              : ct_lora_delta(l->adapter, input, train));
     if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
     return y;
 }

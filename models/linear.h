@@ -31,9 +31,9 @@ typedef struct ct_linear {
     /* NULL, or a LoRA adapter (models/lora.h): A [r, in], B [out, r] and a scale, trained while
      * weight stays frozen: y += scale * (dropout(x) A^T) B^T, unless the adapter is disabled. */
     struct ct_lora *adapter;
-    /* NULL. The pruning issue attaches a 0/1 mask of the weight's shape: the forward then uses
-     * W * mask, so pruned entries stay zero through training and get no gradient. Refused until
-     * then, like the adapter. */
+    /* NULL, or the weight's pruning mask (models/prune.h: f32 0/1 of the weight's shape, owned by
+     * the model): a trainable weight is used as W * mask, so pruned entries get no gradient, and
+     * an adapter's term goes through the masked product (B·A) * mask. */
     ct_tensor *mask;
 } ct_linear;
 

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "datasets/tokenizer.h"
 #include "models/llama_internal.h"
+#include "models/prune.h"
 
 /* The specs are listed twice, once to count them (out NULL) and once to fill an array of that
  * count, so no constant bounds how many tensors a layer may have. */
@@ -134,6 +135,7 @@ ct_llama *ct_llama_new(const ct_llama_config *cfg) {
 void ct_llama_free(ct_llama *m) {
     if (!m) return;
     ct_llama_release_adapters(m);
+    ct_prune_release_masks(m);
     for (int i = 0; i < m->n_params; i++) ct_tensor_free(m->params[i]);
     free(m->params);
     free(m->layers);

@@ -50,6 +50,9 @@ typedef struct ct_llama {
      * embed_tokens, the layers, norm, lm_head. Each carries its HF name in ->name. */
     ct_tensor **params;
     int n_params;
+    /* Pruning masks (models/prune.h): masks[i], f32 0/1, belongs to the parameter masked[i]. */
+    ct_tensor **masks, **masked;
+    int n_masks;
     float *inv_freq;             /* head_dim / 2 RoPE frequencies */
     bool gradient_checkpointing; /* recompute each block in backward (autograd/checkpoint.h) */
     /* CT_F32 (the default) or CT_BF16: mixed precision. The parameters stay f32 masters; a

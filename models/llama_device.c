@@ -45,12 +45,19 @@ static int move_param(ct_tensor *t, ct_device device) {
 int ct_llama_to_device(ct_llama *m, ct_device device) {
     if (ct_llama_check_device(device) < 0) return ct_fail_context("%s: ", ct_device_name(device));
     const ct_device from = ct_llama_device(m);
+    /* Pruning masks travel with their weights (they are moved first: nothing else to undo). */
+    for (int i = 0; i < m->n_masks; i++)
+        if (move_param(m->masks[i], device) < 0) {
+            for (int j = 0; j < i; j++) move_param(m->masks[j], from);
+            return -1;
+        }
     for (int i = 0; i < m->n_params; i++) {
         if (move_param(m->params[i], device) == 0) continue;
         /* Back where they were, so the model stays usable on one device; the first error is kept. */
         char message[512];
         snprintf(message, sizeof message, "%s", ct_last_error());
         for (int j = 0; j <= i; j++) move_param(m->params[j], from);
+        for (int j = 0; j < m->n_masks; j++) move_param(m->masks[j], from);
         return ct_fail("%s", message);
     }
     return 0;

@@ -9,6 +9,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/text_list.h"
+#include "models/prune.h"
 
 const char *const ct_lora_module_names[CT_LORA_MODULES] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                            "gate_proj", "up_proj", "down_proj"};
@@ -170,7 +171,12 @@ int ct_llama_merge_lora(ct_llama *m) {
     if (ct_llama_device(m) != CT_CPU) return ct_fail("lora merge: move the model to the CPU first");
     for (int l = 0; l < m->config.num_hidden_layers; l++)
         for (int i = 0; i < CT_LORA_MODULES; i++)
-            if (module_of(m, l, i)->adapter) CT_TRY(ct_lora_merge_into(module_of(m, l, i)->adapter, module_of(m, l, i)->weight));
+            if (module_of(m, l, i)->adapter) {
+                ct_linear *lin = module_of(m, l, i);
+                CT_TRY(ct_lora_merge_into(lin->adapter, lin->weight));
+                /* A pruned base stays pruned: the adapter trained through (B·A) * mask. */
+                if (lin->mask) ct_prune_apply_mask(lin->weight, lin->mask);
+            }
     for (int l = 0; l < m->config.num_hidden_layers; l++)
         for (int i = 0; i < CT_LORA_MODULES; i++) {
             ct_linear *lin = module_of(m, l, i);

@@ -1,5 +1,6 @@
 /* PEFT adapter folders on the LLaMA family (models/llama_peft.h). */
 #include "models/llama_peft.h"
+#include "models/prune.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,9 @@ int ct_llama_apply_peft_dir(ct_llama *m, const char *dir) {
 int ct_llama_peft_items(const ct_llama *m, const char *const *modules_to_save, int n_save, ct_peft_item **items,
                         int *n) {
     enum { PATH = 96 };
+    *items = NULL;
+    *n = 0;
+    CT_TRY(ct_prune_check_unmerged_export(m));
     const int adapters = ct_llama_lora_count(m), most = 2 * adapters + n_save;
     /* One block: the items, then the module paths they point at (freed together). */
     *items = ct_calloc(1, (size_t)(most ? most : 1) * sizeof **items + (size_t)adapters * PATH, "adapter items");

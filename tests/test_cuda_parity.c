@@ -340,6 +340,38 @@ static void test_adamw(ct_dtype dtype) {
     compare(dtype == CT_F64 ? "adamw x3 f64: v" : "adamw x3 f32: v", v, gv, tolerance(dtype));
 }
 
+/* The masked optimizer step (pruning, models/prune.h): gradient masked, AdamW, then the weight
+ * and both moments masked; pruned entries exactly +0 on both devices, the rest bit for bit. */
+static void test_masked_adamw(ct_dtype dtype) {
+    int64_t n = 1003;
+    ct_tensor *p = randn(dtype, 1, n, 0, 0, 0, 1.0), *m = ct_zeros(dtype, 1, &n), *v = ct_zeros(dtype, 1, &n);
+    ct_tensor *mask = ct_empty(CT_F32, 1, &n);
+    for (int64_t i = 0; i < n; i++) ct_set(mask, i, (i * 7) % 10 < 3 ? 0.0 : 1.0); /* 30% pruned */
+    ct_tensor *gp = on_gpu(p), *gm = on_gpu(m), *gv = on_gpu(v), *gmask = on_gpu(mask);
+    ct_adamw_hparams h = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
+    for (int64_t step = 1; step <= 3; step++) {
+        ct_tensor *g = randn(dtype, 1, n, 0, 0, 0, 1.0);
+        ct_tensor *gg = on_gpu(g);
+        const ct_tensor *cm = mask, *gmk = gmask;
+        const ct_tensor *cms[3] = {mask, mask, mask}, *gms[3] = {gmask, gmask, gmask};
+        ct_tensor *cs[3] = {p, m, v}, *gs[3] = {gp, gm, gv};
+        check_ok(cpu->mask_multi(1, &g, &cm), "cpu mask grad");
+        check_ok(gpu->mask_multi(1, &gg, &gmk), "gpu mask grad");
+        check_ok(cpu->adamw_multi(1, &p, &g, &m, &v, &h.weight_decay, &h, step), "cpu adamw");
+        check_ok(gpu->adamw_multi(1, &gp, &gg, &gm, &gv, &h.weight_decay, &h, step), "gpu adamw");
+        check_ok(cpu->mask_multi(3, cs, cms), "cpu mask state");
+        check_ok(gpu->mask_multi(3, gs, gms), "gpu mask state");
+    }
+    ct_tensor *back = on_cpu(gp), *back_m = on_cpu(gm);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (ct_get(mask, i) == 0) bad += ct_get(back, i) != 0 || ct_get(back_m, i) != 0 || ct_get(p, i) != 0;
+    CHECK(bad == 0, "masked adamw: %lld pruned entries are not zero", (long long)bad);
+    CHECK(!memcmp(back->data, p->data, ct_nbytes(p)), "masked adamw %s: the GPU's weights differ from the CPU's",
+          ct_dtype_name(dtype));
+    compare("masked adamw: v", v, gv, tolerance(dtype));
+}
+
 /* ---- multi-tensor optimizer entries ---- */
 
 /* n tensors of the given sizes and dtypes (f32 or f64) as views of one block per dtype, on the
@@ -780,6 +812,8 @@ int main(void) {
     test_cross_entropy_bad_target();
     test_adamw(CT_F32);
     test_adamw(CT_F64);
+    test_masked_adamw(CT_F32);
+    test_masked_adamw(CT_F64);
     test_multi();
     test_rms_norm(CT_F32, CT_F32);
     test_rms_norm(CT_BF16, CT_BF16);

@@ -11,7 +11,7 @@
  *     under one f32 copy of the weight;
  *   - a model whose every projection holds an i8 weight computes the logits of its dequantized
  *     twin;
- *   - the errors: an adapter of another shape, a mask attached before masks exist, a wrong bias, a trainable i8
+ *   - the errors: an adapter of another shape, a pruning mask of another shape, a wrong bias, a trainable i8
  *     weight, mismatched sizes (each names the weight). */
 #include <string.h>
 
@@ -268,7 +268,7 @@ static void test_errors(void) {
                  "linear model.layers.0.mlp.up_proj.weight: the adapter makes [37, 46] but the weight is [37, 45]",
                  "adapter of another shape");
     ct_lora_free(misfit);
-    expect_error(&(ct_linear){.weight = w, .mask = w}, x, "a pruning mask is attached", "mask");
+    expect_error(&(ct_linear){.weight = w, .mask = w_in}, x, "its pruning mask [37, 47] f32 must be f32 of the weight's shape", "mask");
     expect_error(&(ct_linear){.weight = w, .bias = bad_bias}, x, "bias [38] f32 must be [37]", "bias");
     expect_error(&(ct_linear){.weight = w_in}, x, "linear lm_head.weight: matmul", "inner size");
     expect_error(&(ct_linear){0}, x, "linear: no weight", "no weight");

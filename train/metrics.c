@@ -103,6 +103,12 @@ static int history_add_eval(ct_run_log *log, const char *split, eval_point point
     return 0;
 }
 
+/* The plot keeps the sparsity as a series of the accuracy panel. */
+static int history_add_sparsity(ct_run_log *log, int64_t step, double sparsity) {
+    eval_point point = {.step = step, .present = CT_EVAL_ACCURACY, .accuracy = sparsity};
+    return history_add_eval(log, "sparsity", point);
+}
+
 /* ---- reading an earlier run's file back --------------------------------------------------- */
 
 /* A number, or a null written for a non-finite value (its kind does not matter to the plot). */
@@ -137,7 +143,11 @@ static int replay_line(ct_run_log *log, const char *line, size_t length) {
     int status = 0;
     int is_train = cJSON_IsString(type) && !strcmp(type->valuestring, "train");
     int is_eval = cJSON_IsString(type) && !strcmp(type->valuestring, "eval");
-    if ((is_train || is_eval) && !cJSON_IsNumber(step)) {
+    if (cJSON_IsString(type) && !strcmp(type->valuestring, "prune") && cJSON_IsNumber(step)) {
+        double sparsity = NAN;
+        read_value(record, "sparsity", &sparsity);
+        status = history_add_sparsity(log, (int64_t)step->valuedouble, sparsity);
+    } else if ((is_train || is_eval) && !cJSON_IsNumber(step)) {
         status = ct_fail("a '%s' record has no step", type->valuestring);
     } else if ((is_train || is_eval) && !(step->valuedouble >= 0 && step->valuedouble <= 9007199254740992.0)) {
         status = ct_fail("a '%s' record has step %g, not a count of updates", type->valuestring,
@@ -307,6 +317,23 @@ int ct_run_log_eval(ct_run_log *log, const ct_eval_record *r) {
     eval_point point = {.step = r->step, .present = r->present, .accuracy = r->accuracy,
                         .accuracy_length_normalized = r->accuracy_length_normalized, .loss = r->loss};
     return history_add_eval(log, r->split, point);
+}
+
+int ct_run_log_prune(ct_run_log *log, int64_t step, const cJSON *report) {
+    if (step < 0) return ct_fail("run log: prune record with step %lld; steps count from 0", (long long)step);
+    cJSON *record = cJSON_CreateObject(), *nonfinite = NULL;
+    cJSON_AddStringToObject(record, "type", "prune");
+    ct_json_add_exact_number(record, "step", (double)step);
+    const double sparsity = cJSON_GetNumberValue(cJSON_GetObjectItem(report, "global"));
+    add_field(record, &nonfinite, "sparsity", sparsity);
+    static const char *const copied[] = {"zeros", "total", "all_params", "layers", "tensors"};
+    for (size_t i = 0; i < sizeof copied / sizeof *copied; i++) {
+        const cJSON *item = cJSON_GetObjectItem(report, copied[i]);
+        if (item) cJSON_AddItemToObject(record, copied[i], cJSON_Duplicate(item, 1));
+    }
+    if (nonfinite) cJSON_AddItemToObject(record, "nonfinite", nonfinite);
+    CT_TRY(write_record(log, record));
+    return history_add_sparsity(log, step, sparsity);
 }
 
 int ct_run_log_close(ct_run_log *log) {

@@ -62,6 +62,11 @@ typedef struct {
 ct_run_log *ct_run_log_open(const char *run_dir);
 int ct_run_log_train(ct_run_log *log, const ct_train_record *record);
 int ct_run_log_eval(ct_run_log *log, const ct_eval_record *record);
+/* A pruning report (models/prune.h's JSON: global, layers, tensors, zeros, total, all_params) as
+ *   {"type":"prune","step":120,"sparsity":0.3,"zeros":..,"total":..,"all_params":..,
+ *    "layers":{"0":0.3,...},"tensors":{"model.layers.0.self_attn.q_proj.weight":0.3,...}}
+ * The plot draws the global sparsity in the accuracy panel (a 0-1 scale), as series "sparsity". */
+int ct_run_log_prune(ct_run_log *log, int64_t step, const cJSON *report);
 /* (Re)writes run_dir/plot.svg from every record so far: a loss panel (train, and eval per split)
  * above an accuracy panel (per split, summed scoring solid, length-normalized dashed), both
  * against step. Written to a temporary file and renamed, so a reader never sees half a plot. */

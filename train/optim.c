@@ -54,6 +54,11 @@ void ct_adamw_set_weight_decay(ct_adamw *opt, int index, double weight_decay) {
     if (index >= 0 && index < opt->n_slots) opt->slots[index].weight_decay = weight_decay;
 }
 
+void ct_adamw_set_mask(ct_adamw *opt, const ct_tensor *param, const ct_tensor *mask) {
+    for (int i = 0; i < opt->n_slots; i++)
+        if (opt->slots[i].param == param) opt->slots[i].mask = mask;
+}
+
 /* The optimizer's kernels take a list per device (one launch per step on a GPU, not one per
  * tensor). A model's parameters usually share one device; a list mixing devices is split into
  * one call per device, CPU first, so results are the same for any order of the parameters'
@@ -92,7 +97,41 @@ static int device_list_alloc(device_list *l, int capacity, bool with_moments) {
 static const ct_device all_devices[] = {CT_CPU, CT_CUDA};
 #define N_DEVICES ((int)(sizeof all_devices / sizeof *all_devices))
 
+/* mask_multi over the masked slots, per device: what = 0 the gradients, 1 the parameters and
+ * both moments. */
+static int mask_slots(ct_adamw *opt, int what) {
+    bool any = false;
+    for (int i = 0; i < opt->n_slots && !any; i++) any = opt->slots[i].mask != NULL;
+    if (!any) return 0;
+    int capacity = 3 * opt->n_slots;
+    ct_tensor **x = ct_calloc((size_t)(capacity ? capacity : 1), sizeof *x, "the masked tensor list");
+    const ct_tensor **masks = x ? ct_calloc((size_t)(capacity ? capacity : 1), sizeof *masks, "the mask list") : NULL;
+    int status = masks ? 0 : -1;
+    for (int d = 0; d < N_DEVICES && status == 0; d++) {
+        int n = 0;
+        for (int i = 0; i < opt->n_slots; i++) {
+            ct_adamw_slot *s = &opt->slots[i];
+            if (!s->mask || s->param->device != all_devices[d]) continue;
+            if (what == 0) {
+                if (s->param->grad) x[n] = s->param->grad, masks[n++] = s->mask;
+                continue;
+            }
+            x[n] = s->param, masks[n++] = s->mask;
+            x[n] = s->m, masks[n++] = s->mask;
+            x[n] = s->v, masks[n++] = s->mask;
+        }
+        if (n) status = ct_backend_for(all_devices[d])->mask_multi(n, x, masks);
+    }
+    free(x);
+    free(masks);
+    return status;
+}
+
+int ct_adamw_mask_grads(ct_adamw *opt) { return mask_slots(opt, 0); }
+int ct_adamw_mask_state(ct_adamw *opt) { return mask_slots(opt, 1); }
+
 int ct_adamw_step(ct_adamw *opt) {
+    CT_TRY(ct_adamw_mask_grads(opt));
     opt->step++;
     device_list l;
     CT_TRY(device_list_alloc(&l, opt->n_slots, true));
@@ -114,7 +153,7 @@ int ct_adamw_step(ct_adamw *opt) {
                                                                  &opt->hparams, opt->step);
     }
     device_list_free(&l);
-    return status;
+    return status < 0 ? status : ct_adamw_mask_state(opt);
 }
 
 /* The gradients of params on one device, in list order. */

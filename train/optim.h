@@ -11,6 +11,9 @@ typedef struct {
     ct_tensor *param;
     ct_tensor *m, *v;
     double weight_decay;
+    /* NULL, or the parameter's pruning mask (models/prune.h): its pruned gradients are zeroed
+     * before the update, and the parameter and both moments after it. */
+    const ct_tensor *mask;
 } ct_adamw_slot;
 
 typedef struct {
@@ -25,7 +28,17 @@ ct_adamw *ct_adamw_new(ct_tensor *const *params, int n, ct_adamw_hparams hparams
 void ct_adamw_free(ct_adamw *opt);
 /* Overrides the weight decay of one parameter (a parameter group of one). */
 void ct_adamw_set_weight_decay(ct_adamw *opt, int index, double weight_decay);
-/* One update of every parameter that has a gradient. */
+/* Sets (or clears, with NULL) the pruning mask of a parameter (one of the optimizer's, by pointer;
+ * ignored for another). The mask lives on the parameter's device and outlives the optimizer. */
+void ct_adamw_set_mask(ct_adamw *opt, const ct_tensor *param, const ct_tensor *mask);
+/* Zeroes the pruned entries of the masked parameters' gradients: before clipping, so the
+ * gradient norm is that of the gradients that update something. 0 or -1. */
+int ct_adamw_mask_grads(ct_adamw *opt);
+/* Zeroes the pruned entries of the masked parameters and of both their moments (a mask that
+ * just grew: the moments of newly pruned entries are dropped). 0 or -1. */
+int ct_adamw_mask_state(ct_adamw *opt);
+/* One update of every parameter that has a gradient; masked ones as ct_adamw_mask_grads, the
+ * update, then ct_adamw_mask_state: pruned weights and moments stay exactly zero. */
 int ct_adamw_step(ct_adamw *opt);
 
 /* sqrt of the sum of squared gradients over all params (those without .grad count as zero). */

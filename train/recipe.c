@@ -34,6 +34,9 @@ static const char *const optimizer_choices[] = {"adamw", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
 static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
 static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
+static const char *const prune_method_choices[] = {"none", "l1_unstructured", "global_unstructured", "ln_structured",
+                                                   "random_unstructured", "nm", NULL};
+static const char *const prune_schedule_choices[] = {"one_shot", "gradual", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -182,6 +185,33 @@ static const ct_recipe_key schema[] = {
          "A's initialization: kaiming (PEFT's default, uniform within 1/sqrt(in)) or gaussian (N(0, 1/r^2)); B starts at 0"),
     LIST("lora.modules_to_save", lora.modules_to_save, "",
          "modules trained fully beside the adapters (lm_head, embed_tokens), as PEFT's modules_to_save"),
+
+    SECTION("prune", "pruning with torch.nn.utils.prune's semantics; masks keep pruned weights at zero through training "
+                     "and into every export (docs/pruning.md)"),
+    ENUM("prune.method", prune.method, prune_method_choices, "none",
+         "none, l1_unstructured, global_unstructured (one L1 threshold across the targets), ln_structured, "
+         "random_unstructured, or nm (N:M semi-structured)"),
+    FLOAT("prune.amount", prune.amount, "0.3", "[0, 1]",
+          "fraction to prune (of what remains, as torch); a gradual schedule's final sparsity"),
+    INT("prune.count", prune.count, "0", "[0, )", "> 0: prune this many entries (or channels) per tensor instead of prune.amount"),
+    LIST("prune.targets", prune.targets, "",
+         "fnmatch globs over HF names; empty = every layer's q/k/v/o/gate/up/down projections"),
+    BOOL("prune.include_norms_embeddings", prune.include_norms_embeddings, "false",
+         "allow targets that are norms, biases, embed_tokens or lm_head (refused otherwise)"),
+    FLOAT("prune.n", prune.n, "1", "[0, )", "ln_structured: the norm order (1, 2, ...; inf works too)"),
+    INT("prune.dim", prune.dim, "0", "[0, )", "ln_structured: 0 prunes rows (output channels), 1 columns (inputs)"),
+    BOOL("prune.mlp_channels", prune.mlp_channels, "false",
+         "ln_structured on MLP channels: rows of gate_proj and up_proj with the matching columns of down_proj"),
+    INT("prune.nm_n", prune.nm_n, "2", "[0, )", "nm: weights kept in each group"),
+    INT("prune.nm_m", prune.nm_m, "4", "[1, )", "nm: consecutive input weights of a row per group"),
+    ENUM("prune.schedule", prune.schedule, prune_schedule_choices, "one_shot",
+         "one_shot (before the first step) or gradual (Zhu & Gupta's cubic schedule)"),
+    FLOAT("prune.initial_sparsity", prune.initial_sparsity, "0", "[0, 1)", "gradual: the sparsity at prune.start_step"),
+    INT("prune.start_step", prune.start_step, "0", "[0, )", "gradual: the step of the first pruning"),
+    INT("prune.end_step", prune.end_step, "0", "[0, )", "gradual: the step reaching prune.amount; 0 = the last step"),
+    INT("prune.every", prune.every, "10", "[1, )", "gradual: steps between pruning steps"),
+    BOOL("prune.keep_zeros", prune.keep_zeros, "false",
+         "mask the zeros model.path already has (a pruned folder trained further keeps its sparsity)"),
 };
 static const size_t n_schema = sizeof schema / sizeof schema[0];
 

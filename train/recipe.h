@@ -111,6 +111,34 @@ typedef struct {
     char *modules_to_save; /* list: lm_head, embed_tokens: trained fully beside the adapters */
 } ct_recipe_lora;
 
+/* Pruning (models/prune.h, docs/pruning.md): methods in the order of ct_prune_method after none. */
+typedef enum {
+    CT_RECIPE_PRUNE_NONE,
+    CT_RECIPE_PRUNE_L1_UNSTRUCTURED,
+    CT_RECIPE_PRUNE_GLOBAL_UNSTRUCTURED,
+    CT_RECIPE_PRUNE_LN_STRUCTURED,
+    CT_RECIPE_PRUNE_RANDOM_UNSTRUCTURED,
+    CT_RECIPE_PRUNE_NM,
+} ct_recipe_prune_method;
+typedef enum { CT_RECIPE_PRUNE_ONE_SHOT, CT_RECIPE_PRUNE_GRADUAL } ct_recipe_prune_schedule;
+
+typedef struct {
+    ct_recipe_prune_method method;
+    double amount;             /* a fraction; the final sparsity of a gradual schedule */
+    int count;                 /* > 0: prune this many entries (channels) per tensor instead (one-shot) */
+    char *targets;             /* list: globs over HF names; "" = every layer's projections */
+    bool include_norms_embeddings;
+    double n;                  /* ln_structured's norm order */
+    int dim;                   /* ln_structured's dim */
+    bool mlp_channels;         /* ln_structured on MLP channels (gate/up rows with down columns) */
+    int nm_n, nm_m;            /* N:M */
+    ct_recipe_prune_schedule schedule;
+    double initial_sparsity;   /* gradual: s_i */
+    int start_step, end_step;  /* gradual: t0 and t0 + n * every (0 = the last step) */
+    int every;                 /* gradual: steps between pruning steps */
+    bool keep_zeros;           /* masks from model.path's zeros (a pruned folder trained further) */
+} ct_recipe_prune;
+
 typedef struct {
     char *name, *description;
     int seed;
@@ -128,6 +156,7 @@ typedef struct {
     ct_recipe_checkpoint checkpoint;
     ct_recipe_eval eval;
     ct_recipe_lora lora;
+    ct_recipe_prune prune;
 } ct_recipe;
 
 /* ---- the schema ---- */

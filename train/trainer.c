@@ -8,6 +8,8 @@
 #include "models/llama_lora.h"
 #include "train/lora_setup.h"
 #include "train/trainer_internal.h"
+#include "models/prune.h"
+#include "train/prune_train.h"
 
 static bool stop_requested(const ct_trainer *t) {
     return t->hooks && t->hooks->stop_requested && *t->hooks->stop_requested;
@@ -67,6 +69,7 @@ static int loop(ct_trainer *t, ct_train_result *result) {
         }
         double loss, grad_norm, start = ct_seconds_now();
         int64_t tokens;
+        CT_TRY(ct_prune_train_step(t)); /* a gradual schedule's pruning step, when one is due */
         CT_TRY(ct_trainer_step(t, &loss, &grad_norm, &tokens));
         result->last_loss = loss;
         result->steps = t->step;
@@ -82,7 +85,13 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
     snprintf(result->model_dir, sizeof result->model_dir, "%s/%s", t->recipe->output_dir, CT_RUN_MODEL_DIR);
     /* safetensors are written from host memory; training is over, so the model itself comes home. */
     if (ct_llama_device(t->model) != CT_CPU) CT_TRY(ct_llama_to_device(t->model, CT_CPU));
-    if (t->recipe->lora.enabled) {
+    if (t->recipe->lora.enabled && ct_prune_has_masks(t->model)) {
+        /* B·A is dense: an adapter folder would bring the pruned weights back wherever it is
+         * applied, so only the merged model (which keeps the masks) is written. */
+        fprintf(t->log, "adapter: not written: the base is pruned and a runtime would add the dense B·A over it; "
+                        "model/ is the merged, still pruned model\n");
+        CT_TRY(ct_llama_merge_lora(t->model));
+    } else if (t->recipe->lora.enabled) {
         /* The adapter as PEFT files, then model/ as the merged model that serves without them. */
         char adapter[4200];
         snprintf(adapter, sizeof adapter, "%s/%s", t->recipe->output_dir, CT_RUN_ADAPTER_DIR);
@@ -93,7 +102,7 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
     CT_TRY(ct_model_folder_write_serving(result->model_dir, t->recipe, t->chat.format));
     fprintf(t->log, "model: %s\n", result->model_dir);
-    return 0;
+    return ct_prune_train_finish(t, result->model_dir);
 }
 
 static int run(ct_trainer *t, const ct_recipe *recipe, ct_train_result *result) {
@@ -105,6 +114,7 @@ static int run(ct_trainer *t, const ct_recipe *recipe, ct_train_result *result) 
         return 0;
     }
     CT_TRY(ct_run_folder_start(t));
+    CT_TRY(ct_prune_train_start(t));
     int log_every = recipe->train.log_every > 0 ? recipe->train.log_every : 1;
     ct_progress_init(&t->progress, t->log, t->total_steps, t->step, log_every);
     CT_TRY(loop(t, result));

@@ -61,6 +61,7 @@ typedef struct {
     ct_progress progress;
     double started_at, elapsed_before; /* the run's clock across resumes */
     double tokens_per_s;
+    struct ct_prune_run *prune; /* the prune section's state (train/prune_train.c), or NULL */
 } ct_trainer;
 
 /* trainer_setup.c */

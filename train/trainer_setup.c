@@ -12,6 +12,7 @@
 #include "train/lora_setup.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"
+#include "train/prune_train.h"
 
 double ct_seconds_now(void) {
     struct timespec ts;
@@ -319,6 +320,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     CT_TRY(setup_model(t));
     CT_TRY(setup_data(t));
     CT_TRY(setup_optimizer(t));
+    CT_TRY(ct_prune_train_check(t));
     char device[256];
     fprintf(t->log, "model: %s, %lld parameters, device %s, %s, %d threads, %lld steps\n",
             ct_llama_arch_name(t->model->config.arch), (long long)ct_llama_num_params(t->model),
@@ -338,6 +340,7 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_examples_free(t->val_examples);
     ct_label_set_free(t->labels);
     ct_adamw_free(t->optimizer);
+    ct_prune_train_free(t);
     ct_trainable_free(&t->trainable);
     free(t->base_path);
     if (!t->model || t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);

@@ -4,6 +4,7 @@
  *                             run froze part of a model.path base (then /state names the base)
  *   /optimizer/m/<HF name>    AdamW first moments of the trainable parameters
  *   /optimizer/v/<HF name>    AdamW second moments of the trainable parameters
+ *   /masks/<HF name>          pruning masks (f32 0/1), only when the run pruned (train/prune_train.c)
  *   /state                    attributes: step, optimizer_step, threads, seed, elapsed_s,
  *                             recipe (resolved YAML), model_config (config.json text),
  *                             base_path and base_hash (only with a frozen base: its absolute
@@ -28,6 +29,7 @@
 #include "train/model_source.h"
 #include "train/lora_setup.h"
 #include "train/trainer_internal.h"
+#include "train/prune_train.h"
 
 #define STATE "/state"
 
@@ -83,6 +85,7 @@ static int put_weights(ct_trainer *t, ct_h5_writer *w) {
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m));
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v));
     }
+    CT_TRY(ct_prune_masks_save(w, t->model));
     /* Frozen at the seeded init (no base to name): kept, so the file is still the whole model. */
     for (int i = 0; !t->partial_checkpoints && i < t->trainable.n_frozen; i++)
         CT_TRY(ct_h5_put_tensor(w, "/model", t->trainable.frozen[i]->name, t->trainable.frozen[i]));
@@ -142,6 +145,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (rc == 0) rc = ct_h5_get_double(rd, STATE, "elapsed_s", &t->elapsed_before);
     if (rc == 0) rc = t->partial_checkpoints ? read_tensors(rd, t->trainable.params, t->trainable.n)
                                              : read_weights(rd, t->model);
+    if (rc == 0) rc = ct_prune_masks_load(rd, t->model, path);
     for (int i = 0; rc == 0 && i < t->optimizer->n_slots; i++) {
         const ct_adamw_slot *s = &t->optimizer->slots[i];
         rc = ct_h5_read_tensor_into(rd, "/optimizer/m", s->param->name, s->m);
@@ -285,13 +289,13 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
     ct_llama_config cfg;
     if (base_path) {
         m = load_base(rd, path, base_path);
-        if (m && (rebuild_adapters(rd, path, m) < 0 || overlay(rd, path, m) < 0)) {
+        if (m && (rebuild_adapters(rd, path, m) < 0 || overlay(rd, path, m) < 0 || ct_prune_masks_load(rd, m, path) < 0)) {
             ct_llama_free(m);
             m = NULL;
         }
     } else {
         if (config_json && ct_llama_config_parse(config_json, path, &cfg) == 0) m = ct_llama_new(&cfg);
-        if (m && (rebuild_adapters(rd, path, m) < 0 || read_weights(rd, m) < 0)) {
+        if (m && (rebuild_adapters(rd, path, m) < 0 || read_weights(rd, m) < 0 || ct_prune_masks_load(rd, m, path) < 0)) {
             ct_llama_free(m);
             m = NULL;
         }

@@ -74,6 +74,7 @@ int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tok
     ct_tensor **params = t->trainable.params;
     int n = t->trainable.n;
     double clip = t->recipe->optimizer.grad_clip;
+    CT_TRY(ct_adamw_mask_grads(t->optimizer)); /* pruned entries are not part of the gradient norm */
     rc = clip > 0 ? ct_clip_grad_norm(params, n, clip, grad_norm) : ct_grad_global_norm(params, n, grad_norm);
     if (rc < 0)
         return ct_fail_context("step %lld: stopped before updating, so the last checkpoint is intact: ", step);

@@ -55,3 +55,22 @@ int ct_cpu_scale_multi(int n, ct_tensor *const *x, double factor) {
     }
     return 0;
 }
+
+/* Pruning masks on the optimizer's tensors: a pruned entry becomes +0 (not x * 0, which
+ * keeps a sign and a NaN), as the CUDA kernel writes it. */
+int ct_cpu_mask_multi(int n, ct_tensor *const *x, const ct_tensor *const *mask) {
+    for (int i = 0; i < n; i++) {
+        const float *mk = mask[i]->data;
+        const int64_t count = ct_numel(x[i]);
+        if (x[i]->dtype == CT_F64) {
+            double *d = x[i]->data;
+            _Pragma("omp parallel for schedule(static) if (count > CT_CPU_PARALLEL_MIN)")
+            for (int64_t k = 0; k < count; k++) d[k] = mk[k] != 0 ? d[k] : 0;
+        } else {
+            float *d = x[i]->data;
+            _Pragma("omp parallel for schedule(static) if (count > CT_CPU_PARALLEL_MIN)")
+            for (int64_t k = 0; k < count; k++) d[k] = mk[k] != 0 ? d[k] : 0;
+        }
+    }
+    return 0;
+}

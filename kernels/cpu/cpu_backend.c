@@ -23,6 +23,7 @@ static const ct_backend cpu_backend = {
     .adamw_multi = ct_cpu_adamw_multi,
     .sum_squares_multi = ct_cpu_sum_squares_multi,
     .scale_multi = ct_cpu_scale_multi,
+    .mask_multi = ct_cpu_mask_multi,
     /* transformer ops */
     .rms_norm_forward = ct_cpu_rms_norm_forward,
     .rms_norm_backward = ct_cpu_rms_norm_backward,

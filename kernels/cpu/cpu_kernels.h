@@ -36,6 +36,7 @@ int ct_cpu_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads,
                        ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
 int ct_cpu_sum_squares_multi(int n, const ct_tensor *const *x, double *result);
 int ct_cpu_scale_multi(int n, ct_tensor *const *x, double factor);
+int ct_cpu_mask_multi(int n, ct_tensor *const *x, const ct_tensor *const *mask);
 /* attention (kernels/cpu/cpu_attention.c) */
 int ct_cpu_attention_forward(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, const ct_tensor *q_pos,
                              const ct_tensor *k_pos, const ct_tensor *q_seg, const ct_tensor *k_seg, double scale,

@@ -28,6 +28,7 @@ static const ct_backend cuda_backend = {
     .adamw_multi = ct_cuda_adamw_multi,
     .sum_squares_multi = ct_cuda_sum_squares_multi,
     .scale_multi = ct_cuda_scale_multi,
+    .mask_multi = ct_cuda_mask_multi,
     .attention_forward = ct_cuda_attention_forward,
     .attention_backward = ct_cuda_attention_backward,
     .rms_norm_forward = ct_cuda_rms_norm_forward,

@@ -51,6 +51,7 @@ int ct_cuda_adamw_multi(int n, ct_tensor *const *params, ct_tensor *const *grads
                         ct_tensor *const *v, const double *weight_decay, const ct_adamw_hparams *h, int64_t step);
 int ct_cuda_sum_squares_multi(int n, const ct_tensor *const *x, double *result);
 int ct_cuda_scale_multi(int n, ct_tensor *const *x, double factor);
+int ct_cuda_mask_multi(int n, ct_tensor *const *x, const ct_tensor *const *mask);
 int ct_cuda_rms_norm_forward(const ct_tensor *x, const ct_tensor *weight, double eps, ct_tensor *rstd,
                              ct_tensor *y);
 int ct_cuda_rms_norm_backward(const ct_tensor *x, const ct_tensor *weight, const ct_tensor *rstd,
