@@ -178,6 +178,8 @@ static const ct_recipe_key schema[] = {
          "(every projection but lm_head, as PEFT)"),
     LIST("lora.layers", lora.layers, "", "layer indices to adapt, e.g. [0, 1]; empty = every layer"),
     BOOL("lora.use_rslora", lora.use_rslora, "false", "rank-stabilized LoRA: scale alpha / sqrt(r) instead of alpha / r"),
+    BOOL("lora.use_dora", lora.use_dora, "false",
+         "DoRA: a trained magnitude per output row times the direction W + s*B*A over its (detached) row norm, as peft"),
     ENUM("lora.init", lora.init, lora_init_choices, "kaiming",
          "A's initialization: kaiming (PEFT's default, uniform within 1/sqrt(in)) or gaussian (N(0, 1/r^2)); B starts at 0"),
     LIST("lora.modules_to_save", lora.modules_to_save, "",

@@ -107,6 +107,7 @@ typedef struct {
     char *target_modules;  /* list: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear */
     char *layers;          /* list of layer indices; "" = every layer */
     bool use_rslora;
+    bool use_dora;         /* DoRA: a magnitude vector per adapted projection */
     ct_recipe_lora_init init;
     char *modules_to_save; /* list: lm_head, embed_tokens: trained fully beside the adapters */
 } ct_recipe_lora;

@@ -127,7 +127,7 @@ static ct_llama *new_model(ct_trainer *t) {
 static int setup_trainable(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     char trainable[1024];
-    CT_TRY(ct_lora_trainable_patterns(r, trainable, sizeof trainable));
+    CT_TRY(ct_lora_trainable_patterns(r, t->model, trainable, sizeof trainable));
     if (ct_trainable_select(&t->trainable, t->model->params, t->model->n_params, trainable, r->train.freeze) < 0)
         return -1;
     t->partial_checkpoints = r->model.path[0] && t->trainable.n_frozen > 0;

@@ -1,0 +1,34 @@
+#!/bin/sh
+# DoRA and frozen-base dtypes from the command line: a few steps of recipes/lora_intent_zh.yaml
+# with lora.use_dora on the qwen2 fixture model; its adapter/ says use_dora and holds peft's
+# lora_magnitude_vector keys; base + --adapter evaluates like the merged model/ and like
+# ctune export --format hf; --for vllm is refused (vLLM serves no DoRA), leaving nothing.
+#   sh tests/cli_dora.sh path/to/ctune
+set -u
+ctune=$1
+tmp=$(mktemp -d /tmp/ctune-cli-dora.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+base="model.path=tests/fixtures/models/qwen2 tokenizer.path=tests/fixtures/models/qwen2 data.max_examples=40 \
+data.val= train.max_steps=4 train.log_every=2 checkpoint.every=2 lora.r=4 lora.alpha=8 threads=2"
+
+# shellcheck disable=SC2086
+"$ctune" train recipes/lora_intent_zh.yaml $base lora.use_dora=true output_dir="$tmp/run" > "$tmp/log" 2>&1 ||
+    { cat "$tmp/log"; fail "DoRA run"; }
+grep -q "^lora: r 4, alpha 8 (DoRA)" "$tmp/log" || fail "no DoRA in the lora line: $(grep '^lora' "$tmp/log")"
+grep -q '"use_dora":[[:space:]]*true' "$tmp/run/adapter/adapter_config.json" || fail "adapter_config.json lacks use_dora: true"
+grep -aq 'q_proj.lora_magnitude_vector"' "$tmp/run/adapter/adapter_model.safetensors" || fail "no magnitude key"
+ev="--data datasets/data/intent_val.jsonl --max-examples 12 --max-seq-len 128"
+# shellcheck disable=SC2086
+a=$("$ctune" eval --model tests/fixtures/models/qwen2 --adapter "$tmp/run/adapter" --labels datasets/data/labels.json \
+    --system "$(sed -n 's/^  system_prompt: //p' recipes/lora_intent_zh.yaml)" $ev 2>/dev/null | grep '^loss')
+# shellcheck disable=SC2086
+b=$("$ctune" eval --model "$tmp/run/model" $ev 2>/dev/null | grep '^loss')
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "base + DoRA --adapter ($a) and the merged model ($b) evaluate differently"
+"$ctune" export --model "$tmp/run" --format hf --out "$tmp/hf" > /dev/null 2>&1 || fail "export hf"
+cmp -s "$tmp/hf/model.safetensors" "$tmp/run/model/model.safetensors" || fail "export hf differs from the run's model/"
+out=$("$ctune" export --model "$tmp/run" --format peft --for vllm --out "$tmp/vllm" 2>&1)
+[ $? -eq 1 ] && echo "$out" | grep -q "DoRA (use_dora), which vLLM's LoRA loader does not serve" && [ ! -e "$tmp/vllm" ] ||
+    fail "export --for vllm of a DoRA adapter: $out"
+echo "ok --for vllm: $out"
+echo "cli_dora: all checks passed"
