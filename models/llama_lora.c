@@ -175,6 +175,8 @@ static void unlist(ct_llama *m, const ct_tensor *t) {
 
 int ct_llama_merge_lora(ct_llama *m) {
     if (ct_llama_device(m) != CT_CPU) return ct_fail("lora merge: move the model to the CPU first");
+    /* An INT8 base: the adapters merge into q · scale, the weights they were trained on. */
+    CT_TRY(ct_llama_dequantize(m));
     for (int l = 0; l < m->config.num_hidden_layers; l++)
         for (int i = 0; i < CT_LORA_MODULES; i++)
             if (module_of(m, l, i)->adapter) CT_TRY(ct_lora_merge_into(module_of(m, l, i)->adapter, module_of(m, l, i)->weight));
@@ -193,8 +195,9 @@ int ct_llama_merge_lora(ct_llama *m) {
 
 int ct_llama_untie_lm_head(ct_llama *m) {
     if (m->lm_head.weight != m->embed_tokens) return 0;
-    ct_tensor *copy = ct_tensor_new_on(m->embed_tokens->device, m->embed_tokens->dtype, m->embed_tokens->ndim,
-                                       m->embed_tokens->shape, "lm_head.weight");
+    /* The copy trains: an f32 master whatever dtype the frozen embedding is held in. */
+    ct_tensor *copy = ct_tensor_new_on(m->embed_tokens->device, CT_F32, m->embed_tokens->ndim, m->embed_tokens->shape,
+                                       "lm_head.weight");
     if (!copy || ct_copy(copy, m->embed_tokens) < 0 || append_params(m, &copy, 1) < 0) {
         ct_tensor_free(copy);
         return ct_fail_context("modules_to_save lm_head on a tied model: ");

@@ -9,6 +9,7 @@
 #include "core/text_list.h"
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
+#include "train/trainable.h"
 
 static int check_modules_to_save(const char *list) {
     char item[64];
@@ -78,6 +79,25 @@ int ct_lora_trainable_patterns(const ct_recipe *r, const ct_llama *m, char *buf,
              ct_list_has(r->lora.modules_to_save, "lm_head") ? ",lm_head.weight" : "",
              ct_list_has(r->lora.modules_to_save, "embed_tokens") ? ",model.embed_tokens.weight" : "");
     return 0;
+}
+
+static bool base_frozen(const char *name, void *ctx) {
+    const ct_recipe *r = ctx;
+    if (ct_trainable_matches(r->train.freeze, name)) return true;
+    if (!r->lora.enabled) return r->train.trainable[0] && !ct_trainable_matches(r->train.trainable, name);
+    /* lora.modules_to_save lm_head on a tied model trains an f32 copy (ct_llama_untie_lm_head) */
+    const bool saved = (!strcmp(name, "lm_head.weight") && ct_list_has(r->lora.modules_to_save, "lm_head")) ||
+                       (!strcmp(name, "model.embed_tokens.weight") && ct_list_has(r->lora.modules_to_save, "embed_tokens"));
+    return !saved;
+}
+
+void ct_lora_base_load_options(const ct_recipe *r, ct_llama_load_options *o) {
+    static const ct_base_dtype dtypes[] = {CT_BASE_AUTO, CT_BASE_F32, CT_BASE_BF16, CT_BASE_INT8};
+    *o = (ct_llama_load_options){.base_dtype = dtypes[r->model.base_dtype], .frozen = base_frozen, .ctx = (void *)r,
+                                 .why = r->lora.enabled      ? "lora.modules_to_save trains it fully"
+                                        : r->train.trainable[0] ? "train.trainable names it"
+                                                                : "full fine-tuning: lora.enabled is false and "
+                                                                  "train.trainable is empty"};
 }
 
 int ct_lora_write_adapter(const ct_llama *m, const ct_recipe *r, const char *dir) {

@@ -34,6 +34,7 @@ static const char *const optimizer_choices[] = {"adamw", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
 static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
 static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
+static const char *const base_dtype_choices[] = {"auto", "f32", "bf16", "int8", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -89,6 +90,9 @@ static const ct_recipe_key schema[] = {
     STRING("model.adapter", model.adapter, "",
            "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on model.path: "
            "trained further with lora.enabled, else used as it is; empty = none"),
+    ENUM("model.base_dtype", model.base_dtype, base_dtype_choices, "auto",
+         "dtype of the frozen tensors of model.path (tensors that train are f32): auto keeps bf16 weights bf16 and "
+         "widens the rest to f32; int8 quantizes the frozen projections per output row (LoRA on an INT8 base)"),
 
     SECTION("tokenizer", "the tokenizer: a Hugging Face tokenizer.json, or one trained on data.train"),
     STRING("tokenizer.path", tokenizer.path, "",

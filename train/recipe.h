@@ -32,6 +32,7 @@ typedef enum { CT_RECIPE_ADAMW } ct_recipe_optimizer_name;
 typedef enum { CT_RECIPE_COSINE, CT_RECIPE_LINEAR, CT_RECIPE_CONSTANT } ct_recipe_schedule_name;
 typedef enum { CT_RECIPE_FP32, CT_RECIPE_BF16, CT_RECIPE_FP16 } ct_recipe_precision;
 typedef enum { CT_RECIPE_LORA_KAIMING, CT_RECIPE_LORA_GAUSSIAN } ct_recipe_lora_init;
+typedef enum { CT_RECIPE_BASE_AUTO, CT_RECIPE_BASE_F32, CT_RECIPE_BASE_BF16, CT_RECIPE_BASE_INT8 } ct_recipe_base_dtype;
 
 /* Strings are owned by the recipe and never NULL: an unset string is "". */
 typedef struct {
@@ -45,6 +46,7 @@ typedef struct {
     double init_std, dropout;
     bool gradient_checkpointing;
     char *adapter; /* a PEFT LoRA adapter folder applied on model.path; "" = none */
+    ct_recipe_base_dtype base_dtype; /* the frozen tensors of a loaded model (models/llama.h ct_base_dtype) */
 } ct_recipe_model;
 
 typedef struct {

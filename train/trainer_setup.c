@@ -149,7 +149,9 @@ static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
         ct_model_source source;
-        if (ct_model_source_open(&source, r->model.path) < 0) return ct_fail_context("model.path: ");
+        ct_llama_load_options load;
+        ct_lora_base_load_options(r, &load);
+        if (ct_model_source_open_with(&source, r->model.path, &load) < 0) return ct_fail_context("model.path: ");
         t->model = source.model;
         if (!t->tokenizer) { /* the model's own tokenizer */
             if (!source.tokenizer)
