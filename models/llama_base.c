@@ -102,6 +102,7 @@ int ct_llama_load_frozen_base(ct_llama *m, const ct_safetensors *st, const ct_ll
         *specs[i].slot = t;
         m->params[m->n_params++] = t;
         rc = dtype == CT_I8 ? quantize_from_file(src, t) : ct_safetensors_load_into(st, specs[i].name, t);
+        ct_safetensors_release(st, specs[i].name); /* the file's pages leave resident memory */
     }
     if (m->config.tie_word_embeddings) m->lm_head.weight = m->embed_tokens;
     free(specs);

@@ -127,8 +127,10 @@ static int load_weights(ct_llama *m, const ct_safetensors *st, const ct_llama_lo
     CT_TRY(rc);
     if (o && o->frozen) return ct_llama_load_frozen_base(m, st, o);
     CT_TRY(ct_llama_allocate(m));
-    for (int i = 0; i < m->n_params; i++)
+    for (int i = 0; i < m->n_params; i++) {
         CT_TRY(ct_safetensors_load_into(st, m->params[i]->name, m->params[i]));
+        ct_safetensors_release(st, m->params[i]->name); /* the file's pages leave resident memory */
+    }
     return 0;
 }
 
