@@ -59,7 +59,7 @@ for name in ("full_f32", "lora_bf16", "lora_int8", "dora_bf16"):
         path = f"{keep}/{name}.metrics.jsonl"  # measured by an earlier invocation (CT_BENCH_CONFIGS)
     if not os.path.exists(path):
         continue
-    train = [json.loads(l) for l in open(f"{out}/{name}.metrics.jsonl") if '"type":"train"' in l]
+    train = [json.loads(l) for l in open(path) if '"type":"train"' in l]
     times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(train, train[1:])]
     rows[name] = {"peak_rss_mib": round(train[-1]["peak_memory_bytes"] / 2**20), "steps": len(train),
                   "step_s": [round(t, 1) for t in times]}

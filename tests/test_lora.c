@@ -1,6 +1,8 @@
 /* LoRA adapters (models/lora.h): the adapter's term against a direct computation, gradients of x,
  * A and B by f64 finite differences (with and without dropout), PEFT's initializations, the
- * scale of plain and rsLoRA, merging into a base weight, and the option errors. The comparison
+ * scale of plain and rsLoRA, merging into a base weight, the option errors, and DoRA (its term
+ * against peft's formula in f64 with and without dropout, x's and m's gradients, the magnitude
+ * at creation on an i8 base, its merge). The comparison
  * with peft itself (logits, loss, every lora_A / lora_B gradient) is in the model tests that read
  * tests/fixtures/lora/. Odd sizes, random inputs. */
 #include <math.h>
@@ -163,9 +165,9 @@ static void fill_normal(ct_tensor *t, double std) {
 }
 
 /* DoRA: inputs x [..., in], m [out], W [out, in], A [r, in], B [out, r]; user: scale, dropout.
- * W, A and B are frozen here (A and B stay out of the finite differences: n = ||W + s·B·A|| is detached (no gradient through it), which finite
- * differences of A or B would not know; their gradients are checked against peft's
- * (tests/test_lora_peft.c)). */
+ * W, A and B are frozen here (A and B stay out of the finite differences: n = ||W + s·B·A|| is
+ * detached (no gradient through it), which finite differences of A or B would not know; their
+ * gradients are checked against peft's in tests/test_lora_peft.c). */
 typedef struct {
     ct_tensor *W, *A, *B;
     double scale, p;

@@ -62,7 +62,8 @@ int ct_lora_setup_model(ct_llama *m, const ct_recipe *r, FILE *log) {
     if (ct_list_has(r->lora.modules_to_save, "lm_head")) CT_TRY(ct_llama_untie_lm_head(m));
     if (log && !r->model.adapter[0])
         fprintf(log, "lora: r %d, alpha %g%s%s, dropout %g on %d projections (%s)\n", r->lora.r, r->lora.alpha,
-                r->lora.use_rslora ? " (rsLoRA)" : "", r->lora.use_dora ? " (DoRA)" : "", r->lora.dropout, ct_llama_lora_count(m), r->lora.target_modules);
+                r->lora.use_rslora ? " (rsLoRA)" : "", r->lora.use_dora ? " (DoRA)" : "", r->lora.dropout,
+                ct_llama_lora_count(m), r->lora.target_modules);
     return 0;
 }
 

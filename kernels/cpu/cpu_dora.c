@@ -13,7 +13,8 @@
 
 #define DORA_ROWS 64
 
-static int row_norms_f64(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal, ct_tensor *norm) {
+static int row_norms_f64(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal,
+                         ct_tensor *norm) {
     const int64_t out = ct_rows(w), in = ct_cols(w), r = ct_rows(A);
     const double *W = w->data, *a = A->data, *b = B->data;
     double *n = norm->data;
@@ -31,7 +32,8 @@ static int row_norms_f64(const ct_tensor *w, const ct_tensor *A, const ct_tensor
     return 0;
 }
 
-static int row_norms_f32(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal, ct_tensor *norm) {
+static int row_norms_f32(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal,
+                         ct_tensor *norm) {
     const int64_t out = ct_rows(w), in = ct_cols(w), r = ct_rows(A);
     float *tile = ct_arena_alloc(sizeof(float) * (size_t)(DORA_ROWS * in));
     if (!tile) return -1;
@@ -51,7 +53,8 @@ static int row_norms_f32(const ct_tensor *w, const ct_tensor *A, const ct_tensor
     return 0;
 }
 
-int ct_cpu_dora_row_norms(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal, ct_tensor *norm) {
+int ct_cpu_dora_row_norms(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal,
+                          ct_tensor *norm) {
     if (w->dtype == CT_F64) return row_norms_f64(w, A, B, scale, reciprocal, norm);
     CT_TRY(ct_scope_begin());
     const int status = row_norms_f32(w, A, B, scale, reciprocal, norm);

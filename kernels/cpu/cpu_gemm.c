@@ -5,9 +5,10 @@
  * scope), never as whole matrices. C is cut into tiles of up to TILE_M rows (when a or c is
  * narrow) by TILE_N columns (when b or c is narrow); each tile is one sgemm over K (or, for a
  * narrow b, over K in slices of TILE_K accumulated into the tile), fed with the rows of op(a)
- * and the columns of op(b) it needs, widened, and a bf16 tile is rounded into c afterwards. Loops run over column blocks outside and row blocks inside, so a narrow b is
- * widened once; a narrow a is widened once per column block, which at TILE_N columns costs under
- * 1% of the GEMM's time. f32 operands are used in place. */
+ * and the columns of op(b) it needs, widened, and a bf16 tile is rounded into c afterwards.
+ * Loops run over column blocks outside and row blocks inside, so a narrow b is widened once
+ * (once per row block when K is cut); a narrow a is widened once per column block, which at
+ * TILE_N columns costs under 1% of the GEMM's time. f32 operands are used in place. */
 #include <cblas.h>
 #include <string.h>
 
