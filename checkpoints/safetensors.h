@@ -49,15 +49,16 @@ const ct_st_tensor *ct_safetensors_find(const ct_safetensors *st, const char *na
 /* A "__metadata__" value (of the first shard holding it); NULL when absent. */
 const char *ct_safetensors_metadata(const ct_safetensors *st, const char *key);
 
+/* Tells the kernel the mapped pages of tensor `name` are not needed now (madvise DONTNEED; a
+ * later read maps them in again, from the page cache): after a loader has converted a tensor into
+ * its own memory, the file's pages stop counting in the process's resident memory, so loading a
+ * model never holds the whole file and all the parameters resident at once. Only whole pages
+ * inside the tensor are released; an unknown name does nothing. */
+void ct_safetensors_release(const ct_safetensors *st, const char *name);
+
 /* Copies tensor `name` into the CPU tensor dst, converting between f32, f64, bf16 and f16
  * (an integer dtype only to itself). The shapes must agree exactly; a mismatch names both. */
 int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tensor *dst);
-
-/* Drops the mapped pages that lie wholly inside a tensor's bytes from this process's resident
- * memory (they stay in the page cache and are read again if touched). Call it once a tensor has
- * been copied, so loading a model never holds the whole file and all the parameters resident at
- * once. */
-void ct_safetensors_release(const ct_st_tensor *t);
 
 /* Checks that the file holds exactly the `n` expected names (or at least them, when
  * allow_unexpected). The message lists up to five missing and five unexpected names. */

@@ -32,6 +32,11 @@ static int check_linear(const ct_linear *l, ct_dtype compute_dtype) {
     if (l->mask && (l->mask->dtype != CT_F32 || !ct_same_shape(l->mask, l->weight) || l->mask->device != l->weight->device))
         return ct_fail("linear %s: its pruning mask %s must be f32 of the weight's shape, on its device", name,
                        ct_shape_str(l->mask, buf, sizeof buf));
+    /* DoRA normalizes the rows of W + s·B·A; over a pruned W that direction would need the mask
+     * inside the norm and the merge, which neither peft nor ctune defines. */
+    if (l->mask && l->adapter && l->adapter->magnitude)
+        return ct_fail("linear %s: DoRA (lora.use_dora) on a pruned weight is not supported; use plain LoRA "
+                       "(lora.use_dora=false) for recovery after pruning", name);
     return 0;
 }
 
@@ -39,18 +44,20 @@ ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype co
                                    const ct_lora_dropout *train) {
     if (!x) return NULL;
     if (check_linear(l, compute_dtype) < 0) return NULL;
-    /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope. */
-    /* A pruned trainable weight is used as W * mask, so its pruned entries get no gradient (the
+    /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope.
+     * A pruned trainable weight is used as W * mask, so its pruned entries get no gradient (the
      * optimizer keeps them at zero too: models/prune.h). A frozen one is already zero there. */
     ct_tensor *weight = l->mask && l->weight->requires_grad ? ct_mul(l->weight, l->mask) : l->weight;
     weight = ct_linear_input(weight, compute_dtype);
     ct_tensor *input = ct_linear_input(x, compute_dtype);
-    ct_tensor *y = ct_matmul(input, weight, false, true);
+    ct_tensor *product = ct_matmul(input, weight, false, true), *y = product;
     if (y && l->bias) y = ct_add(y, l->bias);
     /* PEFT's order: the base layer (bias included), then the adapter's term added. */
-    if (y && l->adapter && !l->adapter->disabled)
-        y = ct_add(y, l->mask ? ct_prune_lora_delta(l->adapter, l->mask, input, train)
-                              : ct_lora_delta(l->adapter, input, train));
+    const ct_lora *a = l->adapter;
+    if (y && a && !a->disabled)
+        y = ct_add(y, a->magnitude ? ct_lora_dora_term(a, l->weight, weight, input, product, train)
+                      : l->mask    ? ct_prune_lora_delta(a, l->mask, input, train)
+                                   : ct_lora_delta(a, input, train));
     if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
     return y;
 }
@@ -64,5 +71,6 @@ int ct_linear_params(const ct_linear *l, ct_param_list *list) {
     CT_TRY(ct_param_list_push(list, l->bias));
     if (!l->adapter) return 0;
     CT_TRY(ct_param_list_push(list, l->adapter->A));
-    return ct_param_list_push(list, l->adapter->B);
+    CT_TRY(ct_param_list_push(list, l->adapter->B));
+    return ct_param_list_push(list, l->adapter->magnitude);
 }

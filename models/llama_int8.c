@@ -171,8 +171,7 @@ static void release_file_pages(const ct_safetensors *st, const char *weight, boo
     for (int k = 0; k < (projection ? 3 : 1); k++) {
         char name[160];
         snprintf(name, sizeof name, "%s%s", weight, projection ? parts[k] : "");
-        const ct_st_tensor *t = ct_safetensors_find(st, name);
-        if (t) ct_safetensors_release(t);
+        if (ct_safetensors_find(st, name)) ct_safetensors_release(st, name);
     }
 }
 

@@ -118,22 +118,25 @@ static int check_checkpoint(const ct_safetensors *st, const ct_llama_param_spec 
     return 0;
 }
 
-static int load_weights(ct_llama *m, const ct_safetensors *st) {
+static int load_weights(ct_llama *m, const ct_safetensors *st, const ct_llama_load_options *o) {
     int n;
     ct_llama_param_spec *specs = ct_llama_param_specs(m, &n);
     if (!specs) return -1;
     int rc = check_checkpoint(st, specs, n, m->config.tie_word_embeddings);
     free(specs);
     CT_TRY(rc);
+    if (o && o->frozen) return ct_llama_load_frozen_base(m, st, o);
     CT_TRY(ct_llama_allocate(m));
     for (int i = 0; i < m->n_params; i++) {
         CT_TRY(ct_safetensors_load_into(st, m->params[i]->name, m->params[i]));
-        ct_safetensors_release(ct_safetensors_find(st, m->params[i]->name));
+        ct_safetensors_release(st, m->params[i]->name); /* the file's pages leave resident memory */
     }
     return 0;
 }
 
-ct_llama *ct_llama_load(const char *dir) {
+ct_llama *ct_llama_load(const char *dir) { return ct_llama_load_with(dir, NULL); }
+
+ct_llama *ct_llama_load_with(const char *dir, const ct_llama_load_options *o) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         ct_fail("%s: not a folder; give the folder holding config.json and model.safetensors", dir);
@@ -148,10 +151,11 @@ ct_llama *ct_llama_load(const char *dir) {
         ct_llama_free(m);
         return NULL;
     }
-    /* An INT8 export (compressed-tensors' pack-quantized layout) keeps its projections int8. */
+    /* An INT8 export (compressed-tensors' pack-quantized layout) keeps its projections int8
+     * whatever o asks: they are frozen, and a recipe that would train them is refused later. */
     int int8 = ct_llama_int8_folder(dir);
     ct_safetensors *st = int8 >= 0 ? ct_safetensors_open(dir) : NULL;
-    int rc = !st ? -1 : int8 ? ct_llama_int8_load_weights(m, st) : load_weights(m, st);
+    int rc = !st ? -1 : int8 ? ct_llama_int8_load_weights(m, st) : load_weights(m, st, o);
     ct_safetensors_close(st);
     if (rc < 0) {
         ct_llama_free(m);

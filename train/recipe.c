@@ -37,6 +37,7 @@ static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
 static const char *const prune_method_choices[] = {"none", "l1_unstructured", "global_unstructured", "ln_structured",
                                                    "random_unstructured", "nm", NULL};
 static const char *const prune_schedule_choices[] = {"one_shot", "gradual", NULL};
+static const char *const base_dtype_choices[] = {"auto", "f32", "bf16", "int8", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -92,6 +93,9 @@ static const ct_recipe_key schema[] = {
     STRING("model.adapter", model.adapter, "",
            "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on model.path: "
            "trained further with lora.enabled, else used as it is; empty = none"),
+    ENUM("model.base_dtype", model.base_dtype, base_dtype_choices, "auto",
+         "dtype of the frozen tensors of model.path (tensors that train are f32): auto keeps bf16 weights bf16 and "
+         "widens the rest to f32; int8 quantizes the frozen projections per output row (LoRA on an INT8 base)"),
 
     SECTION("tokenizer", "the tokenizer: a Hugging Face tokenizer.json, or one trained on data.train"),
     STRING("tokenizer.path", tokenizer.path, "",
@@ -181,6 +185,8 @@ static const ct_recipe_key schema[] = {
          "(every projection but lm_head, as PEFT)"),
     LIST("lora.layers", lora.layers, "", "layer indices to adapt, e.g. [0, 1]; empty = every layer"),
     BOOL("lora.use_rslora", lora.use_rslora, "false", "rank-stabilized LoRA: scale alpha / sqrt(r) instead of alpha / r"),
+    BOOL("lora.use_dora", lora.use_dora, "false",
+         "DoRA: a trained magnitude per output row times the direction W + s*B*A over its (detached) row norm, as peft"),
     ENUM("lora.init", lora.init, lora_init_choices, "kaiming",
          "A's initialization: kaiming (PEFT's default, uniform within 1/sqrt(in)) or gaussian (N(0, 1/r^2)); B starts at 0"),
     LIST("lora.modules_to_save", lora.modules_to_save, "",

@@ -33,6 +33,7 @@ static const ct_backend cpu_backend = {
     .dropout = ct_cpu_dropout,
     .kl_div_forward = ct_cpu_kl_div_forward,
     .kl_div_backward = ct_cpu_kl_div_backward,
+    .dora_row_norms = ct_cpu_dora_row_norms,
     .attention_forward = ct_cpu_attention_forward,
     .attention_backward = ct_cpu_attention_backward,
 };
