@@ -32,6 +32,8 @@ static const ct_backend cpu_backend = {
     .dropout = ct_cpu_dropout,
     .kl_div_forward = ct_cpu_kl_div_forward,
     .kl_div_backward = ct_cpu_kl_div_backward,
+    .kd_rows_forward = ct_cpu_kd_rows_forward,
+    .kd_rows_backward = ct_cpu_kd_rows_backward,
     .attention_forward = ct_cpu_attention_forward,
     .attention_backward = ct_cpu_attention_backward,
 };
