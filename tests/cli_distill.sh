@@ -4,7 +4,8 @@
 # which checks the teacher's forward, the target rows and the dropped padding columns end to end
 # (the qwen2 fixture has 320 lm_head rows for 283 tokens); a student of two teacher layers, a new
 # small student and a LoRA student train; a teacher with 283 rows (qwen3) and a student with 320
-# share the tokenizer and are accepted. Then the refusals: a tokenizer that differs (naming the
+# share the tokenizer and are accepted; a new student over the teacher's embedding trains. Then the
+# refusals: a tokenizer that differs (naming the
 # ids), one of another size, a student or teacher too short for the data, kd_ratio outside [0, 1],
 # T <= 0, a missing teacher, a layer the teacher lacks, teacher_dtype bf16. Each is one line,
 # exit 1, before any step, and leaves no run folder.
@@ -16,7 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 q2=tests/fixtures/models/qwen2
 base="distill.teacher=$q2 tokenizer.path=$q2 data.max_examples=24 data.val= data.batch_size=8 model.dropout=0 \
-train.log_every=1 checkpoint.every=0 threads=2"
+train.log_every=1 checkpoint.every=0 threads=2 student.init_from_teacher_embedding=false"
 
 run() { # name, overrides...
     name=$1
@@ -45,6 +46,9 @@ test -s "$tmp/layers/model/model.safetensors" || fail "no student model/"
 grep -q '"num_hidden_layers":	2' "$tmp/layers/model/config.json" || fail "the student does not have 2 layers"
 run scratch model.hidden_size=32 model.intermediate_size=64 model.num_layers=1 train.max_steps=2 distill.loss=reverse_kl
 grep -q "^step 2/2 loss" "$tmp/scratch.log" || fail "new student"
+run embedding student.init_from_teacher_embedding=true model.hidden_size=48 model.num_heads=4 train.max_steps=2
+grep -q "^model: new student layers over the teacher's embedding and norm" "$tmp/embedding.log" || fail "embedding student"
+grep -q "^step 2/2 loss" "$tmp/embedding.log" || fail "embedding student did not train"
 run lora student.init_from_teacher_layers=0 lora.enabled=true lora.r=2 lora.alpha=4 train.max_steps=2
 grep -q "^step 2/2 loss" "$tmp/lora.log" || fail "LoRA student"
 grep -q "^lora: r 2" "$tmp/lora.log" || fail "LoRA student has no adapters"
@@ -72,6 +76,8 @@ sed 's/"b": 65,/"b": 66,/; s/"c": 66,/"c": 65,/' $q2/tokenizer.json > "$tmp/swap
 cmp -s $q2/tokenizer.json "$tmp/swapped/tokenizer.json" && fail "the swapped tokenizer is unchanged"
 refused "swapped tokens" "its tokenizer differs from the student's at 2 of 283 ids (65, 66)" distill.teacher="$tmp/swapped"
 sed 's/"<|im_end|>"/"<|im_stop|>"/g' $q2/tokenizer.json > "$tmp/renamed.json"
+refused "another size" "its tokenizer has 283 tokens, the student's 1000" \
+    tokenizer.path=tests/fixtures/tokenizer/trained model.hidden_size=32 model.num_layers=1
 refused "renamed special token" "differs from the student's at 1 of 283 ids (282)" tokenizer.path="$tmp/renamed.json" \
     model.hidden_size=32 model.num_layers=1
 cp $q2/* "$tmp/short/"
@@ -87,5 +93,7 @@ refused "missing layer" "student.init_from_teacher_layers: '7' is not a layer of
     student.init_from_teacher_layers=0,7
 refused "layers and model.path" "student.init_from_teacher_layers and model.path both" \
     student.init_from_teacher_layers=0 model.path=$q2
+refused "embedding of another width" "the student's model.embed_tokens.weight is \[320, 32\] f32, the teacher's \[320, 48\] f32" \
+    student.init_from_teacher_embedding=true model.hidden_size=32
 refused "teacher_dtype bf16" "distill.teacher_dtype=bf16 is not implemented yet" distill.teacher_dtype=bf16
 echo "cli_distill: all checks passed"

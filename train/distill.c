@@ -138,6 +138,31 @@ ct_llama *ct_distill_student_from_layers(const ct_distill *d, const char *list) 
     return m;
 }
 
+static int copy_param(const ct_distill *d, ct_llama *student, const char *name) {
+    ct_tensor *dst = ct_llama_param(student, name);
+    const ct_tensor *src = ct_llama_param(d->teacher, name);
+    if (!dst || !src || !ct_same_shape(dst, src) || dst->dtype != src->dtype) {
+        char a[64] = "none", b[64] = "none";
+        if (dst) ct_shape_str(dst, a, sizeof a);
+        if (src) ct_shape_str(src, b, sizeof b);
+        return ct_fail("student.init_from_teacher_embedding: the student's %s is %s, the teacher's %s; give the "
+                       "student the teacher's model.hidden_size (%lld)", name, a, b,
+                       (long long)d->teacher->config.hidden_size);
+    }
+    memcpy(dst->data, src->data, ct_nbytes(dst));
+    return 0;
+}
+
+int ct_distill_copy_embedding(const ct_distill *d, ct_llama *student) {
+    CT_TRY(copy_param(d, student, "model.embed_tokens.weight"));
+    CT_TRY(copy_param(d, student, "model.norm.weight"));
+    bool tied_s = student->config.tie_word_embeddings, tied_t = d->teacher->config.tie_word_embeddings;
+    if (!tied_s && !tied_t) return copy_param(d, student, "lm_head.weight");
+    if (!tied_s) /* an untied student of a tied teacher: its head starts as the shared matrix */
+        memcpy(student->lm_head.weight->data, student->embed_tokens->data, ct_nbytes(student->embed_tokens));
+    return 0;
+}
+
 /* ---- checks before the first step ---- */
 
 /* The same tokens, id by id; the first differing ids named. */

@@ -30,6 +30,10 @@ void ct_distill_free(ct_distill *d);
  * in that order, with the teacher's embedding, final norm and lm_head copied. NULL with a message. */
 ct_llama *ct_distill_student_from_layers(const ct_distill *d, const char *layers);
 
+/* Copies the teacher's embedding, final norm and (when neither is tied) lm_head into a new student
+ * of the same hidden size and vocabulary rows (student.init_from_teacher_embedding). 0 or -1. */
+int ct_distill_copy_embedding(const ct_distill *d, ct_llama *student);
+
 /* Checks the student against the teacher before any step: the same tokenizer (the first ids that
  * differ are named), heads with at least the tokenizer's rows, a teacher that reads seq_len tokens;
  * then moves the teacher to `device`. 0 or -1. */

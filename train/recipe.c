@@ -206,6 +206,9 @@ static const ct_recipe_key schema[] = {
     LIST("student.init_from_teacher_layers", student.init_from_teacher_layers, "",
          "teacher layer indices the student keeps, e.g. [0, 2] (embedding, norms and lm_head copied too); empty "
          "= a new model of the model.* shape"),
+    BOOL("student.init_from_teacher_embedding", student.init_from_teacher_embedding, "false",
+         "a new student of the model.* shape (hidden_size equal to the teacher's) starts with the teacher's "
+         "embedding, final norm and lm_head; its layers are new"),
 };
 static const size_t n_schema = sizeof schema / sizeof schema[0];
 
@@ -738,8 +741,9 @@ int ct_recipe_finalize(ct_recipe *r, const char *recipe_path) {
 
 static int validate_distill(const ct_recipe *r) {
     if (!r->distill.teacher[0]) {
-        if (r->student.init_from_teacher_layers[0])
-            return ct_fail("student.init_from_teacher_layers needs a teacher: set distill.teacher");
+        if (r->student.init_from_teacher_layers[0] || r->student.init_from_teacher_embedding)
+            return ct_fail("student.init_from_teacher_%s needs a teacher: set distill.teacher",
+                           r->student.init_from_teacher_layers[0] ? "layers" : "embedding");
         if (r->distill.teacher_adapter[0])
             return ct_fail("distill.teacher_adapter is set but distill.teacher is empty: set distill.teacher");
         return 0;
@@ -749,6 +753,9 @@ static int validate_distill(const ct_recipe *r) {
                        teacher_dtype_choices[r->distill.teacher_dtype]);
     if (r->student.init_from_teacher_layers[0] && r->model.path[0])
         return ct_fail("student.init_from_teacher_layers and model.path both choose the student's start; empty one");
+    if (r->student.init_from_teacher_embedding && (r->model.path[0] || r->student.init_from_teacher_layers[0]))
+        return ct_fail("student.init_from_teacher_embedding is for a new student of the model.* shape: empty "
+                       "model.path and student.init_from_teacher_layers");
     return 0;
 }
 

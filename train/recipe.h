@@ -126,6 +126,7 @@ typedef struct {
 /* How a distilled student starts when model.path is empty. */
 typedef struct {
     char *init_from_teacher_layers; /* list of teacher layer indices; "" = a new model from model.* */
+    bool init_from_teacher_embedding; /* a new model.* student starts with the teacher's embedding and norm */
 } ct_recipe_student;
 
 typedef struct {

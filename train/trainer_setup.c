@@ -177,6 +177,11 @@ static int setup_model(ct_trainer *t) {
         const char *layers = r->student.init_from_teacher_layers;
         t->model = layers[0] ? ct_distill_student_from_layers(t->distill, layers) : new_model(t);
         if (!t->model) return -1;
+        if (r->student.init_from_teacher_embedding) {
+            CT_TRY(ct_distill_copy_embedding(t->distill, t->model));
+            fprintf(t->log, "model: new student layers over the teacher's embedding and norm, %lld parameters\n",
+                    (long long)ct_llama_num_params(t->model));
+        }
         if (layers[0])
             fprintf(t->log, "model: student of teacher layers [%s], %lld parameters\n", layers,
                     (long long)ct_llama_num_params(t->model));
