@@ -120,7 +120,12 @@ static int check_operands(ct_tensor *sh, ct_tensor *sw, ct_tensor *th, ct_tensor
         if (o->kl_weight != 0) return ct_fail("kd_loss: kl_weight = %g needs the teacher's hidden and head", o->kl_weight);
         return 0;
     }
-    if (!ct_check_operands("kd_loss", th, tw)) return -1;
+    /* A frozen teacher head may stay as loaded (distill.teacher_dtype): the GEMM widens it. */
+    bool head_ok = th->dtype == CT_F64 ? tw->dtype == CT_F64
+                                       : tw->dtype == CT_F32 || tw->dtype == CT_BF16 || tw->dtype == CT_I8;
+    if (!head_ok || tw->device != th->device)
+        return ct_fail_shapes("kd_loss", th, tw, "the teacher head must be f32, bf16 or i8 (f64 with f64 hidden "
+                              "states), on the hidden states' device"), -1;
     if (!check_head("teacher", th, tw, vocab)) return -1;
     if (th->shape[0] != sh->shape[0] || th->device != sh->device || th->dtype != sh->dtype)
         return ct_fail_shapes("kd_loss", sh, th,

@@ -11,8 +11,13 @@
 
 #define KEY_PREFIX "base_model.model."
 
+#define MAGNITUDE_SUFFIX ".lora_magnitude_vector"
+
 static const char *kind_suffix(ct_peft_kind kind) {
-    return kind == CT_PEFT_LORA_A ? ".lora_A.weight" : kind == CT_PEFT_LORA_B ? ".lora_B.weight" : NULL;
+    return kind == CT_PEFT_LORA_A      ? ".lora_A.weight"
+           : kind == CT_PEFT_LORA_B    ? ".lora_B.weight"
+           : kind == CT_PEFT_MAGNITUDE ? MAGNITUDE_SUFFIX
+                                       : NULL;
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -38,15 +43,19 @@ int ct_peft_parse_key(const char *key, ct_peft_key *out) {
         return ct_fail("tensor %s: a PEFT adapter key starts with \"" KEY_PREFIX "\"", key);
     const char *rest = key + strlen(KEY_PREFIX);
     size_t len = strlen(rest);
-    if (strstr(rest, "lora_magnitude_vector"))
-        return ct_fail("tensor %s: a DoRA magnitude vector; ctune reads plain LoRA adapters", key);
-    if (strstr(rest, ".lora_") || strstr(rest, ".modules_to_save.") || strstr(rest, ".original_module."))
-        if (!ends_with(rest, ".lora_A.weight") && !ends_with(rest, ".lora_B.weight"))
-            return ct_fail("tensor %s: not a LoRA A/B matrix nor a saved module's tensor", key);
-    if (ends_with(rest, ".lora_A.weight") || ends_with(rest, ".lora_B.weight")) {
+    if (ends_with(rest, MAGNITUDE_SUFFIX)) {
+        /* DoRA's magnitude: peft 0.21.2 saves it without a ".weight" suffix */
+        out->kind = CT_PEFT_MAGNITUDE;
+        len -= strlen(MAGNITUDE_SUFFIX);
+        strcpy(out->param, "weight");
+    } else if (strstr(rest, "lora_magnitude_vector")) {
+        return ct_fail("tensor %s: a DoRA magnitude vector is saved as <module>" MAGNITUDE_SUFFIX, key);
+    } else if (ends_with(rest, ".lora_A.weight") || ends_with(rest, ".lora_B.weight")) {
         out->kind = ends_with(rest, ".lora_A.weight") ? CT_PEFT_LORA_A : CT_PEFT_LORA_B;
         len -= strlen(".lora_A.weight");
         strcpy(out->param, "weight");
+    } else if (strstr(rest, ".lora_") || strstr(rest, ".modules_to_save.") || strstr(rest, ".original_module.")) {
+        return ct_fail("tensor %s: not a LoRA A/B matrix, DoRA magnitude nor a saved module's tensor", key);
     } else {
         /* A modules_to_save copy: <module>.<param>, saved under the module's own name. */
         const char *dot = strrchr(rest, '.');
@@ -87,6 +96,19 @@ static int find_view(const key_view *v, int n, const char *module, ct_peft_kind 
     return -1;
 }
 
+/* A DoRA magnitude [out]: only with use_dora, beside its B [out, r]. */
+static int check_magnitude(const char *where, const ct_peft_config *cfg, const key_view *v, int n, int i) {
+    if (!cfg->use_dora)
+        return ct_fail("%s: tensor %s is a DoRA magnitude but adapter_config.json has use_dora false; set \"use_dora\": "
+                       "true or remove the tensor", where, v[i].name);
+    const int b = find_view(v, n, v[i].key.module, CT_PEFT_LORA_B);
+    if (b < 0) return ct_fail("%s: tensor %s has no lora_B beside it", where, v[i].name);
+    if (v[i].ndim != 1 || v[b].ndim != 2 || v[i].shape[0] != v[b].shape[0])
+        return ct_fail("%s: tensor %s: a magnitude has one value per output row of %s (%lld)", where, v[i].name,
+                       v[b].name, v[b].ndim == 2 ? (long long)v[b].shape[0] : -1LL);
+    return 0;
+}
+
 /* Each key is one the config produces, and A and B come in pairs of rank r:
  * A [r, in], B [out, r]. `where` names the file (or folder) for messages. */
 static int check_views(const char *where, const ct_peft_config *cfg, const key_view *v, int n) {
@@ -98,9 +120,14 @@ static int check_views(const char *where, const ct_peft_config *cfg, const key_v
                                where, v[i].name, k->module);
             continue;
         }
+        if (k->kind == CT_PEFT_MAGNITUDE) CT_TRY(check_magnitude(where, cfg, v, n, i));
+        else if (cfg->use_dora && find_view(v, n, k->module, CT_PEFT_MAGNITUDE) < 0)
+            return ct_fail("%s: tensor %s has no lora_magnitude_vector beside it, but adapter_config.json says "
+                           "use_dora: true", where, v[i].name);
         if (!ct_peft_targets(cfg, k->module))
             return ct_fail("%s: tensor %s: adapter_config.json's target_modules / layers_to_transform do not "
                            "cover module %s; peft would not load it", where, v[i].name, k->module);
+        if (k->kind == CT_PEFT_MAGNITUDE) continue;
         if (v[i].ndim != 2)
             return ct_fail("%s: tensor %s: a LoRA matrix has 2 dimensions, not %d", where, v[i].name, v[i].ndim);
         int64_t rank = k->kind == CT_PEFT_LORA_A ? v[i].shape[0] : v[i].shape[1];

@@ -8,6 +8,7 @@
  * dropped on save):
  *   base_model.model.<module>.lora_A.weight   [r, in]
  *   base_model.model.<module>.lora_B.weight   [out, r]
+ *   base_model.model.<module>.lora_magnitude_vector   [out], DoRA (use_dora) only; no ".weight"
  *   base_model.model.<module>.<param>         a modules_to_save copy, e.g.
  *                                             base_model.model.lm_head.weight [vocab, hidden]
  *                                             (in memory peft calls it
@@ -39,6 +40,7 @@ typedef struct ct_peft_config {
     char **modules_to_save;          /* trained fully beside the adapters; NULL: none */
     int n_modules_to_save;
     bool use_rslora;                 /* scale alpha / sqrt(r) instead of alpha / r */
+    bool use_dora;                   /* DoRA: every adapted module has a lora_magnitude_vector */
     ct_peft_init init_lora_weights;
     bool inference_mode;
     char *task_type;                 /* "CAUSAL_LM" or NULL */
@@ -53,7 +55,7 @@ void ct_peft_config_free(ct_peft_config *cfg);
 /* Reads adapter_config.json (a path to it, or the adapter folder). Every key is either used,
  * ignored because it cannot change the result (revision, peft_version, ...), or refused with a
  * one-line error naming the file, the key and its value: an unknown key, peft_type other than
- * "LORA", bias other than "none", a regex target_modules, fan_in_fan_out, use_dora, non-empty
+ * "LORA", bias other than "none", a regex target_modules, fan_in_fan_out, non-empty
  * rank_pattern / alpha_pattern, another method's settings. 0, or -1 (cfg left freed). */
 int ct_peft_config_read(const char *path, ct_peft_config *cfg);
 /* Writes adapter_config.json with every key peft 0.21.2's save_pretrained writes (so
@@ -75,7 +77,7 @@ bool ct_peft_saves(const ct_peft_config *cfg, const char *module_path);
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
-typedef enum { CT_PEFT_LORA_A, CT_PEFT_LORA_B, CT_PEFT_SAVED } ct_peft_kind;
+typedef enum { CT_PEFT_LORA_A, CT_PEFT_LORA_B, CT_PEFT_SAVED, CT_PEFT_MAGNITUDE } ct_peft_kind;
 
 /* Longest HF module path a key may carry. */
 #define CT_PEFT_NAME_MAX 256
@@ -88,8 +90,7 @@ typedef struct ct_peft_key {
 } ct_peft_key;
 
 /* Splits a key of adapter_model.safetensors. -1 with a message naming the key when it does not
- * start with "base_model.model.", is a DoRA magnitude vector or another method's tensor, or is
- * too long. */
+ * start with "base_model.model.", is another method's tensor, or is too long. */
 int ct_peft_parse_key(const char *key, ct_peft_key *out);
 /* The inverse: base_model.model.<module>.lora_A.weight (etc.) into buf. 0, or -1 when it does
  * not fit. */
@@ -105,7 +106,8 @@ typedef struct ct_peft_adapter {
 } ct_peft_adapter;
 
 /* Opens an adapter folder: reads the config, maps the tensors and checks them against it: every
- * key parses, every lora_A [r, in] has its lora_B [out, r] with the config's r, each LoRA module
+ * key parses, every lora_A [r, in] has its lora_B [out, r] with the config's r (and, with use_dora,
+ * its lora_magnitude_vector [out]; without, none), each LoRA module
  * is one the config targets and each saved module one of modules_to_save. Shapes against the
  * base model are the caller's check (ct_peft_load_into names both). NULL with a message. */
 ct_peft_adapter *ct_peft_adapter_open(const char *dir);

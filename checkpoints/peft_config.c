@@ -52,7 +52,7 @@ static const struct {
     {"rank_pattern", EMPTY_ONLY},           {"revision", USED},
     {"target_modules", USED},               {"target_parameters", EMPTY_ONLY},
     {"task_type", USED},                    {"trainable_token_indices", EMPTY_ONLY},
-    {"use_bdlora", EMPTY_ONLY},             {"use_dora", FALSE_ONLY},
+    {"use_bdlora", EMPTY_ONLY},             {"use_dora", USED},
     {"use_qalora", FALSE_ONLY},             {"use_rslora", USED},
     {"velora_config", EMPTY_ONLY},
 };
@@ -207,6 +207,7 @@ static int read_used(const char *file, const cJSON *v, ct_peft_config *cfg) {
     if (!strcmp(k, "layers_pattern")) return get_string_list(file, v, true, &cfg->layers_pattern, &cfg->n_layers_pattern);
     if (!strcmp(k, "modules_to_save")) return get_string_list(file, v, false, &cfg->modules_to_save, &cfg->n_modules_to_save);
     if (!strcmp(k, "use_rslora")) return get_bool(file, v, &cfg->use_rslora);
+    if (!strcmp(k, "use_dora")) return cJSON_IsNull(v) ? 0 : get_bool(file, v, &cfg->use_dora);
     if (!strcmp(k, "init_lora_weights")) return get_init(file, v, cfg);
     if (!strcmp(k, "inference_mode")) return get_bool(file, v, &cfg->inference_mode);
     if (!strcmp(k, "task_type")) {
@@ -314,6 +315,7 @@ static cJSON *value_json(const ct_peft_config *cfg, const char *k) {
     if (!strcmp(k, "layers_pattern")) return string_list(cfg->layers_pattern, cfg->n_layers_pattern);
     if (!strcmp(k, "modules_to_save")) return string_list(cfg->modules_to_save, cfg->n_modules_to_save);
     if (!strcmp(k, "use_rslora")) return cJSON_CreateBool(cfg->use_rslora);
+    if (!strcmp(k, "use_dora")) return cJSON_CreateBool(cfg->use_dora);
     if (!strcmp(k, "init_lora_weights")) return init_json(cfg->init_lora_weights);
     if (!strcmp(k, "inference_mode")) return cJSON_CreateBool(cfg->inference_mode);
     if (!strcmp(k, "task_type")) return opt_string(cfg->task_type);

@@ -49,6 +49,12 @@ const ct_st_tensor *ct_safetensors_find(const ct_safetensors *st, const char *na
 /* A "__metadata__" value (of the first shard holding it); NULL when absent. */
 const char *ct_safetensors_metadata(const ct_safetensors *st, const char *key);
 
+/* Tells the kernel the mapped pages of tensor `name` are not needed now (madvise DONTNEED; a
+ * later read maps them in again): after a loader has converted a tensor into its own memory, the
+ * file's pages stop counting in the process's resident memory. Only whole pages inside the
+ * tensor are released. */
+void ct_safetensors_release(const ct_safetensors *st, const char *name);
+
 /* Copies tensor `name` into the CPU tensor dst, converting between f32, f64, bf16 and f16
  * (i32 only to i32). The shapes must agree exactly; a mismatch names both. */
 int ct_safetensors_load_into(const ct_safetensors *st, const char *name, ct_tensor *dst);

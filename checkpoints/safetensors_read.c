@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,4 +596,13 @@ int ct_safetensors_check_names(const ct_safetensors *st, const char *const *expe
         return ct_fail("%s: %d unexpected tensors (%s); the checkpoint does not match the model", st->path,
                        nunexpected, unexpected);
     return 0;
+}
+
+void ct_safetensors_release(const ct_safetensors *st, const char *name) {
+    const ct_st_tensor *t = ct_safetensors_find(st, name);
+    const long page = sysconf(_SC_PAGESIZE);
+    if (!t || page <= 0 || t->nbytes == 0) return;
+    const uintptr_t start = ((uintptr_t)t->bytes + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    const uintptr_t end = ((uintptr_t)t->bytes + t->nbytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
 }

@@ -91,6 +91,9 @@ static int export_peft(const export_args *a, ct_model_source *src) {
         return ct_fail("%s holds no LoRA adapter (a merged or full model); export it with --format hf, or give the "
                        "LoRA run's checkpoint or --adapter",
                        src->loaded_from);
+    if (a->for_runtime && ct_llama_lora_has_dora(src->model))
+        return ct_fail("--for vllm: the adapter is DoRA (use_dora), which vLLM's LoRA loader does not serve; export "
+                       "--format hf (merged) for vLLM");
     ct_recipe r;
     CT_TRY(source_recipe(src, &r));
     if (!r.lora.enabled) { /* an --adapter on a plain model: its own config */

@@ -129,6 +129,11 @@ typedef struct ct_backend {
     int (*kd_rows_backward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
                             const ct_kd_params *params, const ct_tensor *row_stats, const ct_tensor *grad_out,
                             ct_tensor *grad_student);
+    /* DoRA's detached weight norm (models/lora.h): norm[o] = ||w[o, :] + scale * B[o, :] A||_2 for
+     * w [out, in] f32, bf16 or i8 (with its scales), A [r, in] and B [out, r] f32, norm [out] f32
+     * (or 1 / norm when reciprocal: the factor the forward multiplies by); or all f64. A narrow w is widened a block of rows at a time, never as a whole. */
+    int (*dora_row_norms)(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal,
+                          ct_tensor *norm);
 } ct_backend;
 
 #ifdef __cplusplus

@@ -39,10 +39,13 @@ ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype co
     /* An f32 weight under bf16 compute: a bf16 copy, made here so that it lives in this scope. */
     ct_tensor *weight = ct_linear_input(l->weight, compute_dtype);
     ct_tensor *input = ct_linear_input(x, compute_dtype);
-    ct_tensor *y = ct_matmul(input, weight, false, true);
+    ct_tensor *product = ct_matmul(input, weight, false, true), *y = product;
     if (y && l->bias) y = ct_add(y, l->bias);
     /* PEFT's order: the base layer (bias included), then the adapter's term added. */
-    if (y && l->adapter && !l->adapter->disabled) y = ct_add(y, ct_lora_delta(l->adapter, input, train));
+    const ct_lora *a = l->adapter;
+    if (y && a && !a->disabled)
+        y = ct_add(y, a->magnitude ? ct_lora_dora_term(a, l->weight, weight, input, product, train)
+                                   : ct_lora_delta(a, input, train));
     if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
     return y;
 }
@@ -56,5 +59,6 @@ int ct_linear_params(const ct_linear *l, ct_param_list *list) {
     CT_TRY(ct_param_list_push(list, l->bias));
     if (!l->adapter) return 0;
     CT_TRY(ct_param_list_push(list, l->adapter->A));
-    return ct_param_list_push(list, l->adapter->B);
+    CT_TRY(ct_param_list_push(list, l->adapter->B));
+    return ct_param_list_push(list, l->adapter->magnitude);
 }

@@ -152,6 +152,36 @@ ct_tensor *ct_llama_shift_labels(ct_tensor *labels);
  * names and shapes are checked against the config before any parameter memory is allocated; a
  * SentencePiece-only folder (LLaMA 2's tokenizer.model) is refused. NULL with a message. */
 ct_llama *ct_llama_load(const char *dir);
+
+/* The dtype a loaded model holds its FROZEN tensors in (model.base_dtype, docs/lora.md "A frozen
+ * base"). Tensors that train are always f32 masters.
+ *   AUTO  the stored dtype when it is bf16, else f32 (a bf16 checkpoint is never widened)
+ *   F32   f32 (every frozen tensor widened)
+ *   BF16  bf16 (f32 or f16 tensors rounded to nearest even at load)
+ *   INT8  the projections (q, k, v, o, gate, up, down) quantized per output row to symmetric int8
+ *         with one f32 scale per row (models/quantize.h), a block of rows at a time from the file;
+ *         the other frozen tensors (embeddings, norms, an untied lm_head) as AUTO. A projection
+ *         that trains is refused: an int8 weight cannot take a gradient. */
+typedef enum { CT_BASE_AUTO = 0, CT_BASE_F32, CT_BASE_BF16, CT_BASE_INT8 } ct_base_dtype;
+
+typedef struct ct_llama_load_options {
+    ct_base_dtype base_dtype;
+    /* Whether the tensor of this HF name stays frozen; NULL: none does (all f32, as ct_llama_load).
+     * `why` names what makes a tensor train, for the refusal of a trainable INT8 projection. */
+    bool (*frozen)(const char *name, void *ctx);
+    void *ctx;
+    const char *why;
+} ct_llama_load_options;
+
+/* ct_llama_load with the frozen tensors in o->base_dtype (o NULL: ct_llama_load). Each frozen
+ * tensor is converted from the file's bytes into its own dtype directly: no f32 copy of a bf16 or
+ * int8 weight exists at any time. Frozen tensors do not require grad. NULL with a message. */
+ct_llama *ct_llama_load_with(const char *dir, const ct_llama_load_options *o);
+/* Replaces every INT8 parameter by its f32 dequantization (q · scale): what a merged or saved
+ * model holds (a model folder stores f32/bf16/f16). 0 or -1. */
+int ct_llama_dequantize(ct_llama *m);
+/* Whether an HF parameter name is one of the seven projection weights of a layer. */
+bool ct_llama_is_projection_weight(const char *name);
 /* Writes `dir` (created if missing) in HF layout: model.safetensors in store_dtype (CT_F32,
  * CT_BF16 or CT_F16; no lm_head.weight when tied), config.json, and tokenizer.json,
  * tokenizer_config.json, special_tokens_map.json and generation_config.json copied from

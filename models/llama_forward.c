@@ -230,6 +230,8 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     }
     if (check_args(m, input_ids, a) < 0 || setup_positions(m, input_ids, a, &c) < 0) return NULL;
     ct_tensor *h = ct_embedding(m->embed_tokens, input_ids);
+    /* The residual stream is f32 whatever dtype a frozen table is held in (model.base_dtype). */
+    if (h && h->dtype == CT_BF16) h = ct_to_dtype(h, CT_F32);
     for (int l = 0; h && l < m->config.num_hidden_layers; l++) {
         c.layer = l;
         h = run_block(m, &c, h);

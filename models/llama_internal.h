@@ -17,6 +17,10 @@ ct_llama *ct_llama_skeleton(const ct_llama_config *cfg);
 /* The parameters in checkpoint order, in a heap array the caller frees; *n gets the count. The
  * slots point into m. NULL with a message when memory runs out. */
 ct_llama_param_spec *ct_llama_param_specs(ct_llama *m, int *n);
+/* Allocates and reads every parameter of a skeleton from st (names and shapes already checked),
+ * the frozen ones in o->base_dtype (models/llama_base.c). */
+struct ct_safetensors;
+int ct_llama_load_frozen_base(ct_llama *m, const struct ct_safetensors *st, const ct_llama_load_options *o);
 /* Allocates every parameter of a skeleton (norm weights 1, the rest 0), requiring grad. */
 int ct_llama_allocate(ct_llama *m);
 

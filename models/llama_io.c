@@ -118,20 +118,25 @@ static int check_checkpoint(const ct_safetensors *st, const ct_llama_param_spec 
     return 0;
 }
 
-static int load_weights(ct_llama *m, const ct_safetensors *st) {
+static int load_weights(ct_llama *m, const ct_safetensors *st, const ct_llama_load_options *o) {
     int n;
     ct_llama_param_spec *specs = ct_llama_param_specs(m, &n);
     if (!specs) return -1;
     int rc = check_checkpoint(st, specs, n, m->config.tie_word_embeddings);
     free(specs);
     CT_TRY(rc);
+    if (o && o->frozen) return ct_llama_load_frozen_base(m, st, o);
     CT_TRY(ct_llama_allocate(m));
-    for (int i = 0; i < m->n_params; i++)
+    for (int i = 0; i < m->n_params; i++) {
         CT_TRY(ct_safetensors_load_into(st, m->params[i]->name, m->params[i]));
+        ct_safetensors_release(st, m->params[i]->name); /* the file's pages leave resident memory */
+    }
     return 0;
 }
 
-ct_llama *ct_llama_load(const char *dir) {
+ct_llama *ct_llama_load(const char *dir) { return ct_llama_load_with(dir, NULL); }
+
+ct_llama *ct_llama_load_with(const char *dir, const ct_llama_load_options *o) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         ct_fail("%s: not a folder; give the folder holding config.json and model.safetensors", dir);
@@ -147,7 +152,7 @@ ct_llama *ct_llama_load(const char *dir) {
         return NULL;
     }
     ct_safetensors *st = ct_safetensors_open(dir);
-    int rc = st ? load_weights(m, st) : -1;
+    int rc = st ? load_weights(m, st, o) : -1;
     ct_safetensors_close(st);
     if (rc < 0) {
         ct_llama_free(m);

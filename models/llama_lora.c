@@ -35,6 +35,13 @@ int ct_llama_lora_count(const ct_llama *m) {
     return n;
 }
 
+bool ct_llama_lora_has_dora(const ct_llama *m) {
+    for (int l = 0; l < m->config.num_hidden_layers; l++)
+        for (int i = 0; i < CT_LORA_MODULES; i++)
+            if (module_of(m, l, i)->adapter && module_of(m, l, i)->adapter->magnitude) return true;
+    return false;
+}
+
 /* The module index of one target name into *targets. */
 static int add_target(const char *key, const char *item, unsigned *targets) {
     if (!strcmp(item, "all-linear")) {
@@ -102,8 +109,8 @@ int ct_llama_add_lora_at(ct_llama *m, int layer, int module, const ct_lora_optio
     ct_lora *a = ct_lora_new(path, lin->weight->shape[1], lin->weight->shape[0], options, seed,
                              LORA_SITE_BASE + 8u * (uint32_t)layer + (uint32_t)module);
     if (!a) return -1;
-    ct_tensor *pair[2] = {a->A, a->B};
-    if (append_params(m, pair, 2) < 0) {
+    ct_tensor *tensors[3] = {a->A, a->B, a->magnitude};
+    if ((a->magnitude && ct_lora_dora_init(a, lin->weight) < 0) || append_params(m, tensors, a->magnitude ? 3 : 2) < 0) {
         ct_lora_free(a);
         return -1;
     }
@@ -144,7 +151,7 @@ void ct_llama_release_adapters(ct_llama *m) {
         for (int i = 0; i < CT_LORA_MODULES; i++) {
             ct_linear *lin = module_of(m, l, i);
             if (!lin->adapter) continue;
-            lin->adapter->A = lin->adapter->B = NULL; /* listed in m->params: freed with them */
+            lin->adapter->A = lin->adapter->B = lin->adapter->magnitude = NULL; /* listed in m->params: freed with them */
             ct_lora_free(lin->adapter);
             lin->adapter = NULL;
         }
@@ -168,6 +175,8 @@ static void unlist(ct_llama *m, const ct_tensor *t) {
 
 int ct_llama_merge_lora(ct_llama *m) {
     if (ct_llama_device(m) != CT_CPU) return ct_fail("lora merge: move the model to the CPU first");
+    /* An INT8 base: the adapters merge into q · scale, the weights they were trained on. */
+    CT_TRY(ct_llama_dequantize(m));
     for (int l = 0; l < m->config.num_hidden_layers; l++)
         for (int i = 0; i < CT_LORA_MODULES; i++)
             if (module_of(m, l, i)->adapter) CT_TRY(ct_lora_merge_into(module_of(m, l, i)->adapter, module_of(m, l, i)->weight));
@@ -177,6 +186,7 @@ int ct_llama_merge_lora(ct_llama *m) {
             if (!lin->adapter) continue;
             unlist(m, lin->adapter->A);
             unlist(m, lin->adapter->B);
+            if (lin->adapter->magnitude) unlist(m, lin->adapter->magnitude);
             ct_lora_free(lin->adapter);
             lin->adapter = NULL;
         }
@@ -185,8 +195,9 @@ int ct_llama_merge_lora(ct_llama *m) {
 
 int ct_llama_untie_lm_head(ct_llama *m) {
     if (m->lm_head.weight != m->embed_tokens) return 0;
-    ct_tensor *copy = ct_tensor_new_on(m->embed_tokens->device, m->embed_tokens->dtype, m->embed_tokens->ndim,
-                                       m->embed_tokens->shape, "lm_head.weight");
+    /* The copy trains: an f32 master whatever dtype the frozen embedding is held in. */
+    ct_tensor *copy = ct_tensor_new_on(m->embed_tokens->device, CT_F32, m->embed_tokens->ndim, m->embed_tokens->shape,
+                                       "lm_head.weight");
     if (!copy || ct_copy(copy, m->embed_tokens) < 0 || append_params(m, &copy, 1) < 0) {
         ct_tensor_free(copy);
         return ct_fail_context("modules_to_save lm_head on a tied model: ");

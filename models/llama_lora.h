@@ -43,10 +43,14 @@ void ct_llama_module_path(int layer, int module, char *buf, size_t size);
 ct_lora *ct_llama_lora_of(const ct_llama *m, int layer, int module);
 /* Number of attached adapters. */
 int ct_llama_lora_count(const ct_llama *m);
+/* Whether any adapter is a DoRA one (has a magnitude vector). */
+bool ct_llama_lora_has_dora(const ct_llama *m);
 /* Turns every adapter off (the base alone: a free reference model) or on again. */
 void ct_llama_set_adapters(ct_llama *m, bool enabled);
-/* Folds every adapter into its weight (W + s·B·A, f64, rounded once) and detaches them, leaving a
- * plain model whose parameters are the base's (adapters removed from m->params). 0 or -1. */
+/* Folds every adapter into its weight (W + s·B·A, f64, rounded once; DoRA's m · (W + s·B·A) / n)
+ * and detaches them, leaving a plain model whose parameters are the base's (adapters removed
+ * from m->params). An INT8 base is first dequantized to f32 (ct_llama_dequantize): the weights
+ * the adapters were trained on. 0 or -1. */
 int ct_llama_merge_lora(ct_llama *m);
 
 /* Frees the adapter structs of a model whose tensors ct_llama_free is about to free (it calls this). */

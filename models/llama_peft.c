@@ -10,6 +10,7 @@
 
 static ct_lora_options options_of(const ct_peft_config *c) {
     return (ct_lora_options){.r = c->r, .alpha = c->lora_alpha, .dropout = c->lora_dropout, .use_rslora = c->use_rslora,
+                             .use_dora = c->use_dora,
                              .init = c->init_lora_weights == CT_PEFT_INIT_GAUSSIAN ? CT_LORA_INIT_GAUSSIAN
                                                                                   : CT_LORA_INIT_KAIMING};
 }
@@ -63,8 +64,8 @@ int ct_llama_apply_peft(ct_llama *m, const ct_peft_adapter *ad) {
         } else {
             ct_lora *a = adapter_at(m, key->module);
             if (!a) return ct_fail("%s: this model has no projection %s for the adapter's tensor", file_key, key->module);
-            dst = key->kind == CT_PEFT_LORA_A ? a->A : a->B;
-            loaded++;
+            dst = key->kind == CT_PEFT_LORA_A ? a->A : key->kind == CT_PEFT_LORA_B ? a->B : a->magnitude;
+            loaded += key->kind != CT_PEFT_MAGNITUDE;
         }
         if (!dst || ct_peft_load_into(ad, key->module, key->kind, key->param, dst) < 0) return -1;
     }
@@ -85,7 +86,7 @@ int ct_llama_apply_peft_dir(ct_llama *m, const char *dir) {
 int ct_llama_peft_items(const ct_llama *m, const char *const *modules_to_save, int n_save, ct_peft_item **items,
                         int *n) {
     enum { PATH = 96 };
-    const int adapters = ct_llama_lora_count(m), most = 2 * adapters + n_save;
+    const int adapters = ct_llama_lora_count(m), most = 3 * adapters + n_save;
     /* One block: the items, then the module paths they point at (freed together). */
     *items = ct_calloc(1, (size_t)(most ? most : 1) * sizeof **items + (size_t)adapters * PATH, "adapter items");
     *n = 0;
@@ -98,6 +99,7 @@ int ct_llama_peft_items(const ct_llama *m, const char *const *modules_to_save, i
             ct_llama_module_path(l, i, paths, PATH);
             (*items)[(*n)++] = (ct_peft_item){paths, CT_PEFT_LORA_A, NULL, a->A};
             (*items)[(*n)++] = (ct_peft_item){paths, CT_PEFT_LORA_B, NULL, a->B};
+            if (a->magnitude) (*items)[(*n)++] = (ct_peft_item){paths, CT_PEFT_MAGNITUDE, NULL, a->magnitude};
             paths += PATH;
         }
     for (int s = 0; s < n_save; s++) {

@@ -8,8 +8,11 @@
 
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
+#include "core/arena.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/backend.h"
 #include "core/rng.h"
 
 double ct_lora_scale(const ct_lora_options *o) {
@@ -72,6 +75,16 @@ ct_lora *ct_lora_new(const char *module, int64_t in, int64_t out, const ct_lora_
         ct_lora_free(l);
         return NULL;
     }
+    if (o->use_dora) {
+        char name[600];
+        snprintf(name, sizeof name, "%s.lora_magnitude_vector", module);
+        l->magnitude = ct_tensor_new(CT_F32, 1, &out, name);
+        if (!l->magnitude) {
+            ct_lora_free(l);
+            return NULL;
+        }
+        l->magnitude->requires_grad = true;
+    }
     init_a(l->A, o, seed, site);
     l->scale = ct_lora_scale(o);
     l->dropout = o->dropout;
@@ -83,6 +96,7 @@ void ct_lora_free(ct_lora *l) {
     if (!l) return;
     ct_tensor_free(l->A);
     ct_tensor_free(l->B);
+    ct_tensor_free(l->magnitude);
     free(l);
 }
 
@@ -94,6 +108,45 @@ ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *
     ct_tensor *down = ct_matmul(in, l->A, false, true);
     ct_tensor *up = ct_matmul(down, l->B, false, true);
     return up ? ct_scale(up, l->scale) : NULL;
+}
+
+/* n (or 1/n) per row of weight + s·B·A, in the current scope, without the tape: detached. */
+static ct_tensor *dora_norms(const ct_lora *l, const ct_tensor *weight, bool reciprocal) {
+    const ct_dtype dtype = l->A->dtype == CT_F64 ? CT_F64 : CT_F32;
+    ct_tensor *n = ct_empty_on(l->A->device, dtype, 1, &weight->shape[0]);
+    if (!n) return NULL;
+    if (weight->device != l->A->device) {
+        ct_fail("dora: %s is on %s but its adapter on %s", weight->name ? weight->name : "the weight",
+                ct_device_name(weight->device), ct_device_name(l->A->device));
+        return NULL;
+    }
+    return ct_backend_for(n->device)->dora_row_norms(weight, l->A, l->B, l->scale, reciprocal, n) < 0 ? NULL : n;
+}
+
+int ct_lora_dora_init(ct_lora *l, const ct_tensor *weight) {
+    if (!l->magnitude) return ct_fail("dora: %s has no magnitude vector (lora.use_dora is off)", l->A->name);
+    CT_TRY(ct_scope_begin());
+    ct_tensor *n = dora_norms(l, weight, false);
+    const int status = n ? ct_copy(l->magnitude, n) : -1;
+    ct_scope_end();
+    return status;
+}
+
+ct_tensor *ct_lora_dora_term(const ct_lora *l, const ct_tensor *stored, ct_tensor *weight, ct_tensor *x,
+                             ct_tensor *base, const ct_lora_dropout *drop) {
+    if (!x || !base) return NULL;
+    ct_tensor *inv = dora_norms(l, stored, true);
+    ct_tensor *minus_one = inv ? ct_zeros_like(inv) : NULL;
+    if (!minus_one || ct_backend_for(minus_one->device)->add_scalar(minus_one, -1.0) < 0) return NULL;
+    ct_tensor *in = x;
+    if (drop && l->dropout > 0) {
+        in = ct_dropout(x, l->dropout, drop->seed, ct_dropout_stream(drop->step, l->dropout_site));
+        base = ct_matmul(in, weight, false, true); /* peft: base_result from the dropped x */
+    }
+    ct_tensor *factor = ct_mul(l->magnitude, inv); /* m / n, n a constant: m gets the gradient */
+    ct_tensor *lora = ct_matmul(ct_matmul(in, l->A, false, true), l->B, false, true);
+    ct_tensor *adapted = ct_mul(ct_scale(lora, l->scale), factor);
+    return ct_add(ct_mul(base, ct_add(factor, minus_one)), adapted);
 }
 
 int ct_lora_merge_into(const ct_lora *l, ct_tensor *weight) {
@@ -108,14 +161,22 @@ int ct_lora_merge_into(const ct_lora *l, ct_tensor *weight) {
         return ct_fail("lora merge: %s is [%lld, %lld] but the adapter makes [%lld, %lld]",
                        weight->name ? weight->name : "the weight", (long long)weight->shape[0],
                        (long long)weight->shape[1], (long long)out, (long long)in);
-    const float *A = l->A->data, *B = l->B->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < out; o++)
+    const float *A = l->A->data, *B = l->B->data, *m = l->magnitude ? l->magnitude->data : NULL;
+    double *row = ct_calloc((size_t)in, sizeof *row, "a merged row");
+    if (!row) return -1;
+    for (int64_t o = 0; o < out; o++) {
+#pragma omp parallel for schedule(static) if (in * r > 16384)
         for (int64_t i = 0; i < in; i++) {
             double sum = 0;
             for (int64_t k = 0; k < r; k++) sum += (double)B[o * r + k] * (double)A[k * in + i];
-            const int64_t at = o * in + i;
-            ct_set(weight, at, ct_get(weight, at) + l->scale * sum);
+            row[i] = ct_get(weight, o * in + i) + l->scale * sum;
         }
+        double norm2 = 0; /* in order: the same bits whatever the thread count */
+        for (int64_t i = 0; i < in; i++) norm2 += row[i] * row[i];
+        /* DoRA: the direction W + s·B·A scaled to the magnitude, one factor per row */
+        const double factor = m ? (double)m[o] / sqrt(norm2) : 1.0;
+        for (int64_t i = 0; i < in; i++) ct_set(weight, o * in + i, row[i] * factor);
+    }
+    free(row);
     return 0;
 }

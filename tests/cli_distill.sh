@@ -7,7 +7,8 @@
 # share the tokenizer and are accepted; a new student over the teacher's embedding trains. Then the
 # refusals: a tokenizer that differs (naming the
 # ids), one of another size, a student or teacher too short for the data, kd_ratio outside [0, 1],
-# T <= 0, a missing teacher, a layer the teacher lacks, teacher_dtype bf16. Each is one line,
+# T <= 0, a missing teacher, a layer the teacher lacks, an int8 teacher's layers for a student.
+# A bf16 teacher distilled into its own (widened) weights starts at 0 too; an int8 one near 0. Each is one line,
 # exit 1, before any step, and leaves no run folder.
 #   sh tests/cli_distill.sh path/to/ctune
 set -u
@@ -34,6 +35,15 @@ grep -q "^model: student of teacher layers \[0,1,2\]" "$tmp/same.log" || fail "n
 loss=$(sed -n 's/^step 1\/1 loss \([^ ]*\) .*/\1/p' "$tmp/same.log")
 awk -v l="$loss" 'BEGIN { exit !(l != "" && l + 0 < 1e-6 && l + 0 > -1e-6) }' || fail "KL of the teacher with itself is '$loss', not 0"
 echo "ok the teacher distilled into itself starts at loss $loss"
+# A bf16 teacher and the student widened from its weights: the same numbers, a KL of 0 again.
+run same_bf16 student.init_from_teacher_layers=0,1,2 distill.kd_ratio=1 train.max_steps=1 distill.teacher_dtype=bf16
+loss=$(sed -n 's/^step 1\/1 loss \([^ ]*\) .*/\1/p' "$tmp/same_bf16.log")
+awk -v l="$loss" 'BEGIN { exit !(l != "" && l + 0 < 1e-5 && l + 0 > -1e-5) }' || fail "bf16 teacher with itself: '$loss'"
+# An int8 teacher (projections quantized per row) is close to, not equal to, the f32 one.
+run same_int8 model.path=$q2 distill.kd_ratio=1 train.max_steps=1 distill.teacher_dtype=int8
+loss=$(sed -n 's/^step 1\/1 loss \([^ ]*\) .*/\1/p' "$tmp/same_int8.log")
+awk -v l="$loss" 'BEGIN { exit !(l + 0 > 0 && l + 0 < 0.05) }' || fail "int8 teacher against the f32 model: KL '$loss'"
+echo "ok an int8 teacher against its f32 model: KL $loss"
 # The same student with CE only: a real loss, and the teacher is not run.
 run same_ce student.init_from_teacher_layers=0,1,2 distill.kd_ratio=0 train.max_steps=1
 grep -q "kd_ratio 0: cross-entropy only" "$tmp/same_ce.log" || fail "kd_ratio=0 does not say the teacher is skipped"
@@ -95,5 +105,6 @@ refused "layers and model.path" "student.init_from_teacher_layers and model.path
     student.init_from_teacher_layers=0 model.path=$q2
 refused "embedding of another width" "the student's model.embed_tokens.weight is \[320, 32\] f32, the teacher's \[320, 48\] f32" \
     student.init_from_teacher_embedding=true model.hidden_size=32
-refused "teacher_dtype bf16" "distill.teacher_dtype=bf16 is not implemented yet" distill.teacher_dtype=bf16
+refused "int8 teacher's layers" "the teacher's model.layers.0.self_attn.q_proj.weight is missing, of another shape or int8" \
+    distill.teacher_dtype=int8 student.init_from_teacher_layers=0
 echo "cli_distill: all checks passed"

@@ -162,6 +162,118 @@ static void fill_normal(ct_tensor *t, double std) {
     for (int64_t i = 0; i < ct_numel(t); i++) ct_set(t, i, std * ct_rng_normal(&rng));
 }
 
+/* DoRA: inputs x [..., in], m [out], W [out, in], A [r, in], B [out, r]; user: scale, dropout.
+ * W, A and B are frozen here (A and B stay out of the finite differences: n = ||W + s·B·A|| is detached (no gradient through it), which finite
+ * differences of A or B would not know; their gradients are checked against peft's
+ * (tests/test_lora_peft.c)). */
+typedef struct {
+    ct_tensor *W, *A, *B;
+    double scale, p;
+    ct_lora_dropout drop;
+} dora_args;
+
+static ct_tensor *fn_dora(ct_tensor *const *in, int n, void *user) {
+    (void)n;
+    const dora_args *a = user;
+    ct_lora l = {.A = in[3], .B = in[4], .magnitude = in[1], .scale = a->scale, .dropout = a->p, .dropout_site = 78};
+    return ct_lora_dora_term(&l, in[2], in[2], in[0], ct_matmul(in[0], in[2], false, true), a->p > 0 ? &a->drop : NULL);
+}
+
+/* peft's DoRA term written out in f64: (m/n - 1)·x'·Wᵀ + (m/n)·s·x'·Aᵀ·Bᵀ, x' = dropout(x) with
+ * ctune's mask, n the row norms of W + s·B·A (W read through ct_get: an i8 W dequantized). */
+static double dora_direct_error(const ct_tensor *x, const ct_tensor *W, const dora_args *a, const ct_tensor *m,
+                                const ct_tensor *got) {
+    const int64_t in = a->A->shape[1], r = a->A->shape[0], out = a->B->shape[0], rows = ct_numel(x) / in;
+    double *norm = calloc((size_t)out, sizeof *norm), diff = 0, total = 0;
+    for (int64_t o = 0; o < out; o++) {
+        for (int64_t i = 0; i < in; i++) {
+            double v = 0;
+            for (int64_t k = 0; k < r; k++) v += ct_get(a->B, o * r + k) * ct_get(a->A, k * in + i);
+            v = ct_get(W, o * in + i) + a->scale * v;
+            norm[o] += v * v;
+        }
+        norm[o] = sqrt(norm[o]);
+    }
+    for (int64_t row = 0; row < rows; row++)
+        for (int64_t o = 0; o < out; o++) {
+            double base = 0, lora = 0;
+            for (int64_t i = 0; i < in; i++) {
+                double xv = ct_get(x, row * in + i);
+                if (a->p > 0) {
+                    const uint64_t stream = ct_dropout_stream(a->drop.step, 78);
+                    xv = ct_counter_uniform(a->drop.seed, stream, (uint64_t)(row * in + i)) >= a->p ? xv / (1 - a->p) : 0;
+                }
+                base += xv * ct_get(W, o * in + i);
+                for (int64_t k = 0; k < r; k++) lora += xv * ct_get(a->A, k * in + i) * ct_get(a->B, o * r + k);
+            }
+            const double f = ct_get(m, o) / norm[o], want = (f - 1) * base + f * a->scale * lora;
+            const double d = ct_get(got, row * out + o) - want;
+            diff += d * d;
+            total += want * want;
+        }
+    free(norm);
+    return sqrt(diff / total);
+}
+
+static void check_dora(void) {
+    ct_scope_begin();
+    const int64_t in = 13, out = 11, r = 4;
+    ct_tensor *x = ct_random_input(&rng, 3, (int64_t[]){2, 3, in});
+    ct_tensor *m = ct_random_input(&rng, 1, (int64_t[]){out});
+    dora_args a = {.W = ct_random_input(&rng, 2, (int64_t[]){out, in}), .A = ct_random_input(&rng, 2, (int64_t[]){r, in}),
+                   .B = ct_random_input(&rng, 2, (int64_t[]){out, r}), .scale = 1.5};
+    a.A->requires_grad = a.B->requires_grad = a.W->requires_grad = false;
+    ct_tensor *y = fn_dora((ct_tensor *[]){x, m, a.W, a.A, a.B}, 5, &a);
+    const double err = y ? dora_direct_error(x, a.W, &a, m, y) : 1;
+    dora_args dropped = a;
+    dropped.p = 0.3;
+    dropped.drop = (ct_lora_dropout){.seed = 5, .step = 9};
+    ct_tensor *yd = fn_dora((ct_tensor *[]){x, m, a.W, a.A, a.B}, 5, &dropped);
+    const double err_d = yd ? dora_direct_error(x, a.W, &dropped, m, yd) : 1;
+    CHECK(err < 1e-13 && err_d < 1e-13, "DoRA term vs peft's formula in f64: %.3g, with dropout (base from x') %.3g", err,
+          err_d);
+    expect_gradcheck("dora term (x, m)", fn_dora, (ct_tensor *[]){x, m, a.W, a.A, a.B}, 5, &a);
+    expect_gradcheck("dora term with dropout 0.3 (x, m)", fn_dora, (ct_tensor *[]){x, m, a.W, a.A, a.B}, 5, &dropped);
+    ct_scope_end();
+
+    /* f32 adapter on an i8 base: n from the dequantized rows, as a reference that dequantizes. */
+    ct_lora_options o = {.r = 3, .alpha = 6, .use_dora = true};
+    ct_lora *l = ct_lora_new("model.layers.0.self_attn.q_proj", 37, 19, &o, 3, 4);
+    ct_tensor *W = ct_tensor_new(CT_F32, 2, (int64_t[]){19, 37}, "w");
+    fill_normal(W, 0.1);
+    ct_tensor *q = ct_quantize_i8(W, 0, true, "q");
+    CHECK(l && l->magnitude && !strcmp(l->magnitude->name, "model.layers.0.self_attn.q_proj.lora_magnitude_vector") &&
+              ct_lora_dora_init(l, q) == 0,
+          "DoRA adapter: %s", ct_last_error());
+    double worst = 0;
+    for (int64_t oo = 0; l && oo < 19; oo++) {
+        double n2 = 0; /* B = 0 at creation: m = ||W_i8|| */
+        for (int64_t i = 0; i < 37; i++) n2 += ct_get(q, oo * 37 + i) * ct_get(q, oo * 37 + i);
+        worst = fmax(worst, fabs(ct_get(l->magnitude, oo) - sqrt(n2)) / sqrt(n2));
+    }
+    CHECK(worst < 1e-6, "magnitude at creation = the i8 base's dequantized row norms: %.3g", worst);
+
+    /* Merge: m · (W + s·B·A) / ||W + s·B·A|| gives the DoRA forward's output. */
+    fill_normal(l->B, 0.1);
+    for (int64_t oo = 0; oo < 19; oo++) ct_set(l->magnitude, oo, ct_get(l->magnitude, oo) * (1 + 0.2 * ct_rng_normal(&rng)));
+    ct_scope_begin();
+    const bool was = ct_set_grad_enabled(false);
+    ct_tensor *xs = ct_empty(CT_F32, 2, (int64_t[]){3, 37});
+    fill_normal(xs, 1);
+    ct_tensor *unmerged = ct_add(ct_matmul(xs, W, false, true),
+                                 ct_lora_dora_term(l, W, W, xs, ct_matmul(xs, W, false, true), NULL));
+    CHECK(ct_lora_merge_into(l, W) == 0, "dora merge: %s", ct_last_error());
+    const double merge_err = unmerged ? ct_relative_error(ct_matmul(xs, W, false, true), unmerged) : 1;
+    CHECK(merge_err < 1e-6, "DoRA merged forward vs the DoRA forward: %.3g", merge_err);
+    ct_set_grad_enabled(was);
+    ct_scope_end();
+    printf("dora     term = peft's formula in f64: %.1e, with dropout %.1e; i8 base norms %.1e; merged %.1e\n", err,
+           err_d, worst, merge_err);
+    ct_tensor_free(q);
+    ct_tensor_free(W);
+    ct_lora_free(l);
+}
+
 /* Merging: x·(W + s·B·A)ᵀ equals x·Wᵀ + the adapter's term; bf16 is rounded once. */
 static void check_merge(void) {
     const int64_t in = 45, out = 29;
@@ -235,6 +347,7 @@ int main(void) {
     check_delta();
     check_init();
     check_merge();
+    check_dora();
     check_options();
     return ct_test_finish("test_lora");
 }

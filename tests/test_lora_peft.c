@@ -3,7 +3,8 @@
  * loaded from peft's own adapter folder onto its base, and ctune's logits, loss and the gradient
  * of every lora_A, lora_B and modules_to_save weight must equal peft's within 1e-5, norm-wise.
  * Cases: plain LoRA on q/v (llama), rsLoRA on chosen layers (qwen2), all-linear (qwen3),
- * modules_to_save lm_head on a tied model (qwen2). Also: the same step with gradient
+ * modules_to_save lm_head on a tied model (qwen2), and DoRA on the first three (the magnitude's
+ * gradient compared too; qwen2's q/k biases stay outside DoRA's scaling). Also: the same step with gradient
  * checkpointing gives bit-identical gradients; an adapter written by ctune reads back to the same
  * logits; with the adapters disabled the model is its base; merging gives the same logits; and
  * the bad adapters are refused naming the key and both shapes. */
@@ -19,6 +20,7 @@
 #include "checkpoints/safetensors.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "models/llama.h"
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
@@ -36,6 +38,9 @@ static const lora_case CASES[] = {
     {"qwen2_rslora", "qwen2"},
     {"qwen3_all_linear", "qwen3"},
     {"qwen2_modules_to_save", "qwen2"},
+    {"llama_dora_qv", "llama"},
+    {"qwen2_dora_rslora", "qwen2"},
+    {"qwen3_dora_all_linear", "qwen3"},
 };
 
 static char tmp[256];
@@ -53,7 +58,8 @@ static const char *join(char *out, const char *a, const char *b) {
 static void freeze_base(ct_llama *m, const ct_tensor *saved) {
     for (int i = 0; i < m->n_params; i++) {
         const char *n = m->params[i]->name;
-        m->params[i]->requires_grad = strstr(n, ".lora_A.") || strstr(n, ".lora_B.") || m->params[i] == saved;
+        m->params[i]->requires_grad = strstr(n, ".lora_A.") || strstr(n, ".lora_B.") ||
+                                      strstr(n, ".lora_magnitude_vector") || m->params[i] == saved;
     }
 }
 
@@ -217,6 +223,35 @@ static void check_refusals(void) {
     printf("refused  %s\n", ct_last_error());
     ct_peft_adapter_close(ad);
     ct_llama_free(qwen2);
+
+    /* DoRA's files agree with their config: magnitudes without use_dora, or use_dora without
+     * magnitudes, are refused naming the tensor (and nothing is written). */
+    char dora_dir[PATH_MAX_LEN], out[PATH_MAX_LEN];
+    const lora_case dora = {"llama_dora_qv", "llama"}, plain = {"llama_qv", "llama"};
+    ct_llama *m = load_case(&dora, join(dora_dir, ct_test_path("tests/fixtures/lora"), dora.name));
+    ct_peft_config cfg;
+    ct_peft_item *items = NULL;
+    int n = 0;
+    CHECK(m && ct_peft_config_read(dora_dir, &cfg) == 0 && cfg.use_dora && ct_llama_peft_items(m, NULL, 0, &items, &n) == 0,
+          "DoRA case: %s", ct_last_error());
+    cfg.use_dora = false;
+    CHECK(ct_peft_adapter_write(join(out, tmp, "no_use_dora"), &cfg, items, n) < 0 &&
+              strstr(ct_last_error(), "lora_magnitude_vector") && strstr(ct_last_error(), "\"use_dora\": true") &&
+              !ct_is_dir(out),
+          "magnitudes with use_dora false are refused: %s", ct_last_error());
+    printf("refused  %s\n", ct_last_error());
+    free(items);
+    ct_llama_free(m);
+    m = load_case(&plain, join(dora_dir, ct_test_path("tests/fixtures/lora"), plain.name));
+    cfg.use_dora = true;
+    CHECK(m && ct_llama_peft_items(m, NULL, 0, &items, &n) == 0 &&
+              ct_peft_adapter_write(join(out, tmp, "no_magnitude"), &cfg, items, n) < 0 &&
+              strstr(ct_last_error(), "no lora_magnitude_vector beside it") && !ct_is_dir(out),
+          "use_dora without magnitudes is refused: %s", ct_last_error());
+    printf("refused  %s\n", ct_last_error());
+    free(items);
+    ct_peft_config_free(&cfg);
+    ct_llama_free(m);
 }
 
 int main(void) {

@@ -106,8 +106,14 @@ static void test_keys(void) {
           !strcmp(k.module, "lm_head") && !strcmp(k.param, "weight"), "saved key");
     CHECK(ct_peft_parse_key("model.layers.0.self_attn.q_proj.lora_A.weight", &k) < 0 &&
           strstr(ct_last_error(), "base_model.model."), "prefix: %s", ct_last_error());
-    CHECK(ct_peft_parse_key("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", &k) < 0 &&
-          strstr(ct_last_error(), "DoRA"), "DoRA: %s", ct_last_error());
+    /* DoRA's magnitude as peft 0.21.2 saves it: no ".weight" (in memory it is
+     * lora_magnitude_vector.default.weight). */
+    CHECK(ct_peft_parse_key("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", &k) == 0 &&
+              k.kind == CT_PEFT_MAGNITUDE && k.layer == 0 && !strcmp(k.module, "model.layers.0.self_attn.q_proj"),
+          "DoRA magnitude key: %s", ct_last_error());
+    CHECK(ct_peft_parse_key("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector.weight", &k) < 0 &&
+              strstr(ct_last_error(), "lora_magnitude_vector.weight"),
+          "a magnitude key with .weight: %s", ct_last_error());
     char buf[128];
     CHECK(ct_peft_key_name(buf, sizeof buf, "model.layers.0.mlp.up_proj", CT_PEFT_LORA_B, NULL) == 0 &&
           !strcmp(buf, "base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"), "%s", buf);
@@ -190,7 +196,7 @@ static void test_refusals(void) {
     refused("fan_in_fan_out", "true", "\"fan_in_fan_out\"");
     refused("rank_pattern", "{\"q_proj\": 8}", "\"rank_pattern\"");
     refused("alpha_pattern", "{\"q_proj\": 8}", "\"alpha_pattern\"");
-    refused("use_dora", "true", "\"use_dora\"");
+    refused("use_dora", "\"yes\"", "\"use_dora\"");
     refused("init_lora_weights", "\"pissa\"", "\"init_lora_weights\": \"pissa\"");
     refused("task_type", "\"SEQ_CLS\"", "\"task_type\"");
     refused("r", NULL, "\"r\"");

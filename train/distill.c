@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/text_list.h"
+#include "checkpoints/safetensors.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "models/llama_lora.h"
@@ -27,13 +28,23 @@ struct ct_distill {
 static const ct_kd_divergence divergences[] = {CT_KD_FORWARD_KL, CT_KD_REVERSE_KL, CT_KD_SYMMETRIC_KL};
 static const char *const divergence_names[] = {"forward_kl", "reverse_kl", "symmetric_kl"};
 
+static bool always_frozen(const char *name, void *ctx) {
+    (void)name, (void)ctx;
+    return true;
+}
+
 static int open_teacher(ct_distill *d, const ct_recipe *r) {
     const char *path = r->distill.teacher;
     if (!ct_is_file(path) && !ct_is_dir(path))
         return ct_fail("distill.teacher=%s does not exist; if it is another run's output (runs/NAME), run that recipe "
                        "first, or point distill.teacher at a model folder, run or checkpoint", path);
+    /* Every tensor of the teacher is frozen, so all of it loads in teacher_dtype (model.base_dtype's
+     * loader: a bf16 or int8 weight never exists as an f32 copy). */
+    static const ct_base_dtype dtypes[] = {CT_BASE_F32, CT_BASE_BF16, CT_BASE_INT8};
+    ct_llama_load_options options = {.base_dtype = dtypes[r->distill.teacher_dtype], .frozen = always_frozen,
+                                     .why = "distill.teacher"};
     ct_model_source source;
-    if (ct_model_source_open(&source, path) < 0) return ct_fail_context("distill.teacher: ");
+    if (ct_model_source_open_with(&source, path, &options) < 0) return ct_fail_context("distill.teacher: ");
     d->teacher = source.model;
     d->tokenizer = source.tokenizer;
     d->owns_tokenizer = source.tokenizer && source.tokenizer != source.model->tokenizer;
@@ -45,7 +56,8 @@ static int open_teacher(ct_distill *d, const ct_recipe *r) {
     if (r->distill.teacher_adapter[0]) {
         if (ct_llama_apply_peft_dir(d->teacher, r->distill.teacher_adapter) < 0)
             return ct_fail_context("distill.teacher_adapter: ");
-        CT_TRY(ct_llama_merge_lora(d->teacher)); /* one product per projection, as the teacher never trains */
+        /* f32: merged, one product per projection; a bf16 or int8 base keeps the adapter beside it */
+        if (r->distill.teacher_dtype == CT_RECIPE_TEACHER_F32) CT_TRY(ct_llama_merge_lora(d->teacher));
     }
     for (int i = 0; i < d->teacher->n_params; i++) d->teacher->params[i]->requires_grad = false;
     return 0;
@@ -83,6 +95,17 @@ void ct_distill_free(ct_distill *d) {
 int64_t ct_distill_teacher_params(const ct_distill *d) { return ct_llama_num_params(d->teacher); }
 
 /* ---- a student from the teacher's layers ---- */
+
+/* dst (f32) = src, f32 or bf16 (a teacher loaded with teacher_dtype bf16); an int8 weight is
+ * refused: a student starts from the weights, not from their quantization. */
+static int copy_widened(ct_tensor *dst, const ct_tensor *src) {
+    if (src->dtype == CT_F32) {
+        memcpy(dst->data, src->data, ct_nbytes(dst));
+        return 0;
+    }
+    if (src->dtype == CT_BF16) return ct_st_convert(dst->data, CT_F32, src->data, CT_BF16, (size_t)ct_numel(dst));
+    return -1;
+}
 
 /* The teacher parameter a student parameter copies: layer i of the student is layers[i]. */
 static const ct_tensor *source_param(const ct_distill *d, const char *name, const int *layers, char *buf, size_t size) {
@@ -126,13 +149,12 @@ ct_llama *ct_distill_student_from_layers(const ct_distill *d, const char *list) 
         char buf[256];
         ct_tensor *p = m->params[i];
         const ct_tensor *src = source_param(d, p->name, layers, buf, sizeof buf);
-        if (!src || src->dtype != p->dtype || ct_numel(src) != ct_numel(p)) {
-            ct_fail("student.init_from_teacher_layers: the teacher has no %s of the student's shape", p->name);
+        if (!src || ct_numel(src) != ct_numel(p) || copy_widened(p, src) < 0) {
+            ct_fail("student.init_from_teacher_layers: the teacher's %s is missing, of another shape or int8 (a student copies f32 or bf16 weights: set distill.teacher_dtype=f32)", p->name);
             ct_llama_free(m);
             m = NULL;
             break;
         }
-        memcpy(p->data, src->data, ct_nbytes(p));
     }
     free(layers);
     return m;
@@ -141,7 +163,7 @@ ct_llama *ct_distill_student_from_layers(const ct_distill *d, const char *list) 
 static int copy_param(const ct_distill *d, ct_llama *student, const char *name) {
     ct_tensor *dst = ct_llama_param(student, name);
     const ct_tensor *src = ct_llama_param(d->teacher, name);
-    if (!dst || !src || !ct_same_shape(dst, src) || dst->dtype != src->dtype) {
+    if (!dst || !src || !ct_same_shape(dst, src) || copy_widened(dst, src) < 0) {
         char a[64] = "none", b[64] = "none";
         if (dst) ct_shape_str(dst, a, sizeof a);
         if (src) ct_shape_str(src, b, sizeof b);
@@ -149,7 +171,6 @@ static int copy_param(const ct_distill *d, ct_llama *student, const char *name) 
                        "student the teacher's model.hidden_size (%lld)", name, a, b,
                        (long long)d->teacher->config.hidden_size);
     }
-    memcpy(dst->data, src->data, ct_nbytes(dst));
     return 0;
 }
 

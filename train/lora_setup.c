@@ -9,6 +9,7 @@
 #include "core/text_list.h"
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
+#include "train/trainable.h"
 
 static int check_modules_to_save(const char *list) {
     char item[64];
@@ -25,8 +26,8 @@ static int apply_adapter_file(ct_llama *m, const char *dir, FILE *log) {
     if (!ad) return ct_fail_context("model.adapter: ");
     int rc = ct_llama_apply_peft(m, ad);
     if (rc == 0 && log)
-        fprintf(log, "adapter: %s (LoRA r %d, alpha %g%s, %d projections)\n", dir, ad->config.r, ad->config.lora_alpha,
-                ad->config.use_rslora ? ", rsLoRA" : "", ct_llama_lora_count(m));
+        fprintf(log, "adapter: %s (%s r %d, alpha %g%s, %d projections)\n", dir, ad->config.use_dora ? "DoRA" : "LoRA",
+                ad->config.r, ad->config.lora_alpha, ad->config.use_rslora ? ", rsLoRA" : "", ct_llama_lora_count(m));
     ct_peft_adapter_close(ad);
     return rc < 0 ? ct_fail_context("model.adapter=%s: ", dir) : 0;
 }
@@ -35,6 +36,7 @@ static int attach_from_recipe(ct_llama *m, const ct_recipe *r) {
     const ct_recipe_lora *l = &r->lora;
     ct_llama_lora_spec spec = {.options = {.r = l->r, .alpha = l->alpha, .dropout = l->dropout,
                                            .use_rslora = l->use_rslora,
+                                           .use_dora = l->use_dora,
                                            .init = l->init == CT_RECIPE_LORA_GAUSSIAN ? CT_LORA_INIT_GAUSSIAN
                                                                                      : CT_LORA_INIT_KAIMING},
                                .seed = (uint64_t)r->seed};
@@ -59,12 +61,12 @@ int ct_lora_setup_model(ct_llama *m, const ct_recipe *r, FILE *log) {
     if (!r->model.adapter[0]) CT_TRY(attach_from_recipe(m, r));
     if (ct_list_has(r->lora.modules_to_save, "lm_head")) CT_TRY(ct_llama_untie_lm_head(m));
     if (log && !r->model.adapter[0])
-        fprintf(log, "lora: r %d, alpha %g%s, dropout %g on %d projections (%s)\n", r->lora.r, r->lora.alpha,
-                r->lora.use_rslora ? " (rsLoRA)" : "", r->lora.dropout, ct_llama_lora_count(m), r->lora.target_modules);
+        fprintf(log, "lora: r %d, alpha %g%s%s, dropout %g on %d projections (%s)\n", r->lora.r, r->lora.alpha,
+                r->lora.use_rslora ? " (rsLoRA)" : "", r->lora.use_dora ? " (DoRA)" : "", r->lora.dropout, ct_llama_lora_count(m), r->lora.target_modules);
     return 0;
 }
 
-int ct_lora_trainable_patterns(const ct_recipe *r, char *buf, size_t size) {
+int ct_lora_trainable_patterns(const ct_recipe *r, const ct_llama *m, char *buf, size_t size) {
     if (!r->lora.enabled) {
         snprintf(buf, size, "%s", r->train.trainable);
         return 0;
@@ -73,10 +75,29 @@ int ct_lora_trainable_patterns(const ct_recipe *r, char *buf, size_t size) {
         return ct_fail("train.trainable=%s: with lora.enabled the adapters and lora.modules_to_save train; leave "
                        "train.trainable empty (train.freeze may still freeze some of them)",
                        r->train.trainable);
-    snprintf(buf, size, "*.lora_A.weight,*.lora_B.weight%s%s",
+    snprintf(buf, size, "*.lora_A.weight,*.lora_B.weight%s%s%s", ct_llama_lora_has_dora(m) ? ",*.lora_magnitude_vector" : "",
              ct_list_has(r->lora.modules_to_save, "lm_head") ? ",lm_head.weight" : "",
              ct_list_has(r->lora.modules_to_save, "embed_tokens") ? ",model.embed_tokens.weight" : "");
     return 0;
+}
+
+static bool base_frozen(const char *name, void *ctx) {
+    const ct_recipe *r = ctx;
+    if (ct_trainable_matches(r->train.freeze, name)) return true;
+    if (!r->lora.enabled) return r->train.trainable[0] && !ct_trainable_matches(r->train.trainable, name);
+    /* lora.modules_to_save lm_head on a tied model trains an f32 copy (ct_llama_untie_lm_head) */
+    const bool saved = (!strcmp(name, "lm_head.weight") && ct_list_has(r->lora.modules_to_save, "lm_head")) ||
+                       (!strcmp(name, "model.embed_tokens.weight") && ct_list_has(r->lora.modules_to_save, "embed_tokens"));
+    return !saved;
+}
+
+void ct_lora_base_load_options(const ct_recipe *r, ct_llama_load_options *o) {
+    static const ct_base_dtype dtypes[] = {CT_BASE_AUTO, CT_BASE_F32, CT_BASE_BF16, CT_BASE_INT8};
+    *o = (ct_llama_load_options){.base_dtype = dtypes[r->model.base_dtype], .frozen = base_frozen, .ctx = (void *)r,
+                                 .why = r->lora.enabled      ? "lora.modules_to_save trains it fully"
+                                        : r->train.trainable[0] ? "train.trainable names it"
+                                                                : "full fine-tuning: lora.enabled is false and "
+                                                                  "train.trainable is empty"};
 }
 
 int ct_lora_write_adapter(const ct_llama *m, const ct_recipe *r, const char *dir) {
@@ -86,6 +107,7 @@ int ct_lora_write_adapter(const ct_llama *m, const ct_recipe *r, const char *dir
     cfg.lora_alpha = r->lora.alpha;
     cfg.lora_dropout = r->lora.dropout;
     cfg.use_rslora = r->lora.use_rslora;
+    cfg.use_dora = ct_llama_lora_has_dora(m);
     cfg.init_lora_weights = r->lora.init == CT_RECIPE_LORA_GAUSSIAN ? CT_PEFT_INIT_GAUSSIAN : CT_PEFT_INIT_DEFAULT;
     /* The adapted projections as module paths: exact, whatever target_modules / layers said. */
     const char *save[2];

@@ -24,10 +24,10 @@ static char *run_recipe_of(const char *model_dir) {
     return text;
 }
 
-static int open_folder(ct_model_source *source, const char *dir, const char *kind) {
+static int open_folder(ct_model_source *source, const char *dir, const char *kind, const ct_llama_load_options *o) {
     snprintf(source->loaded_from, sizeof source->loaded_from, "%s", dir);
     source->kind = kind;
-    source->model = ct_llama_load(dir);
+    source->model = ct_llama_load_with(dir, o);
     if (!source->model) return -1;
     source->tokenizer = source->model->tokenizer;
     source->tokenizer_dir = source->tokenizer ? ct_strdup(dir) : NULL;
@@ -51,14 +51,16 @@ int ct_model_source_open_newest_checkpoint(ct_model_source *source, const char *
     return open_checkpoint(source, latest, kind) < 0 ? -1 : 1;
 }
 
-int ct_model_source_open(ct_model_source *source, const char *path) {
+int ct_model_source_open(ct_model_source *source, const char *path) { return ct_model_source_open_with(source, path, NULL); }
+
+int ct_model_source_open_with(ct_model_source *source, const char *path, const ct_llama_load_options *o) {
     memset(source, 0, sizeof *source);
     char config[4096], nested_dir[4096], nested[4096];
     if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config))
-        return open_folder(source, path, "Hugging Face folder");
+        return open_folder(source, path, "Hugging Face folder", o);
     if (path_in(nested_dir, sizeof nested_dir, path, CT_RUN_MODEL_DIR) &&
         path_in(nested, sizeof nested, nested_dir, "config.json") && ct_is_file(nested))
-        return open_folder(source, nested_dir, "the run's model/ folder");
+        return open_folder(source, nested_dir, "the run's model/ folder", o);
     if (ct_is_file(path)) return open_checkpoint(source, path, "checkpoint file");
     if (ct_is_dir(path)) {
         /* a run folder without model/ (interrupted, or still running): its newest checkpoint */

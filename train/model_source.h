@@ -24,6 +24,10 @@ typedef struct {
  * model's with ct_tokenizer_free, and the strings with free). -1 with a message naming the path
  * and what was looked for. */
 int ct_model_source_open(ct_model_source *source, const char *path);
+/* The same, a Hugging Face folder (or a run's model/) loaded with these options (its frozen
+ * tensors in o->base_dtype, ct_llama_load_with); o NULL is ct_model_source_open. A checkpoint
+ * loads as its own recipe says. */
+int ct_model_source_open_with(ct_model_source *source, const char *path, const ct_llama_load_options *o);
 /* The newest checkpoint of a run folder's checkpoints/, whatever else the folder holds (a LoRA
  * run's adapters live there, its model/ is merged); `kind` says so in messages. 1 when opened, 0
  * when the run has no checkpoint, -1 with a message. */

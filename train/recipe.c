@@ -38,6 +38,7 @@ static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
 static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
 static const char *const teacher_dtype_choices[] = {"f32", "bf16", "int8", NULL};
 static const char *const kd_loss_choices[] = {"forward_kl", "reverse_kl", "symmetric_kl", NULL};
+static const char *const base_dtype_choices[] = {"auto", "f32", "bf16", "int8", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -93,6 +94,9 @@ static const ct_recipe_key schema[] = {
     STRING("model.adapter", model.adapter, "",
            "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on model.path: "
            "trained further with lora.enabled, else used as it is; empty = none"),
+    ENUM("model.base_dtype", model.base_dtype, base_dtype_choices, "auto",
+         "dtype of the frozen tensors of model.path (tensors that train are f32): auto keeps bf16 weights bf16 and "
+         "widens the rest to f32; int8 quantizes the frozen projections per output row (LoRA on an INT8 base)"),
 
     SECTION("tokenizer", "the tokenizer: a Hugging Face tokenizer.json, or one trained on data.train"),
     STRING("tokenizer.path", tokenizer.path, "",
@@ -182,6 +186,8 @@ static const ct_recipe_key schema[] = {
          "(every projection but lm_head, as PEFT)"),
     LIST("lora.layers", lora.layers, "", "layer indices to adapt, e.g. [0, 1]; empty = every layer"),
     BOOL("lora.use_rslora", lora.use_rslora, "false", "rank-stabilized LoRA: scale alpha / sqrt(r) instead of alpha / r"),
+    BOOL("lora.use_dora", lora.use_dora, "false",
+         "DoRA: a trained magnitude per output row times the direction W + s*B*A over its (detached) row norm, as peft"),
     ENUM("lora.init", lora.init, lora_init_choices, "kaiming",
          "A's initialization: kaiming (PEFT's default, uniform within 1/sqrt(in)) or gaussian (N(0, 1/r^2)); B starts at 0"),
     LIST("lora.modules_to_save", lora.modules_to_save, "",
@@ -194,7 +200,8 @@ static const ct_recipe_key schema[] = {
     STRING("distill.teacher_adapter", distill.teacher_adapter, "",
            "a PEFT LoRA adapter folder merged into the teacher; empty = none"),
     ENUM("distill.teacher_dtype", distill.teacher_dtype, teacher_dtype_choices, "f32",
-         "how the teacher's weights are kept (bf16 and int8 are not implemented yet)"),
+         "how the frozen teacher's weights are kept: f32, bf16 (half the memory), or int8 (its projections "
+         "quantized per output row at load, embedding and norms as stored)"),
     FLOAT("distill.kd_ratio", distill.kd_ratio, "0.5", "[0, 1]",
           "alpha: the KL term's weight; the cross-entropy gets 1 - alpha; 0 = the student alone, no teacher run"),
     FLOAT("distill.temperature", distill.temperature, "1", "(0, )",
@@ -748,9 +755,6 @@ static int validate_distill(const ct_recipe *r) {
             return ct_fail("distill.teacher_adapter is set but distill.teacher is empty: set distill.teacher");
         return 0;
     }
-    if (r->distill.teacher_dtype != CT_RECIPE_TEACHER_F32)
-        return ct_fail("distill.teacher_dtype=%s is not implemented yet; set distill.teacher_dtype=f32",
-                       teacher_dtype_choices[r->distill.teacher_dtype]);
     if (r->student.init_from_teacher_layers[0] && r->model.path[0])
         return ct_fail("student.init_from_teacher_layers and model.path both choose the student's start; empty one");
     if (r->student.init_from_teacher_embedding && (r->model.path[0] || r->student.init_from_teacher_layers[0]))

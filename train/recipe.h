@@ -34,6 +34,7 @@ typedef enum { CT_RECIPE_FP32, CT_RECIPE_BF16, CT_RECIPE_FP16 } ct_recipe_precis
 typedef enum { CT_RECIPE_LORA_KAIMING, CT_RECIPE_LORA_GAUSSIAN } ct_recipe_lora_init;
 typedef enum { CT_RECIPE_TEACHER_F32, CT_RECIPE_TEACHER_BF16, CT_RECIPE_TEACHER_INT8 } ct_recipe_teacher_dtype;
 typedef enum { CT_RECIPE_FORWARD_KL, CT_RECIPE_REVERSE_KL, CT_RECIPE_SYMMETRIC_KL } ct_recipe_kd_loss;
+typedef enum { CT_RECIPE_BASE_AUTO, CT_RECIPE_BASE_F32, CT_RECIPE_BASE_BF16, CT_RECIPE_BASE_INT8 } ct_recipe_base_dtype;
 
 /* Strings are owned by the recipe and never NULL: an unset string is "". */
 typedef struct {
@@ -47,6 +48,7 @@ typedef struct {
     double init_std, dropout;
     bool gradient_checkpointing;
     char *adapter; /* a PEFT LoRA adapter folder applied on model.path; "" = none */
+    ct_recipe_base_dtype base_dtype; /* the frozen tensors of a loaded model (models/llama.h ct_base_dtype) */
 } ct_recipe_model;
 
 typedef struct {
@@ -109,6 +111,7 @@ typedef struct {
     char *target_modules;  /* list: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear */
     char *layers;          /* list of layer indices; "" = every layer */
     bool use_rslora;
+    bool use_dora;         /* DoRA: a magnitude vector per adapted projection */
     ct_recipe_lora_init init;
     char *modules_to_save; /* list: lm_head, embed_tokens: trained fully beside the adapters */
 } ct_recipe_lora;

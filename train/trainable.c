@@ -92,7 +92,7 @@ static void nearest_names(ct_tensor *const *params, int n, const char *pattern, 
         used += (size_t)snprintf(out + used, size - used, "%s'%s'", k ? ", " : "", params[best[k]]->name);
 }
 
-static bool matches_any(const char *patterns, const char *name) {
+bool ct_trainable_matches(const char *patterns, const char *name) {
     char item[512];
     for (const char *p = patterns; ct_list_next(&p, item, sizeof item) == 1;)
         if (fnmatch(item, name, 0) == 0) return true;
@@ -129,7 +129,13 @@ int ct_trainable_select(ct_trainable_set *set, ct_tensor *const *params, int n, 
     for (int i = 0; i < n; i++) {
         ct_tensor *p = params[i];
         const char *name = p->name ? p->name : "";
-        bool trains = (!trainable[0] || matches_any(trainable, name)) && !matches_any(freeze, name);
+        bool trains = (!trainable[0] || ct_trainable_matches(trainable, name)) && !ct_trainable_matches(freeze, name);
+        if (trains && p->dtype == CT_I8) {
+            ct_trainable_free(set);
+            return ct_fail("train.trainable: %s is an INT8 weight (model.base_dtype=int8, or an INT8 model) and takes "
+                           "no gradient; freeze it (train.freeze), train adapters on it, or load the base in f32/bf16",
+                           name);
+        }
         p->requires_grad = trains;
         if (trains) set->params[set->n++] = p;
         else set->frozen[set->n_frozen++] = p;

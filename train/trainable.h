@@ -23,9 +23,12 @@ typedef struct {
     uint64_t base_hash; /* ct_tensors_hash of `frozen` (0 = no frozen tensor) */
 } ct_trainable_set;
 
+/* Whether name matches one of the comma-separated fnmatch globs of `patterns`. */
+bool ct_trainable_matches(const char *patterns, const char *name);
 /* Chooses among `params` (not owned): those matching a pattern of `trainable` (comma-separated
  * fnmatch globs; "" = all), minus those matching `freeze`. A pattern that matches no parameter
- * is refused naming the three nearest names; a set with nothing trainable is refused. Sets each
+ * is refused naming the three nearest names; a set with nothing trainable is refused, and so is
+ * an INT8 tensor that would train. Sets each
  * parameter's requires_grad. The tensors must be in host memory (for the hash). */
 int ct_trainable_select(ct_trainable_set *set, ct_tensor *const *params, int n, const char *trainable,
                         const char *freeze);

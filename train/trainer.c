@@ -90,6 +90,7 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
         fprintf(t->log, "adapter: %s (PEFT: adapter_config.json, adapter_model.safetensors)\n", adapter);
         CT_TRY(ct_llama_merge_lora(t->model));
     }
+    CT_TRY(ct_llama_dequantize(t->model)); /* an INT8 frozen base (model.base_dtype) is saved as f32 */
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
     CT_TRY(ct_model_folder_write_serving(result->model_dir, t->recipe, t->chat.format));
     fprintf(t->log, "model: %s\n", result->model_dir);

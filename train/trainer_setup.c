@@ -128,7 +128,7 @@ static ct_llama *new_model(ct_trainer *t) {
 static int setup_trainable(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     char trainable[1024];
-    CT_TRY(ct_lora_trainable_patterns(r, trainable, sizeof trainable));
+    CT_TRY(ct_lora_trainable_patterns(r, t->model, trainable, sizeof trainable));
     if (ct_trainable_select(&t->trainable, t->model->params, t->model->n_params, trainable, r->train.freeze) < 0)
         return -1;
     t->partial_checkpoints = r->model.path[0] && t->trainable.n_frozen > 0;
@@ -150,7 +150,9 @@ static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
         ct_model_source source;
-        if (ct_model_source_open(&source, r->model.path) < 0) return ct_fail_context("model.path: ");
+        ct_llama_load_options load;
+        ct_lora_base_load_options(r, &load);
+        if (ct_model_source_open_with(&source, r->model.path, &load) < 0) return ct_fail_context("model.path: ");
         t->model = source.model;
         if (!t->tokenizer) { /* the model's own tokenizer */
             if (!source.tokenizer)

@@ -214,10 +214,25 @@ static ct_llama *load_base(ct_h5_reader *rd, const char *path, const char *base_
         ct_fail("%s: bases nest deeper than %d checkpoints (a base names itself?)", path, MAX_BASE_DEPTH);
         return NULL;
     }
+    /* The base as the run held it (model.base_dtype), so that the hash of its frozen tensors is
+     * the one the run stored. */
+    ct_recipe r;
+    char *text = ct_h5_get_string(rd, STATE, "recipe");
+    int rc = text ? ct_recipe_init(&r) : -1;
+    if (rc == 0 && (rc = ct_recipe_load_text(&r, text, strlen(text), path)) < 0) ct_recipe_free(&r);
+    free(text);
+    if (rc < 0) {
+        free(stored_hash);
+        ct_fail_context("%s: its recipe: ", path);
+        return NULL;
+    }
+    ct_llama_load_options load;
+    ct_lora_base_load_options(&r, &load);
     ct_model_source base;
     base_depth++;
-    int rc = ct_model_source_open(&base, base_path);
+    rc = ct_model_source_open_with(&base, base_path, &load);
     base_depth--;
+    ct_recipe_free(&r);
     if (rc < 0) {
         ct_fail_context("%s: its frozen base %s (%s) does not load: ", path, base_path, stored_hash);
         free(stored_hash);

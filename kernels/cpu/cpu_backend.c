@@ -34,6 +34,7 @@ static const ct_backend cpu_backend = {
     .kl_div_backward = ct_cpu_kl_div_backward,
     .kd_rows_forward = ct_cpu_kd_rows_forward,
     .kd_rows_backward = ct_cpu_kd_rows_backward,
+    .dora_row_norms = ct_cpu_dora_row_norms,
     .attention_forward = ct_cpu_attention_forward,
     .attention_backward = ct_cpu_attention_backward,
 };

@@ -65,6 +65,10 @@ static void widen_block(const ct_tensor *t, int64_t r0, int64_t nr, int64_t c0, 
     }
 }
 
+void ct_cpu_widen_rows(const ct_tensor *t, int64_t r0, int64_t nr, float *dst) {
+    widen_block(t, r0, nr, 0, ct_cols(t), dst);
+}
+
 /* The inverse for a bf16 c: rounds the [nr, nc] src into rows r0.. and columns c0.. of t. */
 static void narrow_block(const float *src, ct_tensor *t, int64_t r0, int64_t nr, int64_t c0, int64_t nc) {
     int64_t cols = ct_cols(t);

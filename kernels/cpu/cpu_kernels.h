@@ -14,6 +14,10 @@
 
 int ct_cpu_gemm(const ct_tensor *a, bool transpose_a, const ct_tensor *b, bool transpose_b, ct_tensor *c,
                 double alpha, double beta);
+/* Rows [r0, r0 + nr) of a 2-D f32, bf16, f16 or i8 tensor as f32 (i8 times its scales) into the
+ * contiguous [nr, cols] dst: how a narrow weight is read a block at a time. */
+void ct_cpu_widen_rows(const ct_tensor *t, int64_t r0, int64_t nr, float *dst);
+int ct_cpu_dora_row_norms(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal, ct_tensor *norm);
 int ct_cpu_binary(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_tensor *out);
 int ct_cpu_convert(const ct_tensor *x, ct_tensor *y);
 int ct_cpu_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y);

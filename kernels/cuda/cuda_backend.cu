@@ -40,6 +40,7 @@ static const ct_backend cuda_backend = {
     .kl_div_backward = ct_cuda_kl_div_backward,
     .kd_rows_forward = ct_cuda_kd_rows_forward,
     .kd_rows_backward = ct_cuda_kd_rows_backward,
+    .dora_row_norms = ct_cuda_dora_row_norms,
 };
 
 extern "C" bool ct_cuda_backend_table_complete(void) {

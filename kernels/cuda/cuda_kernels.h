@@ -35,6 +35,7 @@ int ct_cuda_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y);
 int ct_cuda_mul_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
 int ct_cuda_sum_rows_accumulate(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);
 int ct_cuda_add_scalar(ct_tensor *dst, double value);
+int ct_cuda_dora_row_norms(const ct_tensor *w, const ct_tensor *A, const ct_tensor *B, double scale, bool reciprocal, ct_tensor *norm);
 int ct_cuda_tanh_forward(const ct_tensor *x, ct_tensor *y);
 int ct_cuda_tanh_backward(const ct_tensor *y, const ct_tensor *grad_y, ct_tensor *grad_x);
 int ct_cuda_sum(const ct_tensor *x, ct_tensor *out);

@@ -8,6 +8,10 @@
    loads it with no warning about missing or unexpected keys, and its logits equal transformers'
    logits on the run's merged model/ folder.
 
+3. and 4. the same both ways with DoRA (use_dora): peft's adapter with its magnitude vectors
+   (scaled away from their initial row norms) merged by ctune; a ctune DoRA run's adapter loaded
+   by peft.
+
 Logits are compared norm-wise within 1e-5 on random token ids.
 """
 import os
@@ -54,36 +58,41 @@ def ctune(*args):
     return run
 
 
-def peft_to_ctune(ids):
+def peft_to_ctune(ids, dora=False):
     torch.manual_seed(5)
     model = get_peft_model(load(BASE), LoraConfig(r=4, lora_alpha=12, target_modules=["q_proj", "v_proj", "down_proj"],
-                                                   layers_to_transform=[1], task_type="CAUSAL_LM"))
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.05)
-    folder = os.path.join(TMP, "from_peft")
+                                                   layers_to_transform=[1], task_type="CAUSAL_LM", use_dora=dora))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.05)
+            elif "lora_magnitude_vector" in name:
+                p.mul_(1 + 0.1 * torch.randn(p.shape))
+    tag = "dora" if dora else "lora"
+    folder = os.path.join(TMP, f"from_peft_{tag}")
     model.save_pretrained(folder)
     want = logits(model.eval(), ids)
-    merged = os.path.join(TMP, "from_peft_merged")
+    merged = os.path.join(TMP, f"from_peft_{tag}_merged")
     ctune("export", "--model", BASE, "--adapter", folder, "--format", "hf", "--out", merged)
     err = rel(logits(load(merged), ids), want)
-    print(f"peft -> ctune: merged by ctune vs PeftModel, logits rel. error {err:.3g}")
+    print(f"peft -> ctune ({tag}): merged by ctune vs PeftModel, logits rel. error {err:.3g}")
     return err < 1e-5
 
 
-def ctune_to_peft(ids):
-    run = os.path.join(TMP, "lora_run")
+def ctune_to_peft(ids, dora=False):
+    tag = "dora" if dora else "lora"
+    run = os.path.join(TMP, f"{tag}_run")
     ctune("train", "recipes/lora_intent_zh.yaml", f"model.path={BASE}", f"tokenizer.path={BASE}",
           "data.max_examples=40", "data.val=", "train.max_steps=6", "lora.r=4", "lora.alpha=8",
           "lora.target_modules=all-linear", "lora.modules_to_save=lm_head", "optimizer.lr=2e-2",
-          f"output_dir={run}")
+          f"lora.use_dora={'true' if dora else 'false'}", f"output_dir={run}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = PeftModel.from_pretrained(load(BASE), os.path.join(run, "adapter")).eval()
     problems = bad_warnings(caught)
     err = rel(logits(model, ids), logits(load(os.path.join(run, "model")), ids))
     change = rel(logits(load(BASE), ids), logits(model, ids))
-    print(f"ctune -> peft: PeftModel on ctune's adapter vs ctune's merged model, logits rel. error {err:.3g} "
+    print(f"ctune -> peft ({tag}): PeftModel on ctune's adapter vs ctune's merged model, logits rel. error {err:.3g} "
           f"(the adapter moved the logits by {change:.3g})")
     for p in problems:
         print(f"  warning: {p}")
@@ -93,7 +102,7 @@ def ctune_to_peft(ids):
 def main():
     torch.manual_seed(0)
     ids = torch.randint(0, 300, (2, 13))
-    ok = [peft_to_ctune(ids), ctune_to_peft(ids)]
+    ok = [peft_to_ctune(ids), ctune_to_peft(ids), peft_to_ctune(ids, dora=True), ctune_to_peft(ids, dora=True)]
     print("all checks passed" if all(ok) else "FAILED")
     return 0 if all(ok) else 1
 

@@ -15,6 +15,10 @@ The cases:
     qwen2_rslora           use_rslora (scale alpha / sqrt(r)), r 8, alpha 16, q/k/o/down_proj,
                            layers_to_transform [0, 2] (layer 1 has no adapter)
     qwen3_all_linear       target_modules "all-linear" (every nn.Linear but the output layer lm_head)
+    llama_dora_qv          DoRA (use_dora): r 4, alpha 8, q_proj + v_proj
+    qwen2_dora_rslora      DoRA + rsLoRA, r 8, alpha 16, q/k/o/down_proj of layers 0 and 2 (qwen2's
+                           q/k projections have a bias, which DoRA's scaling must leave out)
+    qwen3_dora_all_linear  DoRA on every linear but lm_head
     qwen2_modules_to_save  q_proj + v_proj, modules_to_save ["lm_head"]. qwen2 ties lm_head to
                            embed_tokens: peft trains an untied copy of lm_head (saved as
                            base_model.model.lm_head.weight) while embed_tokens keeps the base
@@ -23,7 +27,9 @@ The cases:
 
 lora_B starts at zero in PEFT, which makes lora_A's gradient zero; here every lora_B is set to
 N(0, 0.05^2) from a seeded generator after get_peft_model, and the modules_to_save copy is
-perturbed by N(0, 0.02^2), so every gradient is non-trivial. lora_dropout is 0.
+perturbed by N(0, 0.02^2), so every gradient is non-trivial. A DoRA magnitude starts as the row
+norm of W (B = 0 at creation); it is then multiplied by 1 + N(0, 0.1^2), so m / ||W + s·B·A|| is
+not 1 and the magnitude's gradient and the direction both matter. lora_dropout is 0.
 
 The adapters are created and saved in f32 (the dtype of a training run). The reference runs on an
 f64 copy of the same model and adapter (the f32 values widened exactly), so it is the exact math
@@ -61,6 +67,11 @@ CASES = {
     "qwen3_all_linear": ("qwen3", dict(r=4, lora_alpha=8, target_modules="all-linear"), 2002),
     "qwen2_modules_to_save": ("qwen2", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                             modules_to_save=["lm_head"]), 2003),
+    "llama_dora_qv": ("llama", dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], use_dora=True), 2004),
+    "qwen2_dora_rslora": ("qwen2", dict(r=8, lora_alpha=16, use_rslora=True, use_dora=True,
+                                        target_modules=["q_proj", "k_proj", "o_proj", "down_proj"],
+                                        layers_to_transform=[0, 2]), 2005),
+    "qwen3_dora_all_linear": ("qwen3", dict(r=4, lora_alpha=8, target_modules="all-linear", use_dora=True), 2006),
 }
 
 
@@ -78,12 +89,18 @@ def perturb(model, gen):
                 p.copy_(0.05 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
             elif ".modules_to_save." in name:
                 p.add_(0.02 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+            elif ".lora_magnitude_vector." in name:
+                p.mul_(1 + 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
 
 
 def saved_key(param_name):
     """The key save_pretrained gives a trainable parameter: the adapter name is dropped, and a
-    modules_to_save copy is stored under the wrapped module's own name."""
-    return param_name.replace(".default.", ".").replace(".modules_to_save.", ".")
+    modules_to_save copy is stored under the wrapped module's own name; a DoRA magnitude
+    (lora_magnitude_vector.default.weight) is stored without ".weight"."""
+    key = param_name.replace(".default.", ".").replace(".modules_to_save.", ".")
+    if key.endswith(".lora_magnitude_vector.weight"):
+        key = key[: -len(".weight")]
+    return key
 
 
 def make_case(name):
