@@ -10,6 +10,7 @@
 # included, the final merge and save excluded) and the seconds of each step after the first.
 # Prints one JSON line per configuration and the ratios.
 #   bash bench/compare_lora_memory.sh [STEPS] [MODEL_DIR]   # MODEL_DIR: made here when absent
+# CT_BENCH_THREADS sets threads= (default: every core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${CT_BUILD_DIR:-build}"
@@ -26,7 +27,7 @@ common=(model.path="$model" tokenizer.path="$model" model.gradient_checkpointing
         data.format=text data.train=datasets/data/pretrain_train.txt data.val= data.test= data.labels=
         data.system_prompt= data.max_seq_len=512 data.batch_tokens=512 data.batch_size=1 data.packing=true
         data.truncation=right train.max_steps="$steps" train.log_every=1 train.eval_every=0 checkpoint.every=0
-        threads="$(nproc)")
+        threads="${CT_BENCH_THREADS:-$(nproc)}")
 lora=(lora.target_modules=all-linear lora.r=16 lora.alpha=32 lora.dropout=0)
 run() { # name, recipe, overrides...
     name=$1 recipe=$2
@@ -36,20 +37,35 @@ run() { # name, recipe, overrides...
     cp "$out/$name/metrics.jsonl" "$out/$name.metrics.jsonl"
     rm -rf "${out:?}/$name"
 }
-run full_f32 full_finetune_intent_zh
-run lora_bf16 lora_intent_zh "${lora[@]}" model.base_dtype=bf16
-run lora_int8 lora_intent_zh "${lora[@]}" model.base_dtype=int8
-run dora_bf16 lora_intent_zh "${lora[@]}" model.base_dtype=bf16 lora.use_dora=true
-python3 - "$out" <<'PY'
-import json, sys
-out = sys.argv[1]
+# CT_BENCH_CONFIGS runs a subset; CT_BENCH_KEEP names a folder that receives each metrics.jsonl.
+configs=${CT_BENCH_CONFIGS:-full_f32 lora_bf16 lora_int8 dora_bf16}
+for name in $configs; do
+    case $name in
+    full_f32) run full_f32 full_finetune_intent_zh ;;
+    lora_bf16) run lora_bf16 lora_intent_zh "${lora[@]}" model.base_dtype=bf16 ;;
+    lora_int8) run lora_int8 lora_intent_zh "${lora[@]}" model.base_dtype=int8 ;;
+    dora_bf16) run dora_bf16 lora_intent_zh "${lora[@]}" model.base_dtype=bf16 lora.use_dora=true ;;
+    *) echo "compare_lora_memory.sh: unknown configuration $name" >&2; exit 2 ;;
+    esac
+    if [ -n "${CT_BENCH_KEEP:-}" ]; then mkdir -p "$CT_BENCH_KEEP"; cp "$out/$name.metrics.jsonl" "$CT_BENCH_KEEP/"; fi
+done
+python3 - "$out" "${CT_BENCH_KEEP:-}" <<'PY'
+import json, os, sys
+out, keep = sys.argv[1], sys.argv[2]
 rows = {}
 for name in ("full_f32", "lora_bf16", "lora_int8", "dora_bf16"):
+    path = f"{out}/{name}.metrics.jsonl"
+    if not os.path.exists(path) and keep:
+        path = f"{keep}/{name}.metrics.jsonl"  # measured by an earlier invocation (CT_BENCH_CONFIGS)
+    if not os.path.exists(path):
+        continue
     train = [json.loads(l) for l in open(f"{out}/{name}.metrics.jsonl") if '"type":"train"' in l]
     times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(train, train[1:])]
     rows[name] = {"peak_rss_mib": round(train[-1]["peak_memory_bytes"] / 2**20), "steps": len(train),
                   "step_s": [round(t, 1) for t in times]}
     print(json.dumps({"bench": "lora_memory", "config": name, **rows[name]}))
+if len(rows) < 4:
+    sys.exit(0)
 mean = {n: sum(r["step_s"]) / len(r["step_s"]) for n, r in rows.items()}
 full = rows["full_f32"]["peak_rss_mib"]
 print(json.dumps({"bench": "lora_memory_ratios",

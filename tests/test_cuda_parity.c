@@ -15,7 +15,9 @@
  *
  * ct_linear (models/linear.h), the model's one projection, runs forward and backward on both
  * devices for f32, bf16, i8 per-row and i8 per-block-32 weights (45 in-features: a partial last
- * block), with a bias: output, x's gradient and the f32 weight's and bias's gradients.
+ * block), with a bias: output, x's gradient and the f32 weight's and bias's gradients. LoRA on f32
+ * and i8 bases, DoRA's weight norm (dora_row_norms) on f32, bf16, i8 and f64, and DoRA on f32,
+ * bf16 and i8 bases with dropout (output and the gradients of x, A, B and the magnitude).
  *
  * Needs a GPU: exits 77 (skipped) without one, and in a build without CUDA. */
 #include <stdio.h>
@@ -758,6 +760,66 @@ static void test_lora_linear(void) {
     }
 }
 
+/* DoRA's detached weight norm (dora_row_norms) on f32, bf16, i8 per-row and per-block-32 bases and
+ * in f64, as norms and as reciprocals. */
+static void test_dora_norms(void) {
+    static const char *names[] = {"f32", "bf16", "i8 per row", "i8 per block of 32", "f64"};
+    for (int kind = 0; kind < 5; kind++) {
+        const ct_dtype real = kind == 4 ? CT_F64 : CT_F32;
+        ct_tensor *w = randn(kind == 1 ? CT_BF16 : real, 2, 37, 45, 0, 0, 0.3);
+        if (kind == 2 || kind == 3) w = ct_quantize_i8(w, kind == 2 ? 0 : 32, false, NULL);
+        ct_tensor *A = randn(real, 2, 5, 45, 0, 0, 0.2), *B = randn(real, 2, 37, 5, 0, 0, 0.2);
+        for (int reciprocal = 0; reciprocal < 2; reciprocal++) {
+            ct_tensor *n = ct_empty(real, 1, (int64_t[]){37}), *gn = ct_empty_on(CT_CUDA, real, 1, (int64_t[]){37});
+            check_ok(cpu->dora_row_norms(w, A, B, 1.7, reciprocal, n), "cpu dora_row_norms");
+            check_ok(gpu->dora_row_norms(on_gpu(w), on_gpu(A), on_gpu(B), 1.7, reciprocal, gn), "gpu dora_row_norms");
+            char what[96];
+            snprintf(what, sizeof what, "dora_row_norms %s%s", names[kind], reciprocal ? " (reciprocal)" : "");
+            compare(what, n, gn, tolerance(real));
+        }
+    }
+}
+
+/* A DoRA adapter on a frozen f32, bf16 and i8 base with dropout (the base product recomputed from
+ * the dropped x, as peft): output and the gradients of x, A, B and the magnitude. */
+static void test_dora_linear(void) {
+    if (!ct_cuda_backend_table_complete()) return;
+    static const char *names[] = {"f32", "bf16", "i8"};
+    for (int kind = 0; kind < 3; kind++) {
+        ct_tensor *x = randn(CT_F32, 3, 3, 7, 45, 0, 1.0), *probe = randn(CT_F32, 3, 3, 7, 37, 0, 1.0);
+        ct_tensor *w = randn(kind == 1 ? CT_BF16 : CT_F32, 2, 37, 45, 0, 0, 0.3);
+        if (kind == 2) w = ct_quantize_i8(w, 0, false, NULL);
+        ct_tensor *A = randn(CT_F32, 2, 5, 45, 0, 0, 0.2), *B = randn(CT_F32, 2, 37, 5, 0, 0, 0.2);
+        ct_tensor *mag = randn(CT_F32, 1, 37, 0, 0, 0, 1.0);
+        ct_lora cpu_dora = {.A = A, .B = B, .magnitude = mag, .scale = 1.7, .dropout = 0.2, .dropout_site = 9};
+        ct_lora gpu_dora = {.A = gpu_leaf(A, true), .B = gpu_leaf(B, true), .magnitude = gpu_leaf(mag, true),
+                            .scale = 1.7, .dropout = 0.2, .dropout_site = 9};
+        A->requires_grad = B->requires_grad = x->requires_grad = mag->requires_grad = true;
+        w->requires_grad = false;
+        ct_linear cl = {.weight = w, .adapter = &cpu_dora}, gl = {.weight = gpu_leaf(w, false), .adapter = &gpu_dora};
+        ct_tensor *gx = gpu_leaf(x, true), *gprobe = on_gpu(probe);
+        const ct_lora_dropout at = {.seed = 4, .step = 11};
+        ct_tensor *y = ct_linear_forward_train(&cl, x, CT_F32, &at), *gy = ct_linear_forward_train(&gl, gx, CT_F32, &at);
+        const bool ok = y && gy && ct_backward(ct_sum(ct_mul(y, probe))) == 0 &&
+                        ct_backward(ct_sum(ct_mul(gy, gprobe))) == 0;
+        CHECK(ok, "dora %s base: %s", names[kind], ct_last_error());
+        if (!ok) continue;
+        char what[96];
+        const struct {
+            const char *name;
+            const ct_tensor *c, *g;
+        } pairs[] = {{"output", y, gy},
+                     {"x gradient", x->grad, gx->grad},
+                     {"A gradient", A->grad, gpu_dora.A->grad},
+                     {"B gradient", B->grad, gpu_dora.B->grad},
+                     {"magnitude gradient", mag->grad, gpu_dora.magnitude->grad}};
+        for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+            snprintf(what, sizeof what, "dora on %s: %s", names[kind], pairs[i].name);
+            compare(what, pairs[i].c, pairs[i].g, TOL_F32);
+        }
+    }
+}
+
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
         ct_test_note_skip("test_cuda_parity", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
@@ -831,6 +893,8 @@ int main(void) {
     test_kd_rows(CT_F64, CT_KD_SYMMETRIC_KL, true);
     test_linear();
     test_lora_linear();
+    test_dora_norms();
+    test_dora_linear();
     free_device_blocks();
     test_allocator();
     free_device_blocks();

@@ -202,6 +202,39 @@ static void test_no_f32_copy(void) {
     }
 }
 
+/* The input gradient through a frozen narrow weight long along the GEMM's K (an lm_head's
+ * vocabulary: dx = dy·W sums over the output rows): K is cut into slices, so the scratch stays a
+ * fraction of an f32 copy of the weight, and the gradient is the one through that f32 copy. */
+static void test_no_f32_copy_backward(void) {
+    const int64_t out = 60000, in = 64;
+    for (int kind = 1; kind < 4; kind++) {
+        ct_tensor *w = make_weight(kind, out, in);
+        ct_tensor *wide = dequantized(w);
+        ct_scope_begin();
+        ct_tensor *x = ct_empty(CT_F32, 2, (int64_t[]){5, in});
+        ct_fill_normal(x, &rng, 0, 1);
+        x->requires_grad = true;
+        ct_tensor *probe = ct_empty(CT_F32, 2, (int64_t[]){5, out});
+        ct_fill_normal(probe, &rng, 0, 1);
+        ct_linear l = {.weight = w}, lw = {.weight = wide};
+        ct_tensor *loss = ct_sum(ct_mul(ct_linear_forward(&l, x, CT_F32), probe));
+        size_t before = ct_memory_get_stats(CT_CPU).in_use;
+        ct_memory_reset_peak();
+        const int rc = loss ? ct_backward(loss) : -1;
+        size_t scratch = ct_memory_get_stats(CT_CPU).peak_in_use - before, full = (size_t)(out * in) * sizeof(float);
+        ct_tensor *g = x->grad, *g_wide = rc == 0 ? grad_of_x(&lw, x, probe) : NULL;
+        const double err = g && g_wide ? ct_relative_error(g, g_wide) : 1;
+        CHECK(rc == 0 && scratch < full / 2 && err < 1e-6,
+              "%s [%lld, %lld] backward: %zu bytes of scratch (an f32 copy is %zu), gradient vs f32 copy %.3g",
+              weight_kind(kind), (long long)out, (long long)in, scratch, full, err);
+        printf("%-18s backward [%lld, %lld] weight: %zu bytes of scratch, an f32 copy would be %zu; x's gradient %.1e\n",
+               weight_kind(kind), (long long)out, (long long)in, scratch, full, err);
+        ct_scope_end();
+        ct_tensor_free(w);
+        ct_tensor_free(wide);
+    }
+}
+
 /* Every projection (q, k, v, o, gate, up, down, lm_head) with an i8 weight: the model runs them
  * as stored and its logits are those of the model holding the dequantized values in f32. */
 static void test_model_i8(void) {
@@ -294,6 +327,7 @@ int main(void) {
     test_gradcheck();
     test_frozen_narrow_grad();
     test_no_f32_copy();
+    test_no_f32_copy_backward();
     test_model_i8();
     test_errors();
     return ct_test_finish("test_linear");

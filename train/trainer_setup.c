@@ -146,6 +146,21 @@ static int setup_trainable(ct_trainer *t) {
     return 0;
 }
 
+/* model.base_dtype's effect: how many frozen tensors are held narrow, and their bytes. */
+static void log_base_dtypes(const ct_trainer *t) {
+    int bf16 = 0, i8 = 0;
+    int64_t bytes = 0;
+    for (int i = 0; i < t->model->n_params; i++) {
+        const ct_tensor *p = t->model->params[i];
+        bf16 += p->dtype == CT_BF16;
+        i8 += p->dtype == CT_I8;
+        bytes += (int64_t)ct_nbytes(p) + (p->scale ? (int64_t)ct_nbytes(p->scale) : 0);
+    }
+    if (bf16 || i8)
+        fprintf(t->log, "frozen base: %d tensors bf16, %d int8 (model.base_dtype=%s); parameters hold %.1f MiB\n", bf16,
+                i8, (const char *[]){"auto", "f32", "bf16", "int8"}[t->recipe->model.base_dtype], (double)bytes / 1048576.0);
+}
+
 static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
@@ -173,6 +188,7 @@ static int setup_model(ct_trainer *t) {
         free(source.recipe_yaml);
         fprintf(t->log, "model: loaded %s (%s, %lld parameters)\n", source.loaded_from, source.kind,
                 (long long)ct_llama_num_params(t->model));
+        log_base_dtypes(t);
     } else {
         if (!t->tokenizer)
             return ct_fail("a new model needs a tokenizer: set tokenizer.train=true or tokenizer.path");

@@ -3,9 +3,9 @@
  * Debian's OpenBLAS has no bf16 GEMM, so narrow operands go through f32 tiles: a bf16 or i8 a,
  * a bf16, f16 or i8 b and a bf16 c are converted a block at a time into scratch memory (a nested
  * scope), never as whole matrices. C is cut into tiles of up to TILE_M rows (when a or c is
- * narrow) by TILE_N columns (when b or c is narrow); each tile is one sgemm over the full K, fed
- * with the rows of op(a) and the columns of op(b) it needs, widened, and a bf16 tile is rounded
- * into c afterwards. Loops run over column blocks outside and row blocks inside, so a narrow b is
+ * narrow) by TILE_N columns (when b or c is narrow); each tile is one sgemm over K (or, for a
+ * narrow b, over K in slices of TILE_K accumulated into the tile), fed with the rows of op(a)
+ * and the columns of op(b) it needs, widened, and a bf16 tile is rounded into c afterwards. Loops run over column blocks outside and row blocks inside, so a narrow b is
  * widened once; a narrow a is widened once per column block, which at TILE_N columns costs under
  * 1% of the GEMM's time. f32 operands are used in place. */
 #include <cblas.h>
@@ -17,6 +17,7 @@
 
 #define TILE_M 256
 #define TILE_N 1024
+#define TILE_K 8192
 
 static int gemm_real(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, ct_tensor *c, double alpha,
                      double beta) {
@@ -84,17 +85,18 @@ typedef struct {
 } f32_view;
 
 /* The part of operand t that covers indices [i0, i0 + n) of its non-K dimension (op(a)'s rows,
- * op(b)'s columns), K entries each. `along_rows` says whether that dimension runs along t's
- * memory rows (a without transpose, b transposed) or along its columns. */
-static f32_view operand_part(const ct_tensor *t, bool along_rows, int64_t i0, int64_t n, int64_t K, float *scratch) {
+ * op(b)'s columns) and entries [k0, k0 + nk) of K. `along_rows` says whether that dimension runs
+ * along t's memory rows (a without transpose, b transposed) or along its columns. */
+static f32_view operand_part(const ct_tensor *t, bool along_rows, int64_t i0, int64_t n, int64_t k0, int64_t nk,
+                             float *scratch) {
     int64_t cols = ct_cols(t);
     if (t->dtype == CT_F32)
-        return (f32_view){(const float *)t->data + (along_rows ? i0 * cols : i0), cols};
+        return (f32_view){(const float *)t->data + (along_rows ? i0 * cols + k0 : k0 * cols + i0), cols};
     if (along_rows) {
-        widen_block(t, i0, n, 0, K, scratch);
-        return (f32_view){scratch, K};
+        widen_block(t, i0, n, k0, nk, scratch);
+        return (f32_view){scratch, nk};
     }
-    widen_block(t, 0, K, i0, n, scratch);
+    widen_block(t, k0, nk, i0, n, scratch);
     return (f32_view){scratch, n};
 }
 
@@ -106,24 +108,35 @@ static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, 
     bool a_narrow = a->dtype != CT_F32, b_narrow = b->dtype != CT_F32, c_narrow = c->dtype != CT_F32;
     int64_t tile_m = a_narrow || c_narrow ? ct_cpu_min64(M, TILE_M) : M;
     int64_t tile_n = b_narrow || c_narrow ? ct_cpu_min64(N, TILE_N) : N;
-    float *a_tile = a_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * K) + 1) : NULL;
-    float *b_tile = b_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_n * K) + 1) : NULL;
+    /* K is cut too when a narrow b is long along it (an lm_head's vocabulary in the input
+     * gradient): its tile stays TILE_K x TILE_N, never the whole weight. Uncut, b's tile is
+     * widened once per column block; cut, once per row block too. */
+    int64_t tile_k = b_narrow ? ct_cpu_min64(K, TILE_K) : K;
+    if (tile_k < 1) tile_k = 1; /* K == 0: one pass that scales c by beta */
+    const bool b_once = tile_k >= K;
+    float *a_tile = a_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * tile_k) + 1) : NULL;
+    float *b_tile = b_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_n * tile_k) + 1) : NULL;
     float *c_tile = c_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * tile_n)) : NULL;
     if ((a_narrow && !a_tile) || (b_narrow && !b_tile) || (c_narrow && !c_tile)) return -1;
     enum CBLAS_TRANSPOSE op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
     for (int64_t n0 = 0; n0 < N; n0 += tile_n) {
         int64_t nn = ct_cpu_min64(tile_n, N - n0);
-        f32_view bv = operand_part(b, tb, n0, nn, K, b_tile);
+        f32_view bv = b_once ? operand_part(b, tb, n0, nn, 0, K, b_tile) : (f32_view){NULL, 0};
         for (int64_t m0 = 0; m0 < M; m0 += tile_m) {
             int64_t mm = ct_cpu_min64(tile_m, M - m0);
-            f32_view av = operand_part(a, !ta, m0, mm, K, a_tile);
             f32_view cv = {(const float *)c->data + m0 * N + n0, N};
             if (c_narrow) {
                 if (beta != 0) widen_block(c, m0, mm, n0, nn, c_tile);
                 cv = (f32_view){c_tile, nn};
             }
-            cblas_sgemm(CblasRowMajor, op_a, op_b, (blasint)mm, (blasint)nn, (blasint)K, (float)alpha, av.data,
-                        (blasint)av.ld, bv.data, (blasint)bv.ld, (float)beta, (float *)cv.data, (blasint)cv.ld);
+            for (int64_t k0 = 0; k0 == 0 || k0 < K; k0 += tile_k) {
+                int64_t kk = ct_cpu_min64(tile_k, K - k0);
+                if (!b_once) bv = operand_part(b, tb, n0, nn, k0, kk, b_tile);
+                f32_view av = operand_part(a, !ta, m0, mm, k0, kk, a_tile);
+                cblas_sgemm(CblasRowMajor, op_a, op_b, (blasint)mm, (blasint)nn, (blasint)kk, (float)alpha, av.data,
+                            (blasint)av.ld, bv.data, (blasint)bv.ld, k0 == 0 ? (float)beta : 1.0f, (float *)cv.data,
+                            (blasint)cv.ld);
+            }
             if (c_narrow) narrow_block(c_tile, c, m0, mm, n0, nn);
         }
     }
