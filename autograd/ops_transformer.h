@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "kernels/backend.h" /* ct_kd_divergence */
 
 /* RMSNorm over the last dimension, as HF LlamaRMSNorm:
  *   y = x / sqrt(mean(x^2, last dim) + eps) * weight
@@ -55,5 +56,26 @@ static inline uint64_t ct_dropout_stream(uint64_t step, uint32_t op_id) {
  * per token; tau^2 keeps the gradient scale independent of tau. A 0-d tensor. Both logits get
  * gradients when they require grad (usually the teacher is frozen). */
 ct_tensor *ct_kl_div(ct_tensor *student_logits, ct_tensor *teacher_logits, ct_tensor *mask, double temperature);
+
+/* The distillation loss fused with both lm_heads (autograd/op_kd_loss.c). With
+ * s = student_hidden student_head[:vocab]^T and t = teacher_hidden teacher_head[:vocab]^T (only
+ * the first `vocab` rows of each head: rows past the tokenizer's size are padding), per row r
+ * whose target is >= 0 (-100 = ignored):
+ *   loss_r = ce_weight * CE(s_r, targets_r) + kl_weight * T^2 * KL_r     (kernels/backend.h)
+ * and the op returns the SUM over those rows (a 0-d tensor): the caller divides once, by the
+ * step's target count across gradient accumulation. Logits exist only a chunk of chunk_rows rows
+ * at a time (0 = CT_KD_CHUNK_ELEMENTS / vocab rows), in forward and in backward, which computes
+ * them again. Hidden states [rows, H] f32 (f64 for gradient checks); heads [>= vocab, H] in the
+ * hidden's dtype (a frozen teacher head may be bf16 or i8 on the CPU: the GEMM widens it). The
+ * student's hidden states and head get gradients when they require them; the teacher's never do.
+ * kl_weight 0 is plain cross-entropy and reads no teacher (both may then be NULL). */
+typedef struct {
+    double ce_weight, kl_weight, temperature;
+    ct_kd_divergence divergence;
+    int64_t chunk_rows;
+} ct_kd_options;
+#define CT_KD_CHUNK_ELEMENTS ((int64_t)1 << 24) /* 64 MB of f32 logits per model per chunk */
+ct_tensor *ct_kd_loss(ct_tensor *student_hidden, ct_tensor *student_head, ct_tensor *teacher_hidden,
+                      ct_tensor *teacher_head, ct_tensor *targets, int64_t vocab, const ct_kd_options *options);
 
 #endif

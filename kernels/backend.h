@@ -21,6 +21,18 @@ typedef struct {
     double lr, beta1, beta2, eps, weight_decay;
 } ct_adamw_hparams;
 
+/* The fused distillation loss of one row (autograd/ops_transformer.h, ct_kd_loss): with s and t
+ * the student's and teacher's logits, a = x / temperature, p = softmax(a),
+ *   loss = ce_weight * CE(s, target) + kl_weight * temperature^2 * KL,
+ * KL = KL(p_t || p_s) (forward), KL(p_s || p_t) (reverse) or their mean (symmetric). */
+typedef enum { CT_KD_FORWARD_KL, CT_KD_REVERSE_KL, CT_KD_SYMMETRIC_KL } ct_kd_divergence;
+typedef struct {
+    double ce_weight, kl_weight, temperature;
+    ct_kd_divergence divergence;
+} ct_kd_params;
+/* Per row, f64: logsumexp(s / T), logsumexp(t / T), logsumexp(s), KL(p_s || p_t), the row's loss. */
+#define CT_KD_STATS 5
+
 typedef struct ct_backend {
     const char *name;
     /* c = alpha * op(a) @ op(b) + beta * c, with a and b viewed as [rows, cols] (leading
@@ -110,6 +122,16 @@ typedef struct ct_backend {
     int (*kl_div_backward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,
                            double temperature, const ct_tensor *row_stats, const ct_tensor *grad_out,
                            ct_tensor *grad_student, ct_tensor *grad_teacher);
+    /* The fused distillation loss on one chunk of logits: student [rows, V], teacher [rows, V] or
+     * NULL (then kl_weight is 0), targets i32 [rows] (negative = the row is skipped: stats 0).
+     * Forward writes row_stats f64 [rows, CT_KD_STATS]; backward writes (does not accumulate)
+     * grad_student = grad_out * d(sum of row losses) / d(student), recomputing the
+     * probabilities from the stats. */
+    int (*kd_rows_forward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                           const ct_kd_params *params, ct_tensor *row_stats);
+    int (*kd_rows_backward)(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                            const ct_kd_params *params, const ct_tensor *row_stats, const ct_tensor *grad_out,
+                            ct_tensor *grad_student);
     /* DoRA's detached weight norm (models/lora.h): norm[o] = ||w[o, :] + scale * B[o, :] A||_2 for
      * w [out, in] f32, bf16 or i8 (with its scales), A [r, in] and B [out, r] f32, norm [out] f32
      * (or 1 / norm when reciprocal: the factor the forward multiplies by); or all f64. A narrow w

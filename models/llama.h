@@ -128,6 +128,9 @@ typedef struct {
     /* A training forward: LoRA adapters apply their own dropout (lora.dropout), with masks keyed
      * on (dropout_seed, step) like the residual dropout's. Off for evaluation and generation. */
     bool training;
+    /* Return the final norm's output [B, T, H] (f32) instead of the logits: a fused loss that
+     * applies lm_head itself chunk by chunk (autograd/ops_transformer.h, ct_kd_loss). */
+    bool hidden_only;
 } ct_llama_forward_args;
 
 /* input_ids i32 [B, T] (ids < vocab_size) -> logits [B, T, vocab_size] in the current scope, f32

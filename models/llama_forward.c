@@ -240,6 +240,7 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     if (!h) return NULL;
     if (a->cache) a->cache->length += input_ids->shape[1];
     if (a->last_token_only) h = last_positions(h);
+    if (a->hidden_only) return ct_rms_norm(h, m->norm, m->config.rms_norm_eps);
     /* With tied embeddings this is the embedding's one bf16 copy: the lookup above read the master. */
     return ct_linear_forward(&m->lm_head, ct_rms_norm(h, m->norm, m->config.rms_norm_eps), c.compute);
 }

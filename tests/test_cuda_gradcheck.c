@@ -358,6 +358,37 @@ static void check_block(void) {
     ct_scope_end();
 }
 
+/* ct_kd_loss: both lm_heads chunked inside the op (GEMMs on views), the CUDA row kernels, the
+ * teacher frozen; rows with target -100 and padding head rows past `vocab`. */
+typedef struct {
+    ct_kd_options o;
+    int64_t vocab;
+} kd_args;
+
+static ct_tensor *fn_kd(ct_tensor *const *in, int n, void *user) {
+    (void)n;
+    const kd_args *a = user;
+    return ct_kd_loss(in[0], in[1], in[2], in[3], in[4], a->vocab, &a->o);
+}
+
+static void check_kd_loss(void) {
+    const int64_t rows = 7, vocab = 9;
+    ct_tensor *y = ct_empty(CT_I32, 1, &rows);
+    for (int64_t r = 0; r < rows; r++) ((int32_t *)y->data)[r] = r % 3 == 1 ? -100 : (int32_t)((r * 5) % vocab);
+    static const ct_kd_divergence divergences[] = {CT_KD_FORWARD_KL, CT_KD_REVERSE_KL, CT_KD_SYMMETRIC_KL};
+    for (int d = 0; d < 3; d++) {
+        ct_tensor *sh = rand_in(2, (int64_t[]){rows, 5}), *sw = rand_in(2, (int64_t[]){vocab + 2, 5});
+        ct_tensor *th = rand_in(2, (int64_t[]){rows, 6}), *tw = rand_in(2, (int64_t[]){vocab + 1, 6});
+        th->requires_grad = tw->requires_grad = false;
+        kd_args a = {.o = {.ce_weight = 0.3, .kl_weight = 0.7, .temperature = d == 1 ? 0.5 : 2.0,
+                           .divergence = divergences[d], .chunk_rows = 3},
+                     .vocab = vocab};
+        char name[64];
+        snprintf(name, sizeof name, "kd_loss divergence %d", d);
+        expect_gpu_gradcheck(name, fn_kd, (ct_tensor *[]){sh, sw, th, tw, y}, 5, &a, &a);
+    }
+}
+
 int main(void) {
     if (!ct_device_available(CT_CUDA)) {
         ct_test_note_skip("test_cuda_gradcheck", "no usable CUDA device (docs/gpu.md runs the GPU tests on a GPU machine)");
@@ -372,6 +403,7 @@ int main(void) {
     check_transformer_ops();
     check_attention();
     check_block();
+    check_kd_loss();
     CHECK(ct_cuda_synchronize() == 0, "device error at the end: %s", ct_last_error());
     ct_memory_release_all();
     return ct_test_finish("test_cuda_gradcheck");

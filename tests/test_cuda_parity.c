@@ -624,6 +624,31 @@ static void test_kl(ct_dtype dtype, bool masked) {
     compare(what, gt, ggt, tolerance(dtype));
 }
 
+/* The fused distillation loss's row kernels (kd_rows_forward / kd_rows_backward): every
+ * divergence, T != 1 (so the CE's logsumexp is a separate sum), ignored rows, and no teacher. */
+static void test_kd_rows(ct_dtype dtype, ct_kd_divergence divergence, bool with_teacher) {
+    int64_t rows = 9, cols = 301;
+    ct_tensor *s = randn(dtype, 2, rows, cols, 0, 0, 2.0), *t = with_teacher ? randn(dtype, 2, rows, cols, 0, 0, 2.0) : NULL;
+    ct_tensor *y = rand_ids(1, rows, 0, cols);
+    for (int64_t r = 1; r < rows; r += 3) ((int32_t *)y->data)[r] = -100;
+    ct_kd_params p = {.ce_weight = 0.4, .kl_weight = with_teacher ? 0.6 : 0.0, .temperature = 2.0,
+                      .divergence = divergence};
+    ct_tensor *stats = ct_empty(CT_F64, 2, (int64_t[]){rows, CT_KD_STATS}), *gstats = on_gpu(stats);
+    ct_tensor *gs_in = on_gpu(s), *gt_in = with_teacher ? on_gpu(t) : NULL, *gy = on_gpu(y);
+    check_ok(cpu->kd_rows_forward(s, t, y, &p, stats), "cpu kd rows");
+    check_ok(gpu->kd_rows_forward(gs_in, gt_in, gy, &p, gstats), "gpu kd rows");
+    char what[96];
+    snprintf(what, sizeof what, "kd_rows_forward %s div %d%s: row stats", ct_dtype_name(dtype), (int)divergence,
+             with_teacher ? "" : " no teacher");
+    compare(what, stats, gstats, tolerance(dtype));
+    ct_tensor *grad_out = ct_scalar(dtype, 1.3), *g = randn(dtype, 2, rows, cols, 0, 0, 1.0), *gg = on_gpu(g);
+    check_ok(cpu->kd_rows_backward(s, t, y, &p, stats, grad_out, g), "cpu kd backward");
+    check_ok(gpu->kd_rows_backward(gs_in, gt_in, gy, &p, gstats, on_gpu(grad_out), gg), "gpu kd backward");
+    snprintf(what, sizeof what, "kd_rows_backward %s div %d%s: grad", ct_dtype_name(dtype), (int)divergence,
+             with_teacher ? "" : " no teacher");
+    compare(what, g, gg, tolerance(dtype));
+}
+
 /* ---- the allocator ---- */
 
 /* Kernels with scratch memory (reductions, loss, norm backward), as a training step calls them,
@@ -895,6 +920,11 @@ int main(void) {
     test_kl(CT_F32, false);
     test_kl(CT_F32, true);
     test_kl(CT_F64, true);
+    test_kd_rows(CT_F32, CT_KD_FORWARD_KL, true);
+    test_kd_rows(CT_F32, CT_KD_REVERSE_KL, true);
+    test_kd_rows(CT_F32, CT_KD_SYMMETRIC_KL, true);
+    test_kd_rows(CT_F32, CT_KD_FORWARD_KL, false);
+    test_kd_rows(CT_F64, CT_KD_SYMMETRIC_KL, true);
     test_linear();
     test_lora_linear();
     test_dora_norms();

@@ -21,6 +21,8 @@ _Static_assert(sizeof(ct_recipe_truncation) == sizeof(int), "ct_recipe_truncatio
 _Static_assert(sizeof(ct_recipe_optimizer_name) == sizeof(int), "enum must be int-sized");
 _Static_assert(sizeof(ct_recipe_schedule_name) == sizeof(int), "enum must be int-sized");
 _Static_assert(sizeof(ct_recipe_precision) == sizeof(int), "enum must be int-sized");
+_Static_assert(sizeof(ct_recipe_teacher_dtype) == sizeof(int), "enum must be int-sized");
+_Static_assert(sizeof(ct_recipe_kd_loss) == sizeof(int), "enum must be int-sized");
 
 /* ---- the schema table ---- */
 
@@ -37,6 +39,8 @@ static const char *const lora_init_choices[] = {"kaiming", "gaussian", NULL};
 static const char *const prune_method_choices[] = {"none", "l1_unstructured", "global_unstructured", "ln_structured",
                                                    "random_unstructured", "nm", NULL};
 static const char *const prune_schedule_choices[] = {"one_shot", "gradual", NULL};
+static const char *const teacher_dtype_choices[] = {"f32", "bf16", "int8", NULL};
+static const char *const kd_loss_choices[] = {"forward_kl", "reverse_kl", "symmetric_kl", NULL};
 static const char *const base_dtype_choices[] = {"auto", "f32", "bf16", "int8", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
@@ -218,6 +222,29 @@ static const ct_recipe_key schema[] = {
     INT("prune.every", prune.every, "10", "[1, )", "gradual: steps between pruning steps"),
     BOOL("prune.keep_zeros", prune.keep_zeros, "false",
          "mask the zeros model.path already has (a pruned folder trained further keeps its sparsity)"),
+    SECTION("distill", "knowledge distillation: a frozen teacher; loss = (1 - kd_ratio) CE + kd_ratio T^2 KL"),
+    STRING("distill.teacher", distill.teacher, "",
+           "the teacher: a Hugging Face folder, a ctune run or checkpoint sharing the student's tokenizer; "
+           "empty = no distillation"),
+    STRING("distill.teacher_adapter", distill.teacher_adapter, "",
+           "a PEFT LoRA adapter folder merged into the teacher; empty = none"),
+    ENUM("distill.teacher_dtype", distill.teacher_dtype, teacher_dtype_choices, "f32",
+         "how the frozen teacher's weights are kept: f32, bf16 (half the memory), or int8 (its projections "
+         "quantized per output row at load, embedding and norms as stored)"),
+    FLOAT("distill.kd_ratio", distill.kd_ratio, "0.5", "[0, 1]",
+          "alpha: the KL term's weight; the cross-entropy gets 1 - alpha; 0 = the student alone, no teacher run"),
+    FLOAT("distill.temperature", distill.temperature, "1", "(0, )",
+          "T: both softmaxes of the KL divide the logits by T; the KL term is multiplied by T^2"),
+    ENUM("distill.loss", distill.loss, kd_loss_choices, "forward_kl",
+         "forward_kl = KL(teacher || student), reverse_kl = KL(student || teacher), symmetric_kl = their mean"),
+
+    SECTION("student", "how a distilled student starts when model.path is empty"),
+    LIST("student.init_from_teacher_layers", student.init_from_teacher_layers, "",
+         "teacher layer indices the student keeps, e.g. [0, 2] (embedding, norms and lm_head copied too); empty "
+         "= a new model of the model.* shape"),
+    BOOL("student.init_from_teacher_embedding", student.init_from_teacher_embedding, "false",
+         "a new student of the model.* shape (hidden_size equal to the teacher's) starts with the teacher's "
+         "embedding, final norm and lm_head; its layers are new"),
 };
 static const size_t n_schema = sizeof schema / sizeof schema[0];
 
@@ -748,6 +775,23 @@ int ct_recipe_finalize(ct_recipe *r, const char *recipe_path) {
     return 0;
 }
 
+static int validate_distill(const ct_recipe *r) {
+    if (!r->distill.teacher[0]) {
+        if (r->student.init_from_teacher_layers[0] || r->student.init_from_teacher_embedding)
+            return ct_fail("student.init_from_teacher_%s needs a teacher: set distill.teacher",
+                           r->student.init_from_teacher_layers[0] ? "layers" : "embedding");
+        if (r->distill.teacher_adapter[0])
+            return ct_fail("distill.teacher_adapter is set but distill.teacher is empty: set distill.teacher");
+        return 0;
+    }
+    if (r->student.init_from_teacher_layers[0] && r->model.path[0])
+        return ct_fail("student.init_from_teacher_layers and model.path both choose the student's start; empty one");
+    if (r->student.init_from_teacher_embedding && (r->model.path[0] || r->student.init_from_teacher_layers[0]))
+        return ct_fail("student.init_from_teacher_embedding is for a new student of the model.* shape: empty "
+                       "model.path and student.init_from_teacher_layers");
+    return 0;
+}
+
 int ct_recipe_validate(const ct_recipe *r) {
     const ct_recipe_model *m = &r->model;
     if (!m->path[0]) {
@@ -768,6 +812,7 @@ int ct_recipe_validate(const ct_recipe *r) {
         return ct_fail("tokenizer.train needs data.train to learn from");
     if (!r->train.max_steps && !r->train.epochs)
         return ct_fail("train.max_steps and train.epochs are both 0: set one of them");
+    CT_TRY(validate_distill(r));
     /* An intent example's only target is its answer, at the very end: cutting the end of a long
      * one leaves a sequence that trains nothing. */
     if (r->data.truncation == CT_RECIPE_TRUNCATE_RIGHT &&

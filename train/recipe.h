@@ -32,6 +32,8 @@ typedef enum { CT_RECIPE_ADAMW } ct_recipe_optimizer_name;
 typedef enum { CT_RECIPE_COSINE, CT_RECIPE_LINEAR, CT_RECIPE_CONSTANT } ct_recipe_schedule_name;
 typedef enum { CT_RECIPE_FP32, CT_RECIPE_BF16, CT_RECIPE_FP16 } ct_recipe_precision;
 typedef enum { CT_RECIPE_LORA_KAIMING, CT_RECIPE_LORA_GAUSSIAN } ct_recipe_lora_init;
+typedef enum { CT_RECIPE_TEACHER_F32, CT_RECIPE_TEACHER_BF16, CT_RECIPE_TEACHER_INT8 } ct_recipe_teacher_dtype;
+typedef enum { CT_RECIPE_FORWARD_KL, CT_RECIPE_REVERSE_KL, CT_RECIPE_SYMMETRIC_KL } ct_recipe_kd_loss;
 typedef enum { CT_RECIPE_BASE_AUTO, CT_RECIPE_BASE_F32, CT_RECIPE_BASE_BF16, CT_RECIPE_BASE_INT8 } ct_recipe_base_dtype;
 
 /* Strings are owned by the recipe and never NULL: an unset string is "". */
@@ -141,6 +143,21 @@ typedef struct {
     int every;                 /* gradual: steps between pruning steps */
     bool keep_zeros;           /* masks from model.path's zeros (a pruned folder trained further) */
 } ct_recipe_prune;
+/* Knowledge distillation (train/distill.h): a frozen teacher, loss = (1 - kd_ratio) CE +
+ * kd_ratio T^2 KL over the target tokens. Off while teacher is "". */
+typedef struct {
+    char *teacher;         /* HF folder, ctune run or checkpoint; "" = no distillation */
+    char *teacher_adapter; /* a PEFT LoRA adapter folder merged into the teacher; "" = none */
+    ct_recipe_teacher_dtype teacher_dtype;
+    double kd_ratio, temperature;
+    ct_recipe_kd_loss loss;
+} ct_recipe_distill;
+
+/* How a distilled student starts when model.path is empty. */
+typedef struct {
+    char *init_from_teacher_layers; /* list of teacher layer indices; "" = a new model from model.* */
+    bool init_from_teacher_embedding; /* a new model.* student starts with the teacher's embedding and norm */
+} ct_recipe_student;
 
 typedef struct {
     char *name, *description;
@@ -160,6 +177,8 @@ typedef struct {
     ct_recipe_eval eval;
     ct_recipe_lora lora;
     ct_recipe_prune prune;
+    ct_recipe_distill distill;
+    ct_recipe_student student;
 } ct_recipe;
 
 /* ---- the schema ---- */

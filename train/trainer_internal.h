@@ -41,6 +41,7 @@ typedef struct {
     int32_t pad_id, eos_id;
 
     ct_llama *model;
+    struct ct_distill *distill; /* distill.teacher: the frozen teacher (train/distill.h); NULL = none */
     ct_trainable_set trainable; /* what trains: the optimizer, clipping and checkpoints take it */
     /* With model.path and a frozen part, checkpoints hold only the trainable tensors and name
      * the base (base_path, trainable.base_hash); from scratch (no base to name) they hold all. */

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "kernels/device.h"
+#include "train/distill.h"
 #include "train/lora_setup.h"
 #include "train/model_source.h"
 #include "train/trainer_internal.h"
@@ -196,14 +197,25 @@ static int setup_model(ct_trainer *t) {
     } else {
         if (!t->tokenizer)
             return ct_fail("a new model needs a tokenizer: set tokenizer.train=true or tokenizer.path");
-        t->model = new_model(t);
+        const char *layers = r->student.init_from_teacher_layers;
+        t->model = layers[0] ? ct_distill_student_from_layers(t->distill, layers) : new_model(t);
         if (!t->model) return -1;
+        if (r->student.init_from_teacher_embedding) {
+            CT_TRY(ct_distill_copy_embedding(t->distill, t->model));
+            fprintf(t->log, "model: new student layers over the teacher's embedding and norm, %lld parameters\n",
+                    (long long)ct_llama_num_params(t->model));
+        }
+        if (layers[0])
+            fprintf(t->log, "model: student of teacher layers [%s], %lld parameters\n", layers,
+                    (long long)ct_llama_num_params(t->model));
     }
     CT_TRY(ct_lora_setup_model(t->model, r, t->log));
     CT_TRY(setup_trainable(t));
     t->model->gradient_checkpointing = r->model.gradient_checkpointing;
     t->model->compute_dtype = r->train.precision == CT_RECIPE_BF16 ? CT_BF16 : CT_F32;
     CT_TRY(ct_llama_check_tokenizer(t->model, t->tokenizer));
+    if (t->distill)
+        CT_TRY(ct_distill_prepare(t->distill, t->model, t->tokenizer, ct_recipe_seq_len(r), r->device));
     /* Before the optimizer: its moments are allocated where the parameters are. */
     if (r->device != CT_CPU && ct_llama_to_device(t->model, r->device) < 0)
         return ct_fail_context("device=%s: ", ct_device_name(r->device));
@@ -335,6 +347,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     t->threads = omp_get_max_threads();
     CT_TRY(read_data(t));
     CT_TRY(setup_tokenizer(t));
+    CT_TRY(ct_distill_open(&t->distill, recipe, t->log));
     CT_TRY(setup_model(t));
     CT_TRY(setup_data(t));
     CT_TRY(setup_optimizer(t));
@@ -363,6 +376,7 @@ void ct_trainer_teardown(ct_trainer *t) {
     free(t->base_path);
     if (!t->model || t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);
     ct_llama_free(t->model);
+    ct_distill_free(t->distill);
     free(t->tokenizer_dir);
     memset(t, 0, sizeof *t);
 }

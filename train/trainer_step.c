@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
+#include "train/distill.h"
 #include "train/trainer_internal.h"
 
 /* Adds d(sum of token losses / total_targets) of micro-batch `index` to the gradients; *loss_sum
@@ -24,8 +25,8 @@ static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t t
     ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b->segments,
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
                                   .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index), .training = true};
-    ct_tensor *logits = ct_llama_forward(t->model, b->ids, &args);
-    ct_tensor *sum = ct_cross_entropy(logits, b->targets, CT_REDUCE_SUM);
+    ct_tensor *sum = t->distill ? ct_distill_loss(t->distill, t->model, host, b, &args)
+                                : ct_cross_entropy(ct_llama_forward(t->model, b->ids, &args), b->targets, CT_REDUCE_SUM);
     int rc = sum ? 0 : -1;
     if (rc == 0) {
         *loss_sum = ct_get(sum, 0);

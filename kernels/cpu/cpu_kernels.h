@@ -66,6 +66,11 @@ int ct_cpu_kl_div_forward(const ct_tensor *student, const ct_tensor *teacher, co
 int ct_cpu_kl_div_backward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,
                            double temperature, const ct_tensor *row_stats, const ct_tensor *grad_out,
                            ct_tensor *grad_student, ct_tensor *grad_teacher);
+int ct_cpu_kd_rows_forward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                           const ct_kd_params *params, ct_tensor *row_stats);
+int ct_cpu_kd_rows_backward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                            const ct_kd_params *params, const ct_tensor *row_stats, const ct_tensor *grad_out,
+                            ct_tensor *grad_student);
 
 /* exp(x) in f32 without a libm call, so loops using it vectorize: 2^n * p(r) with n = round(x / ln 2),
  * r = x - n ln 2 (|r| <= ln 2 / 2, ln 2 split in two so n * hi is exact) and p the Cephes

@@ -39,6 +39,8 @@ static const ct_backend cuda_backend = {
     .dropout = ct_cuda_dropout,
     .kl_div_forward = ct_cuda_kl_div_forward,
     .kl_div_backward = ct_cuda_kl_div_backward,
+    .kd_rows_forward = ct_cuda_kd_rows_forward,
+    .kd_rows_backward = ct_cuda_kd_rows_backward,
     .dora_row_norms = ct_cuda_dora_row_norms,
 };
 

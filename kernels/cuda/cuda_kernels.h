@@ -69,6 +69,11 @@ int ct_cuda_kl_div_forward(const ct_tensor *student, const ct_tensor *teacher, c
 int ct_cuda_kl_div_backward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *mask,
                             double temperature, const ct_tensor *row_stats, const ct_tensor *grad_out,
                             ct_tensor *grad_student, ct_tensor *grad_teacher);
+int ct_cuda_kd_rows_forward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                            const ct_kd_params *params, ct_tensor *row_stats);
+int ct_cuda_kd_rows_backward(const ct_tensor *student, const ct_tensor *teacher, const ct_tensor *targets,
+                             const ct_kd_params *params, const ct_tensor *row_stats, const ct_tensor *grad_out,
+                             ct_tensor *grad_student);
 
 /* Whether every entry of the CUDA op table is set (kernels/cuda/cuda_backend.cu). Until it is,
  * ct_cuda_backend() returns NULL and tensors stay off the GPU; ct_cuda_backend_table() gives the
