@@ -17,6 +17,7 @@ static const ct_command commands[] = {
     {"eval", ct_cmd_eval, "evaluate a model or checkpoint on a data file (intent accuracy, perplexity)"},
     {"template", ct_cmd_template, "print the prompt a model folder's chat template renders for a conversation"},
     {"export", ct_cmd_export, "write a trained model for other programs: PEFT adapter, merged Hugging Face folder"},
+    {"logits", ct_cmd_logits, "write a model's next-token logits at every position of token sequences (raw f32)"},
     {"tokenizer", ct_cmd_tokenizer, "'tokenizer train': train a byte-level BPE tokenizer on a corpus"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
