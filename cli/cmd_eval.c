@@ -24,11 +24,12 @@ typedef struct {
 static int usage(FILE *out) {
     fprintf(out,
             "usage: ctune eval --model PATH --data FILE [options]\n\n"
-            "Evaluates a model on a data file. PATH is a Hugging Face model folder, a ctune run folder\n"
-            "or a ctune .h5 checkpoint. Intent data (one label per example) is scored by log-likelihood:\n"
-            "every label's display text is scored as the assistant's answer and the best one is the\n"
-            "prediction; accuracy uses the summed log-likelihood unless --length-normalized (both are\n"
-            "reported). Every format also reports the mean token loss and perplexity of its targets.\n\n"
+            "Evaluates a model on a data file. PATH is a Hugging Face model folder, a ctune run folder,\n"
+            "a ctune .h5 checkpoint or a .gguf file (Q8_0 weights stay int8). Intent data (one label\n"
+            "per example) is scored by log-likelihood: every label's display text is scored as the\n"
+            "assistant's answer and the best one is the prediction; accuracy uses the summed\n"
+            "log-likelihood unless --length-normalized (both are reported). Every format also reports\n"
+            "the mean token loss and perplexity of its targets.\n\n"
             "  --model PATH          the model\n"
             "  --adapter DIR         a PEFT LoRA adapter applied on the model\n"
             "  --data FILE           .jsonl (intent, dialog_intent or chat) or plain text\n"
@@ -328,10 +329,7 @@ int ct_cmd_eval(int argc, char **argv) {
     ct_seq_store_free(&e.store);
     ct_examples_free(e.examples);
     ct_label_set_free(e.labels);
-    if (e.source.tokenizer != (e.source.model ? e.source.model->tokenizer : NULL)) ct_tokenizer_free(e.source.tokenizer);
-    ct_llama_free(e.source.model);
-    free(e.source.tokenizer_dir);
-    free(e.source.recipe_yaml);
+    ct_model_source_close(&e.source);
     free(e.settings.labels);
     free(e.settings.system);
     free(e.settings.trained_labels);

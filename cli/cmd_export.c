@@ -1,13 +1,15 @@
 /* `ctune export`: a trained model in the format another program reads.
  *   --format peft  the LoRA adapter as PEFT files (adapter_config.json + adapter_model.safetensors)
  *   --format hf    a Hugging Face folder with any adapter merged in (W + s·B·A, f64, rounded once)
- * GGUF, llama.cpp LoRA and INT8 safetensors come with the export issue. */
+ *   --format gguf       a GGUF file for llama.cpp (--type f32|f16|bf16|q8_0), adapters merged
+ *   --format gguf-lora  the LoRA adapter as a llama.cpp LoRA GGUF (cli/export_gguf.c) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/export_gguf.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "models/llama_lora.h"
@@ -21,11 +23,11 @@
 #define CMD "export"
 
 typedef struct {
-    const char *model, *adapter, *format, *out, *dtype, *for_runtime;
+    const char *model, *adapter, *format, *out, *dtype, *for_runtime, *type;
 } export_args;
 
 static int export_usage(void) {
-    printf("usage: ctune export --model PATH --format peft|hf --out DIR [options]\n\n"
+    printf("usage: ctune export --model PATH --format peft|hf|gguf|gguf-lora --out PATH [options]\n\n"
            "Writes a trained model in a format other programs read.\n"
            "  --model PATH     a ctune run folder, an .h5 checkpoint, or a Hugging Face folder\n"
            "  --adapter DIR    a PEFT LoRA adapter applied on --model first\n"
@@ -34,7 +36,13 @@ static int export_usage(void) {
            "                   LoRA run (its newest checkpoint), a LoRA checkpoint, or --adapter\n"
            "  --format hf      a Hugging Face folder (config.json, model.safetensors, tokenizer files)\n"
            "                   with any adapter merged into its base\n"
-           "  --out DIR        the folder to write (created; files are written whole or not at all)\n"
+           "  --format gguf    one GGUF file for llama.cpp (model, tokenizer, chat template, ctune's task),\n"
+           "                   with any adapter merged; --type f32 (default), f16, bf16 or q8_0; a\n"
+           "                   per-tensor error report is printed and written to PATH.report.json\n"
+           "  --format gguf-lora  the LoRA adapter (--adapter DIR, or a LoRA run's adapter/) as a\n"
+           "                   llama.cpp LoRA GGUF for llama-server --lora\n"
+           "  --out PATH       the folder (peft, hf) or file (gguf) to write; written whole or not at all\n"
+           "  --type T         gguf: f32, f16, bf16 or q8_0\n"
            "  --dtype D        hf: f32 (default) or bf16\n"
            "  --for vllm       peft: refuse what vLLM's LoRA loader cannot serve (modules_to_save)\n");
     return 0;
@@ -50,14 +58,19 @@ static int export_parse(int argc, char **argv, export_args *a) {
                             : !strcmp(arg, "--out")     ? &a->out
                             : !strcmp(arg, "--dtype")   ? &a->dtype
                             : !strcmp(arg, "--for")     ? &a->for_runtime
+                            : !strcmp(arg, "--type")    ? &a->type
                                                         : NULL;
         if (!slot) return ct_usage_error(CMD, "unknown option '%s'", arg);
         if (i + 1 >= argc) return ct_usage_error(CMD, "%s needs a value", arg);
         *slot = argv[++i];
     }
     if (!a->model || !a->format || !a->out) return ct_usage_error(CMD, "--model, --format and --out are required");
-    if (strcmp(a->format, "peft") && strcmp(a->format, "hf"))
-        return ct_usage_error(CMD, "--format %s: ctune exports peft and hf (gguf and int8 come later)", a->format);
+    const bool gguf = !strcmp(a->format, "gguf") || !strcmp(a->format, "gguf-lora");
+    if (strcmp(a->format, "peft") && strcmp(a->format, "hf") && !gguf)
+        return ct_usage_error(CMD, "--format %s: ctune exports peft, hf, gguf and gguf-lora", a->format);
+    if (a->type && strcmp(a->format, "gguf")) return ct_usage_error(CMD, "--type is for --format gguf");
+    if (a->type && ct_export_gguf_check_type(a->type) < 0) return ct_usage_error(CMD, "%s", ct_last_error());
+    if (gguf && a->dtype) return ct_usage_error(CMD, "--dtype is for --format hf; gguf takes --type");
     if (a->dtype && strcmp(a->dtype, "f32") && strcmp(a->dtype, "bf16"))
         return ct_usage_error(CMD, "--dtype %s: f32 or bf16", a->dtype);
     if (a->dtype && !strcmp(a->format, "peft")) return ct_usage_error(CMD, "--dtype is for --format hf");
@@ -167,11 +180,12 @@ int ct_cmd_export(int argc, char **argv) {
         rc = ad ? ct_llama_apply_peft(src.model, ad) : -1;
         ct_peft_adapter_close(ad);
     }
-    if (rc == 0) rc = !strcmp(a.format, "peft") ? export_peft(&a, &src) : export_hf(&a, &src);
+    if (rc == 0) rc = !strcmp(a.format, "peft")        ? export_peft(&a, &src)
+                      : !strcmp(a.format, "gguf")      ? ct_export_gguf(&src, a.type ? a.type : "f32", a.out)
+                      : !strcmp(a.format, "gguf-lora") ? ct_export_gguf_lora(&src, a.adapter ? a.adapter : a.model,
+                                                                              a.adapter != NULL, a.out)
+                                                       : export_hf(&a, &src);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
-    if (src.tokenizer != src.model->tokenizer) ct_tokenizer_free(src.tokenizer);
-    ct_llama_free(src.model);
-    free(src.tokenizer_dir);
-    free(src.recipe_yaml);
+    ct_model_source_close(&src);
     return rc < 0 ? failed() : 0;
 }

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "datasets/tokenizer.h"
+#include "train/model_source.h"
 #include "models/generate.h"
 #include "models/llama.h"
 #include "models/llama_peft.h"
@@ -141,18 +142,19 @@ static int check_folder(const char *dir) {
 }
 
 /* The prompt's ids, and in *stop the template's end token (-1 with --raw). */
-static int encode_prompt(const generate_args *a, const ct_llama *m, ct_token_list *ids, int32_t *stop) {
+static int encode_prompt(const generate_args *a, const ct_llama *m, const char *folder, ct_token_list *ids,
+                         int32_t *stop) {
     *stop = -1;
     if (a->raw)
         return ct_tokenizer_encode(m->tokenizer, a->prompt, strlen(a->prompt), CT_TOK_MATCH_SPECIAL | CT_TOK_ADD_SPECIAL,
                                    ids);
     ct_chat_template tpl;
-    if (ct_chat_template_load(&tpl, m->tokenizer, a->model) < 0)
+    if (ct_chat_template_load(&tpl, m->tokenizer, folder) < 0)
         return ct_fail_context("chat template (use --raw to encode the prompt as it is): ");
     /* Without --system, the system prompt the model was trained with (its folder's task file). */
     ct_model_task task;
     bool found;
-    CT_TRY(ct_model_task_load(a->model, &task, &found));
+    CT_TRY(ct_model_task_load(folder, &task, &found));
     tpl.default_system = found ? task.system_prompt : NULL;
     ct_chat_message messages[2];
     size_t n = 0;
@@ -192,18 +194,41 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int generate_run(generate_args *a) {
-    CT_TRY(check_folder(a->model));
-    ct_llama *m = ct_llama_load(a->model);
+static bool is_gguf(const char *path) {
+    size_t n = strlen(path);
+    return n > 5 && !strcmp(path + n - 5, ".gguf");
+}
+
+/* The model: a folder, or a .gguf file (kept int8 when Q8_0) whose task files the source puts in
+ * a scratch folder; *folder gets where the chat template and task file are. */
+static ct_llama *open_model(const generate_args *a, ct_model_source *src, const char **folder) {
+    *folder = a->model;
+    ct_llama *m = NULL;
+    if (is_gguf(a->model)) {
+        if (ct_model_source_open_gguf(src, a->model) == 0) m = src->model;
+        *folder = src->scratch_dir;
+    } else if (check_folder(a->model) == 0) {
+        m = ct_llama_load(a->model);
+    }
     if (m && a->adapter && ct_llama_apply_peft_dir(m, a->adapter) < 0) {
-        ct_llama_free(m);
+        if (m != src->model) ct_llama_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static int generate_run(generate_args *a) {
+    ct_model_source src = {0};
+    const char *folder;
+    ct_llama *m = open_model(a, &src, &folder);
+    if (!m) {
+        ct_model_source_close(&src);
         return -1;
     }
-    if (!m) return -1;
     ct_token_list prompt = {0};
     ct_generation out = {0};
     int32_t stop;
-    int rc = m->tokenizer ? encode_prompt(a, m, &prompt, &stop)
+    int rc = m->tokenizer ? encode_prompt(a, m, folder, &prompt, &stop)
                           : ct_fail("%s: no tokenizer was loaded with the model", a->model);
     if (rc == 0) {
         a->gen.stop_ids = stop >= 0 ? &stop : NULL;
@@ -224,7 +249,8 @@ static int generate_run(generate_args *a) {
     }
     ct_generation_free(&out, 1);
     ct_token_list_free(&prompt);
-    ct_llama_free(m);
+    if (src.model) ct_model_source_close(&src);
+    else ct_llama_free(m);
     return rc;
 }
 

@@ -163,6 +163,8 @@ struct ct_tokenizer {
     char *path;
     ct_bpe_model bpe;
     ct_pretok pretok; /* the decoder is always ByteLevel: others are refused */
+    const char *split_regex; /* the last regex Split step's pattern (in strings), or NULL */
+    int n_splits;            /* Split steps, regex or literal */
 
     ct_added_token *added;
     int32_t n_added;

@@ -191,6 +191,14 @@ static int normalizer_options(const char *file, const cJSON *normalizer, int *op
                    SUPPORTED ")", file, type);
 }
 
+/* The split regexes, kept as text so an export can name the pre-tokenizer (GGUF's pre type). */
+static int remember_split(ct_tokenizer *tok, const char *regex) {
+    tok->n_splits++;
+    if (!regex) return 0; /* a literal split: no pre type matches it */
+    tok->split_regex = ct_tok_arena_copy(&tok->strings, regex, strlen(regex));
+    return tok->split_regex ? 0 : ct_fail("out of memory reading %s", tok->path);
+}
+
 static int add_split_step(ct_tokenizer *tok, const cJSON *step) {
     const char *behavior = string_field(step, "behavior");
     if (!behavior || strcmp(behavior, "Isolated") != 0 || flag(step, "invert"))
@@ -200,6 +208,7 @@ static int add_split_step(ct_tokenizer *tok, const cJSON *step) {
     const cJSON *pattern = cJSON_GetObjectItemCaseSensitive(step, "pattern");
     const char *regex = string_field(pattern, "Regex"), *literal = string_field(pattern, "String");
     if (!regex && !literal) return ct_fail("%s: Split pre-tokenizer without a pattern", tok->path);
+    CT_TRY(remember_split(tok, regex));
     return ct_pretok_add_split(&tok->pretok, regex ? regex : literal, !regex, tok->path);
 }
 
@@ -222,8 +231,10 @@ static int add_pretokenizer(ct_tokenizer *tok, const cJSON *step, bool *byte_lev
                            tok->path);
         *byte_level = true;
         const cJSON *use_regex = cJSON_GetObjectItemCaseSensitive(step, "use_regex");
-        if (!use_regex || cJSON_IsTrue(use_regex))
+        if (!use_regex || cJSON_IsTrue(use_regex)) {
+            CT_TRY(remember_split(tok, gpt2_split_regex));
             return ct_pretok_add_split(&tok->pretok, gpt2_split_regex, false, tok->path);
+        }
         return 0;
     }
     return ct_fail("%s: pre-tokenizer '%s' is not supported (" SUPPORTED ")", tok->path, type);

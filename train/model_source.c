@@ -54,6 +54,8 @@ int ct_model_source_open_newest_checkpoint(ct_model_source *source, const char *
 int ct_model_source_open(ct_model_source *source, const char *path) {
     memset(source, 0, sizeof *source);
     char config[4096], nested_dir[4096], nested[4096];
+    size_t len = strlen(path);
+    if (len > 5 && !strcmp(path + len - 5, ".gguf") && !ct_is_dir(path)) return ct_model_source_open_gguf(source, path);
     if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config))
         return open_folder(source, path, "Hugging Face folder");
     if (path_in(nested_dir, sizeof nested_dir, path, CT_RUN_MODEL_DIR) &&
@@ -71,7 +73,7 @@ int ct_model_source_open(ct_model_source *source, const char *path) {
     }
     if (!ct_is_dir(path))
         return ct_fail("%s does not exist; if it is another run's output (runs/NAME), run that recipe first, or give a "
-                       "Hugging Face model folder or a .h5 checkpoint", path);
+                       "Hugging Face model folder, a .h5 checkpoint or a .gguf file", path);
     return ct_fail("%s: no config.json, model/ folder or checkpoint file there; give a Hugging Face model folder, "
                    "a ctune run folder or a .h5 checkpoint", path);
 }

@@ -18,12 +18,21 @@ typedef struct {
     char *recipe_yaml;       /* the training recipe's resolved YAML, or NULL when unknown */
     char loaded_from[4096];  /* the folder or checkpoint file the weights were read from */
     const char *kind;        /* what that is, for messages: "Hugging Face folder", ... */
+    char *scratch_dir;       /* a GGUF file's serving files, written out for the readers of folders; or NULL */
 } ct_model_source;
 
 /* Fills *source (the caller frees the model with ct_llama_free, a tokenizer that is not the
  * model's with ct_tokenizer_free, and the strings with free). -1 with a message naming the path
  * and what was looked for. */
 int ct_model_source_open(ct_model_source *source, const char *path);
+/* A .gguf file (ctune's GGUF export or llama.cpp's): the model as stored (Q8_0 int8 with block
+ * scales, models/llama_gguf.h), the tokenizer rebuilt from its tokenizer.ggml.* keys, and what
+ * ctune's export adds under ctune.* (task, labels) with the chat template put in a scratch folder
+ * (source->scratch_dir, removed by ct_model_source_close) that is the model's source_dir and
+ * tokenizer_dir, so evaluation reads them as it reads a model folder's. */
+int ct_model_source_open_gguf(ct_model_source *source, const char *path);
+/* Frees what the source holds and removes its scratch folder. */
+void ct_model_source_close(ct_model_source *source);
 /* The newest checkpoint of a run folder's checkpoints/, whatever else the folder holds (a LoRA
  * run's adapters live there, its model/ is merged); `kind` says so in messages. 1 when opened, 0
  * when the run has no checkpoint, -1 with a message. */
