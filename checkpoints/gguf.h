@@ -69,6 +69,13 @@ int ct_gguf_set_i32_array(ct_gguf_writer *w, const char *key, const int32_t *val
 int ct_gguf_add_tensor(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
                        const void *data, bool owned);
 
+/* A tensor whose bytes are made while the file is written, one tensor at a time, so an export
+ * never holds a second copy of the model: fill(ctx, out) writes the ct_gguf_nbytes bytes into
+ * out and returns 0, or -1 with a message. ctx must live until ct_gguf_write returns. */
+typedef int (*ct_gguf_fill_fn)(void *ctx, uint8_t *out);
+int ct_gguf_add_tensor_fill(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
+                            ct_gguf_fill_fn fill, void *ctx);
+
 /* Called after each tensor's bytes are written, for a progress line. */
 typedef void (*ct_gguf_progress_fn)(void *ctx, int done, int total, uint64_t bytes_done, uint64_t bytes_total);
 

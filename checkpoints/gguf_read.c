@@ -244,11 +244,12 @@ static int place_tensors(ct_gguf *g, cursor *c) {
         if (t->offset != expect)
             return bad(c, "tensor %s is at offset %llu, but the tensors before it end at %llu", t->name,
                        (unsigned long long)t->offset, (unsigned long long)expect);
-        if (t->nbytes > avail || t->offset > avail - t->nbytes)
+        /* padded as llama.cpp reads it: a file cut inside the last padding is truncated too */
+        uint64_t padded = (t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
+        if (padded > avail || t->offset > avail - padded)
             return bad(c, "tensor %s (%llu bytes at offset %llu) runs past the end of the file (truncated?)", t->name,
                        (unsigned long long)t->nbytes, (unsigned long long)t->offset);
         t->data = c->base + data + t->offset;
-        uint64_t padded = (t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
         expect += padded;
     }
     return 0;
@@ -270,7 +271,11 @@ static int parse_all(ct_gguf *g, cursor *c) {
     g->kvs = ct_calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kvs, "GGUF key-values");
     g->tensors = ct_calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors, "GGUF tensors");
     if (!g->kvs || !g->tensors) return -1;
-    for (uint64_t i = 0; i < n_kv; i++, g->n_kv++) CT_TRY(read_kv(c, &g->kvs[i]));
+    /* counted before it is read, so a failure frees what a half-read key-value allocated */
+    for (uint64_t i = 0; i < n_kv; i++) {
+        g->n_kv++;
+        CT_TRY(read_kv(c, &g->kvs[i]));
+    }
     CT_TRY(check_unique_keys(g, c));
     CT_TRY(read_alignment(g, c));
     for (uint64_t i = 0; i < n_tensors; i++, g->n_tensors++) CT_TRY(read_tensor_info(c, &g->tensors[i]));

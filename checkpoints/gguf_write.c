@@ -21,6 +21,8 @@ typedef struct {
     int n_dims;
     int64_t ne[CT_GGUF_MAX_DIMS];
     const void *data;
+    ct_gguf_fill_fn fill; /* or this makes the bytes at write time */
+    void *fill_ctx;
     uint64_t nbytes;
     bool owned;
 } writer_tensor;
@@ -112,30 +114,23 @@ int ct_gguf_set_i32_array(ct_gguf_writer *w, const char *key, const int32_t *val
     return put(w, values, (size_t)n * 4);
 }
 
-int ct_gguf_add_tensor(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
-                       const void *data, bool owned) {
-    int rc = 0;
-    if (strlen(name) >= CT_GGUF_MAX_NAME) rc = ct_fail("GGUF tensor name %s is %d bytes or longer", name, CT_GGUF_MAX_NAME);
-    if (rc == 0 && (n_dims < 1 || n_dims > CT_GGUF_MAX_DIMS)) rc = ct_fail("GGUF tensor %s: %d dimensions", name, n_dims);
+static int add_info(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
+                    writer_tensor **out) {
+    if (strlen(name) >= CT_GGUF_MAX_NAME) return ct_fail("GGUF tensor name %s is %d bytes or longer", name, CT_GGUF_MAX_NAME);
+    if (n_dims < 1 || n_dims > CT_GGUF_MAX_DIMS) return ct_fail("GGUF tensor %s: %d dimensions", name, n_dims);
     int64_t rows = 1;
-    for (int d = 1; rc == 0 && d < n_dims; d++) rows *= ne[d];
-    uint64_t nbytes = rc == 0 ? ct_gguf_nbytes(type, ne[0], rows) : 0;
-    if (rc == 0 && !nbytes)
-        rc = ct_fail("GGUF tensor %s: %s cannot hold rows of %lld elements", name, ct_gguf_type_name(type), (long long)ne[0]);
-    for (int64_t i = 0; rc == 0 && i < w->n_tensors; i++)
-        if (!strcmp(w->tensors[i].name, name)) rc = ct_fail("GGUF tensor %s added twice", name);
-    if (rc == 0 && w->n_tensors == w->cap_tensors) {
+    for (int d = 1; d < n_dims; d++) rows *= ne[d];
+    uint64_t nbytes = ct_gguf_nbytes(type, ne[0], rows);
+    if (!nbytes)
+        return ct_fail("GGUF tensor %s: %s cannot hold rows of %lld elements", name, ct_gguf_type_name(type), (long long)ne[0]);
+    for (int64_t i = 0; i < w->n_tensors; i++)
+        if (!strcmp(w->tensors[i].name, name)) return ct_fail("GGUF tensor %s added twice", name);
+    if (w->n_tensors == w->cap_tensors) {
         int64_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
         writer_tensor *t = realloc(w->tensors, sizeof *t * (size_t)cap);
-        if (!t) rc = ct_fail("out of memory adding GGUF tensor %s", name);
-        else {
-            w->tensors = t;
-            w->cap_tensors = cap;
-        }
-    }
-    if (rc < 0) {
-        if (owned) free((void *)data);
-        return -1;
+        if (!t) return ct_fail("out of memory adding GGUF tensor %s", name);
+        w->tensors = t;
+        w->cap_tensors = cap;
     }
     writer_tensor *t = &w->tensors[w->n_tensors++];
     memset(t, 0, sizeof *t);
@@ -143,9 +138,29 @@ int ct_gguf_add_tensor(ct_gguf_writer *w, const char *name, ct_gguf_type type, i
     t->type = type;
     t->n_dims = n_dims;
     for (int d = 0; d < n_dims; d++) t->ne[d] = ne[d];
-    t->data = data;
     t->nbytes = nbytes;
+    *out = t;
+    return 0;
+}
+
+int ct_gguf_add_tensor(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
+                       const void *data, bool owned) {
+    writer_tensor *t;
+    if (add_info(w, name, type, n_dims, ne, &t) < 0) {
+        if (owned) free((void *)data);
+        return -1;
+    }
+    t->data = data;
     t->owned = owned;
+    return 0;
+}
+
+int ct_gguf_add_tensor_fill(ct_gguf_writer *w, const char *name, ct_gguf_type type, int n_dims, const int64_t *ne,
+                            ct_gguf_fill_fn fill, void *ctx) {
+    writer_tensor *t;
+    CT_TRY(add_info(w, name, type, n_dims, ne, &t));
+    t->fill = fill;
+    t->fill_ctx = ctx;
     return 0;
 }
 
@@ -177,19 +192,32 @@ static int header(const ct_gguf_writer *w, ct_strbuf *h) {
     return ct_strbuf_append(h, zeros, pad_to(h->len, CT_GGUF_ALIGNMENT) - h->len);
 }
 
+/* 0, -1 with a message from a fill, or 1 for an I/O error (errno). */
 static int write_all(FILE *f, const ct_gguf_writer *w, const ct_strbuf *h, ct_gguf_progress_fn progress, void *ctx) {
     static const char zeros[CT_GGUF_ALIGNMENT];
-    if (fwrite(h->data, 1, h->len, f) != h->len) return -1;
-    uint64_t total = 0, done = 0;
-    for (int64_t i = 0; i < w->n_tensors; i++) total += w->tensors[i].nbytes;
+    if (fwrite(h->data, 1, h->len, f) != h->len) return 1;
+    uint64_t total = 0, done = 0, biggest = 0;
     for (int64_t i = 0; i < w->n_tensors; i++) {
+        total += w->tensors[i].nbytes;
+        if (w->tensors[i].fill && w->tensors[i].nbytes > biggest) biggest = w->tensors[i].nbytes;
+    }
+    uint8_t *buffer = biggest ? ct_malloc(biggest, "a tensor's bytes") : NULL;
+    if (biggest && !buffer) return -1;
+    int rc = 0;
+    for (int64_t i = 0; i < w->n_tensors && rc == 0; i++) {
         const writer_tensor *t = &w->tensors[i];
         size_t pad = (size_t)(pad_to(t->nbytes, CT_GGUF_ALIGNMENT) - t->nbytes);
-        if (fwrite(t->data, 1, (size_t)t->nbytes, f) != t->nbytes || fwrite(zeros, 1, pad, f) != pad) return -1;
+        const void *bytes = t->data;
+        if (t->fill) {
+            if (t->fill(t->fill_ctx, buffer) < 0) rc = -1;
+            bytes = buffer;
+        }
+        if (rc == 0 && (fwrite(bytes, 1, (size_t)t->nbytes, f) != t->nbytes || fwrite(zeros, 1, pad, f) != pad)) rc = 1;
         done += t->nbytes;
-        if (progress) progress(ctx, (int)i + 1, (int)w->n_tensors, done, total);
+        if (rc == 0 && progress) progress(ctx, (int)i + 1, (int)w->n_tensors, done, total);
     }
-    return 0;
+    free(buffer);
+    return rc;
 }
 
 int ct_gguf_write(const ct_gguf_writer *w, const char *path, ct_gguf_progress_fn progress, void *ctx) {
@@ -204,13 +232,14 @@ int ct_gguf_write(const ct_gguf_writer *w, const char *path, ct_gguf_progress_fn
         ct_strbuf_free(&h);
         return -1;
     }
-    int ok = write_all(f, w, &h, progress, ctx) == 0;
+    int written = write_all(f, w, &h, progress, ctx);
     int saved = errno;
-    ok = fclose(f) == 0 && ok;
+    int closed = fclose(f) == 0;
     ct_strbuf_free(&h);
-    if (!ok) {
+    if (written != 0 || !closed) {
         unlink(tmp);
         free(tmp);
+        if (written < 0) return ct_fail_context("%s: ", path);
         return ct_fail("%s: writing failed (%s); check free disk space; nothing was written there", path,
                        strerror(saved ? saved : errno));
     }

@@ -214,12 +214,12 @@ static int add_merges(const ct_gguf *g, cJSON *model) {
 
 static int check_tokenizer_keys(const ct_gguf *g, const char *model, const char *pre, const char **regex) {
     if (!model || strcmp(model, "gpt2"))
-        return ct_fail("%s: tokenizer.ggml.model is %s; ctune reads byte-level BPE (gpt2) tokenizers; give "
-                       "--tokenizer DIR", ct_gguf_path(g), model ? model : "missing");
+        return ct_fail("%s: tokenizer.ggml.model is %s; ctune rebuilds only byte-level BPE (gpt2) tokenizers "
+                       "(Qwen2/2.5/3, LLaMA 3, ctune's own)", ct_gguf_path(g), model ? model : "missing");
     *regex = !pre ? NULL : !strcmp(pre, "qwen2") ? CT_QWEN2_SPLIT_REGEX : !strcmp(pre, "llama-bpe") ? LLAMA3_SPLIT_REGEX : NULL;
     if (!*regex)
-        return ct_fail("%s: tokenizer.ggml.pre is %s; ctune rebuilds qwen2 and llama-bpe tokenizers; give --tokenizer "
-                       "DIR (the model's tokenizer.json folder)", ct_gguf_path(g), pre ? pre : "missing");
+        return ct_fail("%s: tokenizer.ggml.pre is %s; ctune rebuilds the qwen2 and llama-bpe pre-tokenizers only "
+                       "(evaluate the model's Hugging Face folder instead)", ct_gguf_path(g), pre ? pre : "missing");
     return 0;
 }
 

@@ -38,8 +38,7 @@ typedef struct {
 int ct_tokenizer_gguf_add(const ct_tokenizer *tok, ct_gguf_writer *w, const ct_tokenizer_gguf_options *options);
 
 /* tokenizer.json text (a new string) equivalent to the file's tokenizer keys; NULL with a
- * message naming the key, or saying to give --tokenizer DIR when the pre type is not one ctune
- * can rebuild. */
+ * message naming the key (a model or pre type ctune cannot rebuild included). */
 char *ct_tokenizer_json_from_gguf(const ct_gguf *g);
 
 #endif

@@ -38,13 +38,15 @@ typedef struct {
 typedef struct {
     ct_gguf_tensor_report *tensors;
     int n;
+    void *pending; /* what the writer's fill callbacks read; freed with the report */
 } ct_gguf_report;
 void ct_gguf_report_free(ct_gguf_report *r);
 
 /* Adds general.architecture, the model keys and every parameter of m (f32, on the CPU) to w:
  * 2-D weights in `type` (F32, F16, BF16 or Q8_0), 1-D ones in F32; rope_freqs.weight for llama 3
- * RoPE scaling. The report lists every tensor. -1 with a message naming the architecture or the
- * tensor. */
+ * RoPE scaling. Tensors are converted while ct_gguf_write writes them (one at a time, no copy of
+ * the model), so m and the report must live until then; the report's errors are filled in then.
+ * -1 with a message naming the architecture or the tensor. */
 int ct_llama_gguf_add(const ct_llama *m, ct_gguf_writer *w, ct_gguf_type type, ct_gguf_report *report);
 
 /* The LoRA adapters attached to m as a llama.cpp LoRA GGUF: general.type adapter, adapter.type

@@ -10,9 +10,18 @@
 #include "core/error.h"
 #include "models/llama_gguf.h"
 
+/* What one tensor's fill callback needs. */
+typedef struct {
+    const ct_llama *m;
+    const ct_tensor *t;
+    ct_gguf_tensor_report *r;
+} pending_tensor;
+
 void ct_gguf_report_free(ct_gguf_report *r) {
     free(r->tensors);
+    free(r->pending);
     r->tensors = NULL;
+    r->pending = NULL;
     r->n = 0;
 }
 
@@ -106,57 +115,66 @@ static void encode_row(const float *x, int64_t n, ct_gguf_type type, uint8_t *ou
     }
 }
 
-/* The bytes of rows x cols f32 values in `type` (a new buffer), with the report's numbers. */
-static uint8_t *encode(const float *x, int64_t rows, int64_t cols, ct_gguf_type type, ct_gguf_tensor_report *r) {
-    uint64_t nbytes = ct_gguf_nbytes(type, cols, rows), row_bytes = nbytes / (uint64_t)rows;
-    uint8_t *out = ct_malloc(nbytes, r->name);
+/* rows x cols f32 values into out in `type`, with the report's numbers. */
+static int encode(const float *x, int64_t rows, int64_t cols, ct_gguf_type type, uint8_t *out, ct_gguf_tensor_report *r) {
+    const uint64_t row_bytes = ct_gguf_nbytes(type, cols, rows) / (uint64_t)rows;
     float *back = ct_malloc((size_t)cols * sizeof *back, "a row");
-    if (!out || !back) {
-        free(out);
-        free(back);
-        return NULL;
-    }
+    if (!back) return -1;
     double acc[3] = {0, 0, 0};
     for (int64_t i = 0; i < rows; i++) encode_row(x + i * cols, cols, type, out + (uint64_t)i * row_bytes, back, acc);
     free(back);
     r->rel_rms = acc[1] > 0 ? sqrt(acc[0] / acc[1]) : sqrt(acc[0]);
     r->max_abs = acc[2];
-    return out;
+    return 0;
 }
 
-static int add_param(const ct_llama *m, const ct_tensor *t, ct_gguf_writer *w, ct_gguf_type type, ct_gguf_tensor_report *r) {
-    memset(r, 0, sizeof *r);
-    CT_TRY(ct_llama_gguf_name(t->name, r->name, sizeof r->name));
-    const int64_t rows = t->ndim == 2 ? t->shape[0] : 1, cols = t->shape[t->ndim - 1];
-    r->rows = rows;
-    r->cols = cols;
-    r->type = t->ndim == 1 ? CT_GGUF_F32 : type; /* norms and biases stay F32, as llama.cpp's converter keeps them */
-    if (r->type == CT_GGUF_Q8_0 && cols % CT_GGUF_Q8_0_BLOCK) {
-        r->type = CT_GGUF_F16;
-        r->fell_back = true;
-    }
+/* The writer's callback: one parameter, permuted for llama's q/k, converted into out. */
+static int fill_param(void *ctx, uint8_t *out) {
+    const pending_tensor *p = ctx;
+    const ct_tensor *t = p->t;
     float *owned;
     const float *x = values_f32(t, &owned);
     if (!x) return -1;
     int64_t n_head;
     float *permuted = NULL;
-    if (ct_llama_gguf_permuted(m, t->name, &n_head)) {
-        permuted = ct_malloc((size_t)(rows * cols) * sizeof *permuted, t->name);
+    if (ct_llama_gguf_permuted(p->m, t->name, &n_head)) {
+        permuted = ct_malloc((size_t)(p->r->rows * p->r->cols) * sizeof *permuted, t->name);
         if (!permuted) {
             free(owned);
             return -1;
         }
         /* a bias permutes like a column of rows: one element per row */
-        ct_llama_rope_permute_rows(x, permuted, (size_t)(t->ndim == 2 ? cols : 1) * sizeof(float), n_head,
-                                   m->config.head_dim, false);
+        ct_llama_rope_permute_rows(x, permuted, (size_t)(t->ndim == 2 ? p->r->cols : 1) * sizeof(float), n_head,
+                                   p->m->config.head_dim, false);
         x = permuted;
     }
-    uint8_t *bytes = t->ndim == 1 ? encode(x, 1, cols, r->type, r) : encode(x, rows, cols, r->type, r);
+    int rc = encode(x, p->r->rows, p->r->cols, p->r->type, out, p->r);
     free(permuted);
     free(owned);
-    if (!bytes) return -1;
-    int64_t ne[2] = {cols, rows};
-    return ct_gguf_add_tensor(w, r->name, r->type, t->ndim, ne, bytes, true);
+    return rc;
+}
+
+static int add_param(const ct_llama *m, const ct_tensor *t, ct_gguf_writer *w, ct_gguf_type type, ct_gguf_tensor_report *r,
+                     pending_tensor *p) {
+    memset(r, 0, sizeof *r);
+    CT_TRY(ct_llama_gguf_name(t->name, r->name, sizeof r->name));
+    if (t->ndim != 1 && t->ndim != 2) return ct_fail("tensor %s has %d dimensions", t->name, t->ndim);
+    r->rows = t->ndim == 2 ? t->shape[0] : 1;
+    r->cols = t->shape[t->ndim - 1];
+    r->type = t->ndim == 1 ? CT_GGUF_F32 : type; /* norms and biases stay F32, as llama.cpp's converter keeps them */
+    if (r->type == CT_GGUF_Q8_0 && r->cols % CT_GGUF_Q8_0_BLOCK) {
+        r->type = CT_GGUF_F16;
+        r->fell_back = true;
+    }
+    if (t->device != CT_CPU || (t->dtype != CT_F32 && t->dtype != CT_BF16)) { /* refused now, not half-way through writing */
+        float *owned;
+        if (!values_f32(t, &owned)) return -1;
+        free(owned);
+    }
+    *p = (pending_tensor){m, t, r};
+    /* a 1-D tensor is one row of cols values */
+    int64_t ne[2] = {r->cols, r->rows};
+    return ct_gguf_add_tensor_fill(w, r->name, r->type, t->ndim, ne, fill_param, p);
 }
 
 /* llama 3 RoPE scaling as the converter writes it: per frequency, the factor llama.cpp divides
@@ -189,9 +207,12 @@ int ct_llama_gguf_add(const ct_llama *m, ct_gguf_writer *w, ct_gguf_type type, c
         return ct_fail("%s with an o_proj bias: llama.cpp's %s has no attn_output.bias; export --format hf", arch, arch);
     CT_TRY(add_keys(&m->config, arch, w, type));
     report->tensors = ct_calloc((size_t)m->n_params + 1, sizeof *report->tensors, "the quantization report");
-    if (!report->tensors) return -1;
+    pending_tensor *pending = ct_calloc((size_t)m->n_params, sizeof *pending, "the export's tensors");
+    report->pending = pending;
+    if (!report->tensors || !pending) return -1;
     /* llama.cpp orders the token embedding first and the output last; any order loads */
-    for (int i = 0; i < m->n_params; i++) CT_TRY(add_param(m, m->params[i], w, type, &report->tensors[report->n++]));
+    for (int i = 0; i < m->n_params; i++)
+        CT_TRY(add_param(m, m->params[i], w, type, &report->tensors[report->n++], &pending[i]));
     if (m->config.rope_scaling.type == CT_ROPE_LLAMA3) CT_TRY(add_rope_freqs(m, w, report));
     return 0;
 }

@@ -149,6 +149,10 @@ static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
         ct_model_source source;
+        size_t len = strlen(r->model.path);
+        if (len > 5 && !strcmp(r->model.path + len - 5, ".gguf")) /* int8 weights, task files in a scratch folder */
+            return ct_fail("model.path=%s: a GGUF file is for ctune eval and generate and llama.cpp; train from the "
+                           "Hugging Face folder, run folder or .h5 checkpoint it was exported from", r->model.path);
         if (ct_model_source_open(&source, r->model.path) < 0) return ct_fail_context("model.path: ");
         t->model = source.model;
         if (!t->tokenizer) { /* the model's own tokenizer */
