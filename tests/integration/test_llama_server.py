@@ -10,6 +10,7 @@ it answers /v1/chat/completions for every prompt of the test split (datasets/dat
 - The exact-label accuracy of the served answers is printed beside `ctune eval`'s accuracy
   (log-likelihood scoring of the 15 labels) on the same split.
 """
+import atexit
 import concurrent.futures
 import json
 import os
@@ -19,7 +20,7 @@ import sys
 import time
 import urllib.request
 
-from llama_cpp_common import (CTUNE, ROOT, TMP, ctune, export_gguf, intent_model, labels, llama_bin, model_folder,
+from llama_cpp_common import (CTUNE, ROOT, TMP, export_gguf, intent_model, labels, llama_bin, model_folder,
                               run, test_split)
 
 MIN_AGREEMENT = 0.99
@@ -69,8 +70,17 @@ def ctune_answer(gguf, text):
     return out.rstrip("\n")
 
 
-def ctune_eval_accuracy(model):
-    out = ctune("eval", "--model", model, "--data", os.path.join(ROOT, "datasets", "data", "intent_test.jsonl"))
+def start_ctune_eval(model):
+    """`ctune eval` on the test split, run beside the rest of the test."""
+    return subprocess.Popen([CTUNE, "eval", "--model", model, "--data",
+                             os.path.join(ROOT, "datasets", "data", "intent_test.jsonl")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ctune_eval_accuracy(proc):
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"ctune eval failed with exit {proc.returncode}: {err[-2000:]}")
     for line in out.splitlines():
         if line.startswith("accuracy"):
             return float(line.split()[1])
@@ -83,6 +93,8 @@ def main():
     names = labels(folder)
     system = json.load(open(os.path.join(folder, "ctune_task.json"), encoding="utf-8"))["system_prompt"]
     gguf = export_gguf(folder, "q8_0", os.path.join(TMP, "intent-serve-q8_0.gguf"))
+    evaluation = start_ctune_eval(model)
+    atexit.register(lambda: evaluation.poll() is None and evaluation.kill())
     rows = test_split()
     port = free_port()
     log = open(os.path.join(TMP, "llama-server.log"), "w")
@@ -115,7 +127,7 @@ def main():
         print(f"  differs: {r['text']!r}: llama-server {a!r}, ctune {b!r}")
     served_acc = sum(a.strip() == names[r["label"]] for r, a in zip(rows, served)) / len(rows)
     local_acc = sum(a.strip() == names[r["label"]] for r, a in zip(rows, local)) / len(rows)
-    eval_acc = ctune_eval_accuracy(model)
+    eval_acc = ctune_eval_accuracy(evaluation)
     agreement = same / len(rows)
     print(f"llama-server (Q8_0, {SLOTS} slots) vs ctune generate on the same file: {same}/{len(rows)} answers equal "
           f"({100 * agreement:.2f}%, need >= {100 * MIN_AGREEMENT:.0f}%); served in {serve_s:.1f} s, ctune {local_s:.1f} s")
