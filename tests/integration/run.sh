@@ -52,7 +52,9 @@ if printf '%s\n' "${tests[@]}" | grep -q -e llama -e gguf; then
     llama_cpp="$(CT_CACHE_DIR="$cache" bash "$here/build_llama_cpp.sh")" \
         || { echo "integration: building llama.cpp failed (tests/integration/build_llama_cpp.sh)" >&2; exit 1; }
     intent="${CT_INTENT_MODEL:-}"
-    if [ -z "$intent" ]; then
+    if [ -n "$intent" ]; then
+        intent="$(cd "$intent" && pwd)" || { echo "integration: CT_INTENT_MODEL=$CT_INTENT_MODEL is not a folder" >&2; exit 1; }
+    else
         intent="$(CTUNE="$ctune" CT_CACHE_DIR="$cache" bash "$here/train_intent_model.sh")" \
             || { echo "integration: training the intent model failed (tests/integration/train_intent_model.sh)" >&2; exit 1; }
     fi
