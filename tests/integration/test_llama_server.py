@@ -18,10 +18,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from llama_cpp_common import (CTUNE, ROOT, TMP, export_gguf, intent_model, labels, llama_bin, model_folder,
-                              run, test_split)
+                              test_split)
 
 MIN_AGREEMENT = 0.99
 MAX_TOKENS = 16
@@ -56,18 +57,33 @@ def wait_ready(port, server, seconds=120):
     raise SystemExit(f"llama-server not ready after {seconds} s")
 
 
+# A prompt longer than the model's context (128 positions for the intent model) is refused by
+# both programs; the two refusals count as the same answer (and as a wrong label).
+REFUSED = "<refused: longer than the model's context>"
+
+
 def chat(port, text):
-    reply = post(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": text}],
-                                                "temperature": 0, "max_tokens": MAX_TOKENS})
+    try:
+        reply = post(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": text}],
+                                                    "temperature": 0, "max_tokens": MAX_TOKENS})
+    except urllib.error.HTTPError as e:
+        body = e.read().decode(errors="replace")
+        if e.code == 400 and "exceeds the available context size" in body:
+            return REFUSED
+        raise SystemExit(f"llama-server answered {e.code}: {body[:500]}")
     return reply["choices"][0]["message"]["content"]
 
 
 def ctune_answer(gguf, text):
     # One thread per process, two processes at a time: the prompts are short, and a 2-thread
     # team per tiny matrix product mostly waits on the other thread on a busy machine.
-    out = run([CTUNE, "generate", "--model", gguf, "--prompt", text, "--max-new-tokens", str(MAX_TOKENS)],
-              cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return out.rstrip("\n")
+    done = subprocess.run([CTUNE, "generate", "--model", gguf, "--prompt", text, "--max-new-tokens", str(MAX_TOKENS)],
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    if done.returncode != 0 and "but the model's context is" in done.stderr:
+        return REFUSED
+    if done.returncode != 0:
+        raise SystemExit(f"ctune generate failed with exit {done.returncode}: {done.stderr[-1000:]}")
+    return done.stdout.rstrip("\n")
 
 
 def start_ctune_eval(model):
@@ -129,6 +145,9 @@ def main():
     local_acc = sum(a.strip() == names[r["label"]] for r, a in zip(rows, local)) / len(rows)
     eval_acc = ctune_eval_accuracy(evaluation)
     agreement = same / len(rows)
+    refused = sum(a == REFUSED and b == REFUSED for a, b in zip(served, local))
+    if refused:
+        print(f"{refused} prompts longer than the model's context were refused by both")
     print(f"llama-server (Q8_0, {SLOTS} slots) vs ctune generate on the same file: {same}/{len(rows)} answers equal "
           f"({100 * agreement:.2f}%, need >= {100 * MIN_AGREEMENT:.0f}%); served in {serve_s:.1f} s, ctune {local_s:.1f} s")
     print(f"exact-label accuracy: llama-server {served_acc:.4f}, ctune generate {local_acc:.4f}; "
