@@ -18,6 +18,7 @@ static const ct_command commands[] = {
     {"template", ct_cmd_template, "print the prompt a model folder's chat template renders for a conversation"},
     {"export", ct_cmd_export, "write a trained model for other programs: PEFT adapter, merged Hugging Face folder"},
     {"prune", ct_cmd_prune, "prune a model (L1, global, Ln-structured, random, N:M) into a Hugging Face folder with its sparsity report"},
+    {"logits", ct_cmd_logits, "write a model's next-token logits at every position of token sequences (raw f32)"},
     {"tokenizer", ct_cmd_tokenizer, "'tokenizer train': train a byte-level BPE tokenizer on a corpus"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
