@@ -14,8 +14,6 @@
 #include "train/prune_train.h"
 
 struct ct_prune_run {
-    ct_examples *test; /* data.test, or NULL */
-    ct_seq_store test_store;
     double acc_before, acc_after, acc_recovered; /* NAN until measured */
     int64_t end;                                 /* gradual: the step reaching prune.amount */
 };
@@ -47,19 +45,6 @@ static ct_prune_options options_of(const ct_recipe *r) {
 
 /* ---- setup ---- */
 
-static int load_test(ct_trainer *t, struct ct_prune_run *p) {
-    const ct_recipe *r = t->recipe;
-    static const ct_data_format formats[] = {CT_DATA_INTENT, CT_DATA_CHAT, CT_DATA_DIALOG_INTENT, CT_DATA_TEXT};
-    ct_example_options options = {.format = formats[r->data.format], .labels = t->labels,
-                                  .skip_bad_lines = r->data.skip_bad_lines};
-    p->test = ct_examples_load(r->data.test, &options);
-    if (!p->test) return ct_fail_context("data.test: ");
-    if (p->test->format == CT_DATA_TEXT)
-        return ct_text_encode_chunks(t->tokenizer, p->test, t->eos_id, ct_recipe_seq_len(r), &p->test_store);
-    ct_sft_options sft = ct_trainer_sft_options(t);
-    return ct_sft_encode_all(&sft, p->test, &p->test_store);
-}
-
 int ct_prune_train_check(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     const ct_recipe_prune *pr = &r->prune;
@@ -88,14 +73,12 @@ int ct_prune_train_check(ct_trainer *t) {
     t->prune = p;
     p->acc_before = p->acc_after = p->acc_recovered = NAN;
     p->end = end;
-    return r->data.test[0] ? load_test(t, p) : 0;
+    return 0;
 }
 
 void ct_prune_train_free(ct_trainer *t) {
     struct ct_prune_run *p = t->prune;
     if (!p) return;
-    ct_seq_store_free(&p->test_store);
-    ct_examples_free(p->test);
     free(p);
     t->prune = NULL;
 }
@@ -138,11 +121,12 @@ static int report_host(ct_trainer *t, FILE *table, double *global) {
     return rc;
 }
 
+/* data.test (the trainer's test split) before and right after pruning; the trainer itself
+ * evaluates the final model (t->test_accuracy). */
 static int eval_test(ct_trainer *t, const char *split, double *accuracy) {
-    struct ct_prune_run *p = t->prune;
-    if (!p->test) return 0;
+    if (!t->test_examples) return 0;
     ct_eval_record record = {.step = t->step, .split = split};
-    CT_TRY(ct_trainer_evaluate(t, split, p->test, &p->test_store, &record));
+    CT_TRY(ct_trainer_evaluate(t, split, t->test_examples, &t->test_store, 0, &record));
     CT_TRY(ct_run_log_eval(t->run_log, &record));
     *accuracy = record.present & CT_EVAL_ACCURACY ? record.accuracy : NAN;
     return 0;
@@ -214,8 +198,8 @@ int ct_prune_train_finish(ct_trainer *t, const char *model_dir) {
     ct_llama_free(saved);
     free(names);
     if (rc < 0) return ct_fail_context("prune: measuring %s: ", model_dir);
-    CT_TRY(eval_test(t, "test", &p->acc_recovered));
-    fprintf(t->log, "prune summary (test split %s):\n", p->test ? t->recipe->data.test : "not given");
+    p->acc_recovered = t->test_accuracy;
+    fprintf(t->log, "prune summary (test split %s):\n", t->test_examples ? t->recipe->data.test : "not given");
     print_accuracy(t->log, "before pruning", p->acc_before);
     print_accuracy(t->log, "right after pruning", p->acc_after);
     print_accuracy(t->log, "after training", p->acc_recovered);

@@ -1,4 +1,5 @@
 /* The training loop: steps, logging, evaluation, checkpoints, the final model. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,13 +40,26 @@ static int evaluate_val(ct_trainer *t, ct_train_result *result) {
     if (!t->val_examples) return 0;
     ct_eval_record record = {.step = t->step, .split = "val"};
     ct_progress_break(&t->progress);
-    CT_TRY(ct_trainer_evaluate(t, "val", t->val_examples, &t->val_store, &record));
+    CT_TRY(ct_trainer_evaluate(t, "val", t->val_examples, &t->val_store, t->recipe->eval.max_examples, &record));
     CT_TRY(ct_run_log_eval(t->run_log, &record));
     result->evaluated = true;
     result->accuracy = record.accuracy;
     result->accuracy_length_normalized = record.accuracy_length_normalized;
     result->macro_f1 = record.macro_f1;
     result->perplexity = record.perplexity;
+    return 0;
+}
+
+/* data.test, once, on the final model: every example (eval.max_examples trims only the
+ * validation runs during training), logged as split "test". */
+static int evaluate_test(ct_trainer *t) {
+    t->test_accuracy = NAN;
+    if (!t->test_examples) return 0;
+    ct_eval_record record = {.step = t->step, .split = "test"};
+    ct_progress_break(&t->progress);
+    CT_TRY(ct_trainer_evaluate(t, "test", t->test_examples, &t->test_store, 0, &record));
+    CT_TRY(ct_run_log_eval(t->run_log, &record));
+    if (record.present & CT_EVAL_ACCURACY) t->test_accuracy = record.accuracy;
     return 0;
 }
 
@@ -78,7 +92,8 @@ static int loop(ct_trainer *t, ct_train_result *result) {
         if (!last && every(t->step, r->train.eval_every)) CT_TRY(evaluate_val(t, result));
         if (last || every(t->step, r->checkpoint.every)) CT_TRY(checkpoint(t, result));
     }
-    return evaluate_val(t, result);
+    CT_TRY(evaluate_val(t, result));
+    return evaluate_test(t);
 }
 
 static int save_model(ct_trainer *t, ct_train_result *result) {

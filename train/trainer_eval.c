@@ -17,7 +17,7 @@ static int evaluate_loss(ct_trainer *t, const ct_seq_store *store, ct_eval_recor
 }
 
 int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples, const ct_seq_store *store,
-                        ct_eval_record *record) {
+                        int64_t max_examples, ct_eval_record *record) {
     const ct_recipe *r = t->recipe;
     double start = ct_seconds_now();
     CT_TRY(evaluate_loss(t, store, record));
@@ -25,7 +25,7 @@ int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples,
     if (intent) {
         ct_sft_options options = ct_trainer_sft_options(t);
         ct_intent_eval eval = {0};
-        int rc = ct_evaluate_intent(t->model, &options, examples, r->eval.max_examples, r->eval.length_normalized, &eval);
+        int rc = ct_evaluate_intent(t->model, &options, examples, max_examples, r->eval.length_normalized, &eval);
         if (rc == 0) {
             record->accuracy = eval.accuracy_summed;
             record->accuracy_length_normalized = eval.accuracy_length_normalized;

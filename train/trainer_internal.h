@@ -35,8 +35,9 @@ typedef struct {
     char *tokenizer_dir;     /* the folder of tokenizer.json, copied next to the saved model */
     ct_chat_template chat;
     ct_label_set *labels;
-    ct_examples *train_examples, *val_examples;
-    ct_seq_store train_store, val_store;
+    ct_examples *train_examples, *val_examples, *test_examples; /* test: data.test, or NULL */
+    ct_seq_store train_store, val_store, test_store;
+    double test_accuracy; /* the final model's on data.test (NAN: not evaluated, or not intent data) */
     ct_batcher *batcher;
     int32_t pad_id, eos_id;
 
@@ -94,9 +95,10 @@ int ct_trainer_check_checkpoint(const ct_trainer *t, ct_h5_reader *rd, const cha
  * stored tensors are laid over it. */
 ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer **tokenizer, char **recipe_yaml);
 
-/* trainer_eval.c: evaluation of the model on a split; fills the record's measured fields. */
+/* trainer_eval.c: evaluation of the model on a split; fills the record's measured fields. Intent
+ * accuracy scores the first max_examples examples (0 = all). */
 int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples, const ct_seq_store *store,
-                        ct_eval_record *record);
+                        int64_t max_examples, ct_eval_record *record);
 
 double ct_seconds_now(void);
 

@@ -270,6 +270,10 @@ static int read_data(ct_trainer *t) {
         t->val_examples = load_split(t, r->data.val, "data.val");
         if (!t->val_examples) return -1;
     }
+    if (r->data.test[0]) {
+        t->test_examples = load_split(t, r->data.test, "data.test");
+        if (!t->test_examples) return -1;
+    }
     return 0;
 }
 
@@ -281,6 +285,7 @@ static int setup_data(ct_trainer *t) {
     t->pad_id = t->eos_id;
     CT_TRY(encode_split(t, t->train_examples, &t->train_store));
     if (t->val_examples) CT_TRY(encode_split(t, t->val_examples, &t->val_store));
+    if (t->test_examples) CT_TRY(encode_split(t, t->test_examples, &t->test_store));
     ct_batch_options options = {.max_seq_len = ct_recipe_seq_len(r), .batch_size = r->data.batch_size,
                                 .batch_tokens = r->data.batch_tokens,
                                 /* sorting windows of many batches keep padding low (docs/datasets.md) */
@@ -367,8 +372,10 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_batcher_free(t->batcher);
     ct_seq_store_free(&t->train_store);
     ct_seq_store_free(&t->val_store);
+    ct_seq_store_free(&t->test_store);
     ct_examples_free(t->train_examples);
     ct_examples_free(t->val_examples);
+    ct_examples_free(t->test_examples);
     ct_label_set_free(t->labels);
     ct_adamw_free(t->optimizer);
     ct_prune_train_free(t);

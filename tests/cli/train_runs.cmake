@@ -9,3 +9,7 @@ endforeach()
 add_test(NAME cli_train_interrupt_twice
          COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_train_interrupt.sh $<TARGET_FILE:ctune> twice
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+# data.test: the final model evaluated on the whole test file, equal to ctune eval of model/
+# (tests/cli_train_test_split.sh).
+add_test(NAME cli_train_test_split COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_train_test_split.sh $<TARGET_FILE:ctune>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
