@@ -7,14 +7,14 @@
 #   bash bench/int8_memory.sh [MODEL_FOLDER_WITH_TOKENIZER] [EXAMPLES]
 #       default: runs/full_finetune_intent_zh/model, 1 example
 #
-# Needs build/ctune and build/bench_random_model, ~6 GB of free disk and ~5 GB of memory.
+# Needs build/ctune and build/bench_random_qwen05, ~6 GB of free disk and ~5 GB of memory.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tok="${1:-$root/runs/full_finetune_intent_zh/model}"
 examples="${2:-1}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ctune-int8-memory.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-"$root/build/bench_random_model" "$work/f32" "$tok"
+"$root/build/bench_random_qwen05" "$work/f32" "$tok" f32
 cp "$tok"/ctune_task.json "$tok"/labels.json "$work/f32/" 2>/dev/null || true
 "$root/build/ctune" export --model "$work/f32" --format int8-safetensors --out "$work/int8" | tail -1
 peak() { # peak RSS in kB of ctune eval on $1
