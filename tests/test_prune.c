@@ -101,7 +101,7 @@ static void check_against_torch(void) {
     same_mask("ln2_dim0_twice", m, n);
     free(m);
     for (int keep = 1; keep <= 3; keep++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "nm_%d_4", keep);
         m = ones(n);
         CHECK(ct_prune_nm_mask(wa, m, r, c, keep, 4, "w_a") == 0, "%s", ct_last_error());
