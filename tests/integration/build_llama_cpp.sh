@@ -33,7 +33,9 @@ command -v make > /dev/null || need_apt+=(make)
 python3 -m pip --version > /dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing ${need_apt[*]} (Debian packages)"
-    apt-get update -qq > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" > /dev/null \
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo" # as scripts/setup.sh: root, or a user with sudo
+    $sudo apt-get update -qq > /dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" > /dev/null \
         || { say "apt-get install ${need_apt[*]} failed; install them and rerun"; exit 1; }
 fi
 
