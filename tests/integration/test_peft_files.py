@@ -38,6 +38,22 @@ def unexpected_warnings(caught):
     return bad
 
 
+def dequantize_base(model, folder):
+    """A case on an INT8 base (tests/reference/make_lora_int8_fixtures.py) has its reference on the
+    dequantized projections q * scale: put them in place of the f32 ones, as ctune's
+    model.base_dtype=int8 computes with them."""
+    path = os.path.join(folder, "quantized.safetensors")
+    if not os.path.exists(path):
+        return
+    quantized = load_file(path)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, q in quantized.items():
+            if key.startswith("q."):
+                name = key[2:]
+                params[name].copy_(q.float() * quantized["scale." + name])
+
+
 def check_case(case):
     folder = os.path.join(LORA, case)
     meta = json.load(open(os.path.join(folder, "meta.json")))
@@ -45,6 +61,7 @@ def check_case(case):
     ref = load_file(os.path.join(folder, "reference.safetensors"))
     model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32,
                                                               attn_implementation="eager")
+    dequantize_base(model, folder)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pmodel = PeftModel.from_pretrained(model, folder)
