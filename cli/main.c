@@ -12,11 +12,11 @@
 static const ct_command commands[] = {
     {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (a quick self-check)"},
     {"tokenize", ct_cmd_tokenize, "print the token ids of a text with a Hugging Face tokenizer.json"},
-    {"generate", ct_cmd_generate, "generate a reply with a model folder (chat template, greedy or sampling)"},
+    {"generate", ct_cmd_generate, "generate a reply with a model folder or .gguf file (chat template, greedy or sampling)"},
     {"train", ct_cmd_train, "run a training recipe: ctune train recipes/NAME.yaml [key=value ...]"},
     {"eval", ct_cmd_eval, "evaluate a model or checkpoint on a data file (intent accuracy, perplexity)"},
     {"template", ct_cmd_template, "print the prompt a model folder's chat template renders for a conversation"},
-    {"export", ct_cmd_export, "write a trained model for other programs: PEFT adapter, merged Hugging Face folder"},
+    {"export", ct_cmd_export, "write a trained model for other programs: PEFT adapter, merged HF folder, GGUF (Q8_0), INT8 safetensors"},
     {"prune", ct_cmd_prune, "prune a model (L1, global, Ln-structured, random, N:M) into a Hugging Face folder with its sparsity report"},
     {"logits", ct_cmd_logits, "write a model's next-token logits at every position of token sequences (raw f32)"},
     {"tokenizer", ct_cmd_tokenizer, "'tokenizer train': train a byte-level BPE tokenizer on a corpus"},
