@@ -194,17 +194,12 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static bool is_gguf(const char *path) {
-    size_t n = strlen(path);
-    return n > 5 && !strcmp(path + n - 5, ".gguf");
-}
-
 /* The model: a folder, or a .gguf file (kept int8 when Q8_0) whose task files the source puts in
  * a scratch folder; *folder gets where the chat template and task file are. */
 static ct_llama *open_model(const generate_args *a, ct_model_source *src, const char **folder) {
     *folder = a->model;
     ct_llama *m = NULL;
-    if (is_gguf(a->model)) {
+    if (ct_model_source_is_gguf(a->model)) {
         if (ct_model_source_open_gguf(src, a->model) == 0) m = src->model;
         *folder = src->scratch_dir;
     } else if (check_folder(a->model) == 0) {

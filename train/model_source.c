@@ -51,13 +51,17 @@ int ct_model_source_open_newest_checkpoint(ct_model_source *source, const char *
     return open_checkpoint(source, latest, kind) < 0 ? -1 : 1;
 }
 
+bool ct_model_source_is_gguf(const char *path) {
+    size_t len = strlen(path);
+    return len > 5 && !strcmp(path + len - 5, ".gguf");
+}
+
 int ct_model_source_open(ct_model_source *source, const char *path) { return ct_model_source_open_with(source, path, NULL); }
 
 int ct_model_source_open_with(ct_model_source *source, const char *path, const ct_llama_load_options *o) {
     memset(source, 0, sizeof *source);
     char config[4096], nested_dir[4096], nested[4096];
-    size_t len = strlen(path);
-    if (len > 5 && !strcmp(path + len - 5, ".gguf") && !ct_is_dir(path)) return ct_model_source_open_gguf(source, path);
+    if (ct_model_source_is_gguf(path) && !ct_is_dir(path)) return ct_model_source_open_gguf(source, path);
     if (path_in(config, sizeof config, path, "config.json") && ct_is_file(config))
         return open_folder(source, path, "Hugging Face folder", o);
     if (path_in(nested_dir, sizeof nested_dir, path, CT_RUN_MODEL_DIR) &&

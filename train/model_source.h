@@ -8,6 +8,8 @@
 #ifndef CT_MODEL_SOURCE_H
 #define CT_MODEL_SOURCE_H
 
+#include <stdbool.h>
+
 #include "datasets/tokenizer.h"
 #include "models/llama.h"
 
@@ -31,6 +33,8 @@ int ct_model_source_open(ct_model_source *source, const char *path);
  * (source->scratch_dir, removed by ct_model_source_close) that is the model's source_dir and
  * tokenizer_dir, so evaluation reads them as it reads a model folder's. */
 int ct_model_source_open_gguf(ct_model_source *source, const char *path);
+/* Whether path names a GGUF file (ends in .gguf): what ct_model_source_open opens as one. */
+bool ct_model_source_is_gguf(const char *path);
 /* Frees what the source holds and removes its scratch folder. */
 void ct_model_source_close(ct_model_source *source);
 /* The same, a Hugging Face folder (or a run's model/) loaded with these options (its frozen

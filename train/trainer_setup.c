@@ -166,8 +166,7 @@ static int setup_model(ct_trainer *t) {
     const ct_recipe *r = t->recipe;
     if (r->model.path[0]) {
         ct_model_source source;
-        size_t len = strlen(r->model.path);
-        if (len > 5 && !strcmp(r->model.path + len - 5, ".gguf")) /* int8 weights, task files in a scratch folder */
+        if (ct_model_source_is_gguf(r->model.path)) /* int8 weights, task files in a scratch folder */
             return ct_fail("model.path=%s: a GGUF file is for ctune eval and generate and llama.cpp; train from the "
                            "Hugging Face folder, run folder or .h5 checkpoint it was exported from", r->model.path);
         ct_llama_load_options load;
