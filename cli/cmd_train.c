@@ -2,7 +2,12 @@
  *
  * Ctrl-C (SIGINT) or SIGTERM: the first saves a checkpoint at the next step boundary, says how to
  * resume, and the command exits 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), so a script
- * running stages one after another stops; a second one quits at once without saving. */
+ * running stages one after another stops; a second one quits at once without saving.
+ *
+ * Started by mpirun (docs/distributed.md), the process joins the job first and is one rank of a
+ * data-parallel run; rank 0 prints results and errors. A signal then ends the rank at once: it
+ * comes from mpirun ending the job, and a checkpoint would need every rank. Started any other
+ * way the process never touches MPI. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,9 +15,13 @@
 
 #include "core/error.h"
 #include "cli/commands.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t stop_flag, stop_signal;
+/* Under mpirun a signal comes from the launcher tearing the job down (a rank failed, or the job
+ * was cancelled), and a checkpoint needs every rank: the rank quits at once, rank 0 saying so. */
+static char dist_stop_message[160];
 
 /* Only async-signal-safe calls here: write and _exit. */
 static void say(const char *text) {
@@ -21,6 +30,10 @@ static void say(const char *text) {
 }
 
 static void on_interrupt(int sig) {
+    if (ct_dist_active()) {
+        say(dist_stop_message);
+        _exit(128 + sig);
+    }
     if (stop_flag) {
         say("\nctune train: quitting without saving; the steps since the last checkpoint are lost\n");
         _exit(128 + sig);
@@ -67,14 +80,28 @@ static int interrupted(const ct_train_result *result) {
     return 128 + (stop_signal ? stop_signal : SIGINT);
 }
 
-int ct_cmd_train(int argc, char **argv) {
+/* The error of a failed run: printed by the rank that should (train/dist.h). */
+static void report(void) {
+    if (ct_dist_should_report()) fprintf(stderr, "ctune train: %s\n", ct_last_error());
+}
+
+/* Leaves the MPI job: cleanly, or, when a rank is gone or a collective is pending, by ending the
+ * whole job (mpirun then stops the ranks that still wait). */
+static int leave(int status) {
+    if (!ct_dist_active()) return status;
+    if (ct_dist_broken()) ct_dist_abort(status ? status : 1);
+    ct_dist_finalize();
+    return status;
+}
+
+static int train(int argc, char **argv) {
     if (argc < 2) return ct_usage_error("train", "a recipe file is needed");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return usage(stdout);
     if (argv[1][0] == '-') return ct_usage_error("train", "unknown option '%s'", argv[1]);
     for (int i = 2; i < argc; i++)
         if (!strchr(argv[i], '=')) return ct_usage_error("train", "'%s' is not a key=value override", argv[i]);
     ct_recipe recipe;
-    if (ct_recipe_resolve(&recipe, argv[1], argc - 2, argv + 2) < 0) {
+    if (ct_recipe_resolve(&recipe, argv[1], argc - 2, argv + 2) < 0) { /* this rank's own mistake */
         fprintf(stderr, "ctune train: %s\n", ct_last_error());
         return 1;
     }
@@ -85,11 +112,25 @@ int ct_cmd_train(int argc, char **argv) {
     ct_train_hooks hooks = {.stop_requested = &stop_flag};
     ct_train_result result;
     int rc = ct_train(&recipe, &hooks, &result);
-    if (rc == 0 && !result.interrupted) print_result(&recipe, &result);
+    bool root = ct_dist_rank() == 0;
+    if (rc == 0 && !result.interrupted && root) print_result(&recipe, &result);
     ct_recipe_free(&recipe);
     if (rc < 0) {
+        report();
+        return 1;
+    }
+    if (result.interrupted && !root) return 128 + (stop_signal ? stop_signal : SIGINT);
+    return result.interrupted ? interrupted(&result) : 0;
+}
+
+int ct_cmd_train(int argc, char **argv) {
+    if (ct_dist_launched() && argc >= 2 && argv[1][0] != '-' && ct_dist_init() < 0) {
         fprintf(stderr, "ctune train: %s\n", ct_last_error());
         return 1;
     }
-    return result.interrupted ? interrupted(&result) : 0;
+    if (ct_dist_active() && ct_dist_rank() == 0)
+        snprintf(dist_stop_message, sizeof dist_stop_message,
+                 "ctune train: stopped by mpirun's signal (another rank failed, or the job was cancelled); the last "
+                 "checkpoint is intact\n");
+    return leave(train(argc, argv));
 }

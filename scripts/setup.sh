@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 # ctune's OpenMP parallel regions. The OpenMP build shares OpenMP's threads instead.
 # python3 and python3-venv: the main job's summary and the integration tests' virtual environment
 # (tests/integration/run.sh); nothing in the training path.
+# libopenmpi-dev and openmpi-bin: data-parallel training under mpirun (docs/distributed.md);
+# without them ctune builds and trains single-process.
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
-          libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv)
+          libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv
+          libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,10 @@ static void free_slots(ct_adamw *opt) {
 }
 
 ct_adamw *ct_adamw_new(ct_tensor *const *params, int n, ct_adamw_hparams hparams) {
+    return ct_adamw_new_sharded(params, n, hparams, 0, n);
+}
+
+ct_adamw *ct_adamw_new_sharded(ct_tensor *const *params, int n, ct_adamw_hparams hparams, int begin, int end) {
     ct_adamw *opt = ct_calloc(1, sizeof *opt, "the optimizer");
     if (!opt) return NULL;
     opt->hparams = hparams;
@@ -30,6 +34,7 @@ ct_adamw *ct_adamw_new(ct_tensor *const *params, int n, ct_adamw_hparams hparams
         opt->n_slots = i + 1;
         s->param = p;
         s->weight_decay = hparams.weight_decay;
+        if (i < begin || i >= end) continue;
         s->m = ct_tensor_new_on(p->device, p->dtype, p->ndim, p->shape, NULL);
         s->v = ct_tensor_new_on(p->device, p->dtype, p->ndim, p->shape, NULL);
         if (!s->m || !s->v) {
@@ -116,6 +121,7 @@ static int mask_slots(ct_adamw *opt, int what) {
                 if (s->param->grad) x[n] = s->param->grad, masks[n++] = s->mask;
                 continue;
             }
+            if (!s->m) continue; /* another rank's slice: its update arrives whole */
             x[n] = s->param, masks[n++] = s->mask;
             x[n] = s->m, masks[n++] = s->mask;
             x[n] = s->v, masks[n++] = s->mask;
@@ -140,7 +146,7 @@ int ct_adamw_step(ct_adamw *opt) {
         l.n = 0;
         for (int i = 0; i < opt->n_slots; i++) {
             ct_adamw_slot *s = &opt->slots[i];
-            if (!s->param->grad || s->param->device != all_devices[d]) continue;
+            if (!s->param->grad || !s->m || s->param->device != all_devices[d]) continue;
             l.params[l.n] = s->param;
             l.grads[l.n] = s->param->grad;
             l.m[l.n] = s->m;

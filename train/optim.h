@@ -9,7 +9,7 @@
 
 typedef struct {
     ct_tensor *param;
-    ct_tensor *m, *v;
+    ct_tensor *m, *v; /* NULL in a sharded optimizer's slots of other ranks */
     double weight_decay;
     /* NULL, or the parameter's pruning mask (models/prune.h): its pruned gradients are zeroed
      * before the update, and the parameter and both moments after it. */
@@ -25,6 +25,9 @@ typedef struct {
 
 /* Every param must be a persistent real tensor that requires grad. */
 ct_adamw *ct_adamw_new(ct_tensor *const *params, int n, ct_adamw_hparams hparams);
+/* ZeRO-1 (docs/distributed.md): moments only for params[begin, end), the slice this rank
+ * updates; the other slots have m = v = NULL and ct_adamw_step leaves their parameters alone. */
+ct_adamw *ct_adamw_new_sharded(ct_tensor *const *params, int n, ct_adamw_hparams hparams, int begin, int end);
 void ct_adamw_free(ct_adamw *opt);
 /* Overrides the weight decay of one parameter (a parameter group of one). */
 void ct_adamw_set_weight_decay(ct_adamw *opt, int index, double weight_decay);
@@ -37,7 +40,7 @@ int ct_adamw_mask_grads(ct_adamw *opt);
 /* Zeroes the pruned entries of the masked parameters and of both their moments (a mask that
  * just grew: the moments of newly pruned entries are dropped). 0 or -1. */
 int ct_adamw_mask_state(ct_adamw *opt);
-/* One update of every parameter that has a gradient; masked ones as ct_adamw_mask_grads, the
+/* One update of every parameter that has a gradient (and, sharded, moments); masked ones as ct_adamw_mask_grads, the
  * update, then ct_adamw_mask_state: pruned weights and moments stay exactly zero. */
 int ct_adamw_step(ct_adamw *opt);
 

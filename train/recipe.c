@@ -167,6 +167,10 @@ static const ct_recipe_key schema[] = {
     LIST("train.freeze", train.freeze, "",
          "glob patterns of parameters to freeze among those train.trainable chose, e.g. "
          "[\"model.embed_tokens.weight\"]"),
+    BOOL("train.shard_optimizer", train.shard_optimizer, "false",
+         "under mpirun: ZeRO-1, each rank keeps the AdamW moments of its slice of the parameters (docs/distributed.md)"),
+    FLOAT("train.dist_timeout_s", train.dist_timeout_s, "600", "(0, )",
+          "under mpirun: the longest wait for another rank (longer than an evaluation or a checkpoint), then stop"),
 
     SECTION("checkpoint", "saved training state (HDF5)"),
     INT("checkpoint.every", checkpoint.every, "0", "[0, )", "save every this many steps; 0 = only at the end"),

@@ -88,6 +88,8 @@ typedef struct {
     ct_recipe_precision precision;
     char *trainable; /* list: fnmatch globs over HF parameter names; "" = every parameter */
     char *freeze;    /* list: globs of parameters frozen after train.trainable chose */
+    bool shard_optimizer;  /* under mpirun: ZeRO-1, each rank keeps the AdamW moments of its slice */
+    double dist_timeout_s; /* under mpirun: the longest wait for another rank */
 } ct_recipe_train;
 
 typedef struct {

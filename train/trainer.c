@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "train/dist.h"
 #include "train/model_task.h"
 #include "models/llama_lora.h"
 #include "train/lora_setup.h"
@@ -14,6 +15,11 @@
 
 static bool stop_requested(const ct_trainer *t) {
     return t->hooks && t->hooks->stop_requested && *t->hooks->stop_requested;
+}
+
+/* Under mpirun: a signal that reached any rank stops them all at the same step. */
+static int stop_requested_anywhere(const ct_trainer *t, bool *stop) {
+    return ct_trainer_dist_any(t, stop_requested(t), stop);
 }
 
 /* metrics.jsonl's peak memory: on a GPU the most device memory the caching allocator held from
@@ -30,13 +36,13 @@ static void log_step(ct_trainer *t, double loss, double grad_norm, int64_t token
     ct_train_record record = {.step = t->step, .loss = loss, .lr = lr, .grad_norm = grad_norm,
                               .tokens_per_s = t->tokens_per_s, .peak_memory_bytes = peak_memory_bytes(t),
                               .elapsed_s = t->elapsed_before + (ct_seconds_now() - t->started_at)};
-    if (ct_run_log_train(t->run_log, &record) < 0) fprintf(t->log, "warning: %s\n", ct_last_error());
+    if (t->run_log && ct_run_log_train(t->run_log, &record) < 0) fprintf(t->log, "warning: %s\n", ct_last_error());
     ct_progress_update(&t->progress, t->step, loss, lr, t->tokens_per_s);
     if (t->hooks && t->hooks->on_step) t->hooks->on_step(t->hooks->user, t->step, loss);
 }
 
 /* Evaluates the validation split (when there is one) and logs it. */
-static int evaluate_val(ct_trainer *t, ct_train_result *result) {
+static int evaluate_val_here(ct_trainer *t, ct_train_result *result) {
     if (!t->val_examples) return 0;
     ct_eval_record record = {.step = t->step, .split = "val"};
     ct_progress_break(&t->progress);
@@ -52,7 +58,7 @@ static int evaluate_val(ct_trainer *t, ct_train_result *result) {
 
 /* data.test, once, on the final model: every example (eval.max_examples trims only the
  * validation runs during training), logged as split "test". */
-static int evaluate_test(ct_trainer *t) {
+static int evaluate_test_here(ct_trainer *t) {
     t->test_accuracy = NAN;
     if (!t->test_examples) return 0;
     ct_eval_record record = {.step = t->step, .split = "test"};
@@ -63,8 +69,19 @@ static int evaluate_test(ct_trainer *t) {
     return 0;
 }
 
+/* Under mpirun rank 0 evaluates and the others wait for its status. */
+static int evaluate_val(ct_trainer *t, ct_train_result *result) {
+    return ct_trainer_dist_agree(t, ct_trainer_is_root(t) ? evaluate_val_here(t, result) : 0);
+}
+
+static int evaluate_test(ct_trainer *t) {
+    t->test_accuracy = NAN;
+    return ct_trainer_dist_agree(t, ct_trainer_is_root(t) ? evaluate_test_here(t) : 0);
+}
+
+/* Every rank takes part (ZeRO-1 moments travel to rank 0); rank 0 writes. */
 static int checkpoint(ct_trainer *t, ct_train_result *result) {
-    CT_TRY(ct_trainer_save(t, result->checkpoint, sizeof result->checkpoint));
+    CT_TRY(ct_trainer_dist_agree(t, ct_trainer_save(t, result->checkpoint, sizeof result->checkpoint)));
     ct_progress_break(&t->progress);
     fprintf(t->log, "checkpoint: %s\n", result->checkpoint);
     return 0;
@@ -75,7 +92,9 @@ static bool every(int64_t step, int n) { return n > 0 && step % n == 0; }
 static int loop(ct_trainer *t, ct_train_result *result) {
     const ct_recipe *r = t->recipe;
     while (t->step < t->total_steps) {
-        if (stop_requested(t)) {
+        bool stop;
+        CT_TRY(stop_requested_anywhere(t, &stop));
+        if (stop) {
             result->interrupted = true;
             ct_progress_break(&t->progress);
             fprintf(t->log, "stop requested: saving a checkpoint at step %lld\n", (long long)t->step);
@@ -122,32 +141,39 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
 }
 
 static int run(ct_trainer *t, const ct_recipe *recipe, ct_train_result *result) {
-    /* Every check first (the resume's included): the run folder changes only once they passed. */
-    if (recipe->resume[0]) CT_TRY(ct_trainer_resume(t, recipe->resume));
+    /* Every check first (the resume's included): the run folder changes only once they passed.
+     * Under mpirun every rank reads the checkpoint (a ZeRO-1 rank its slice of the moments). */
+    if (recipe->resume[0]) CT_TRY(ct_trainer_dist_agree(t, ct_trainer_resume(t, recipe->resume)));
     result->steps = t->step;
-    if (stop_requested(t)) { /* asked to stop during setup: nothing written, nothing to save */
+    bool stop;
+    CT_TRY(stop_requested_anywhere(t, &stop));
+    if (stop) { /* asked to stop during setup: nothing written, nothing to save */
         result->interrupted = true;
         return 0;
     }
-    CT_TRY(ct_run_folder_start(t));
+    CT_TRY(ct_trainer_dist_agree(t, ct_trainer_is_root(t) ? ct_run_folder_start(t) : 0));
     CT_TRY(ct_prune_train_start(t));
     int log_every = recipe->train.log_every > 0 ? recipe->train.log_every : 1;
     ct_progress_init(&t->progress, t->log, t->total_steps, t->step, log_every);
     CT_TRY(loop(t, result));
     ct_progress_break(&t->progress);
     if (result->interrupted) return 0;
-    return save_model(t, result);
+    return ct_trainer_dist_agree(t, ct_trainer_is_root(t) ? save_model(t, result) : 0);
 }
 
 int ct_train(const ct_recipe *recipe, const ct_train_hooks *hooks, ct_train_result *result) {
     memset(result, 0, sizeof *result);
     ct_trainer t;
-    int rc = ct_trainer_setup(&t, recipe, hooks);
+    memset(&t, 0, sizeof t);
+    /* Under mpirun: the same binary and recipe everywhere, then every rank's setup must pass. */
+    int rc = ct_trainer_dist_begin(recipe);
+    bool set_up = rc == 0;
+    if (rc == 0) rc = ct_dist_agree(ct_trainer_setup(&t, recipe, hooks));
     if (rc == 0) {
         t.started_at = ct_seconds_now();
         rc = run(&t, recipe, result);
     }
-    ct_trainer_teardown(&t);
+    if (set_up) ct_trainer_teardown(&t);
     ct_memory_release_all();
     return rc;
 }

@@ -64,6 +64,8 @@ typedef struct {
     double started_at, elapsed_before; /* the run's clock across resumes */
     double tokens_per_s;
     struct ct_prune_run *prune; /* the prune section's state (train/prune_train.c), or NULL */
+    struct ct_trainer_dist *dist; /* under mpirun (train/trainer_dist.c), else NULL */
+    FILE *quiet_log;              /* ranks other than 0 log here (/dev/null) */
 } ct_trainer;
 
 /* trainer_setup.c */
@@ -82,6 +84,27 @@ void ct_run_folder_abandon(ct_trainer *t);
 
 /* trainer_step.c: one optimizer step; *loss gets its mean token loss. */
 int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tokens);
+
+/* trainer_step.c: adds d(sum of token losses / total_targets) of micro-batch `index` of the step
+ * to the gradients; *loss_sum gets its summed token loss. */
+int ct_trainer_micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t total_targets, double *loss_sum);
+
+/* trainer_dist.c: the trainer under mpirun (docs/distributed.md). Without it (t->dist NULL) each
+ * function is the single-process answer. */
+int ct_trainer_dist_begin(const ct_recipe *recipe); /* same binary and recipe on every rank; the split */
+int ct_trainer_dist_setup(ct_trainer *t);           /* after the trainable set, before the optimizer */
+void ct_trainer_dist_free(ct_trainer *t);
+bool ct_trainer_is_root(const ct_trainer *t);       /* rank 0: logs, evaluates, writes */
+/* The trainable tensors whose AdamW moments this rank keeps: all, or its ZeRO-1 slice. */
+int ct_trainer_dist_owned(const ct_trainer *t, int *begin, int *end);
+int ct_trainer_dist_owner(const ct_trainer *t, int index); /* the rank keeping tensor index's moments */
+/* The step's gradient from this rank's share of the micro-batches, added up over the ranks;
+ * *loss_sum: the summed token loss of all of them. */
+int ct_trainer_dist_accumulate(ct_trainer *t, const ct_batch *batches, int64_t total_targets, double *loss_sum);
+int ct_trainer_dist_share_params(ct_trainer *t); /* ZeRO-1: each slice from its owner */
+int ct_trainer_dist_send_moments(ct_trainer *t); /* ZeRO-1, during rank 0's checkpoint */
+int ct_trainer_dist_agree(const ct_trainer *t, int status); /* every rank's status */
+int ct_trainer_dist_any(const ct_trainer *t, bool flag, bool *any);
 
 /* trainer_state.c: checkpoints. */
 int ct_trainer_save(ct_trainer *t, char *path, size_t size);

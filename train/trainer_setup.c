@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "kernels/device.h"
+#include "train/dist.h"
 #include "train/distill.h"
 #include "train/lora_setup.h"
 #include "train/model_source.h"
@@ -310,7 +311,10 @@ static int setup_data(ct_trainer *t) {
 static int setup_optimizer(ct_trainer *t) {
     const ct_recipe_optimizer *o = &t->recipe->optimizer;
     ct_adamw_hparams h = {.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay};
-    t->optimizer = ct_adamw_new(t->trainable.params, t->trainable.n, h);
+    int begin, end; /* under mpirun with train.shard_optimizer: this rank's slice (ZeRO-1) */
+    CT_TRY(ct_trainer_dist_setup(t));
+    CT_TRY(ct_trainer_dist_owned(t, &begin, &end));
+    t->optimizer = ct_adamw_new_sharded(t->trainable.params, t->trainable.n, h, begin, end);
     if (!t->optimizer) return -1;
     for (int i = 0; i < t->trainable.n; i++)
         if (!ct_llama_param_decays(t->trainable.params[i])) ct_adamw_set_weight_decay(t->optimizer, i, 0);
@@ -345,6 +349,10 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     t->recipe = recipe;
     t->hooks = hooks;
     t->log = hooks && hooks->log ? hooks->log : stderr;
+    if (ct_dist_rank() != 0) { /* under mpirun rank 0 speaks for all */
+        t->quiet_log = fopen("/dev/null", "w");
+        if (t->quiet_log) t->log = t->quiet_log;
+    }
     CT_TRY(check_device_and_precision(recipe));
     CT_TRY(ct_run_folder_check(t));
     if (recipe->threads > 0) omp_set_num_threads(recipe->threads);
@@ -377,6 +385,8 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_examples_free(t->test_examples);
     ct_label_set_free(t->labels);
     ct_adamw_free(t->optimizer);
+    ct_trainer_dist_free(t);
+    if (t->quiet_log) fclose(t->quiet_log);
     ct_prune_train_free(t);
     ct_trainable_free(&t->trainable);
     free(t->base_path);

@@ -26,6 +26,7 @@
 #include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
 #include "core/paths.h"
+#include "train/dist.h"
 #include "train/model_source.h"
 #include "train/lora_setup.h"
 #include "train/trainer_internal.h"
@@ -78,10 +79,30 @@ static int put_state(ct_trainer *t, ct_h5_writer *w) {
     return ct_h5_put_blob(w, STATE, "data_cursor", cursor, sizeof cursor);
 }
 
+/* ZeRO-1: the moments of a slice another rank keeps, received from it (in slot order, as it
+ * sends them: train/trainer_dist.c) and written like rank 0's own. */
+static int put_remote_moments(ct_trainer *t, ct_h5_writer *w, int index) {
+    const ct_tensor *p = t->optimizer->slots[index].param;
+    ct_tensor *m = ct_tensor_new_on(CT_CPU, CT_F32, p->ndim, p->shape, NULL);
+    ct_tensor *v = m ? ct_tensor_new_on(CT_CPU, CT_F32, p->ndim, p->shape, NULL) : NULL;
+    int owner = ct_trainer_dist_owner(t, index), rc = v ? 0 : -1;
+    if (rc == 0) rc = ct_dist_recv_floats(owner, 2 * index, m->data, ct_numel(m));
+    if (rc == 0) rc = ct_dist_recv_floats(owner, 2 * index + 1, v->data, ct_numel(v));
+    if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/m", p->name, m);
+    if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/v", p->name, v);
+    ct_tensor_free(m);
+    ct_tensor_free(v);
+    return rc;
+}
+
 static int put_weights(ct_trainer *t, ct_h5_writer *w) {
     for (int i = 0; i < t->optimizer->n_slots; i++) {
         const ct_adamw_slot *s = &t->optimizer->slots[i];
         CT_TRY(ct_h5_put_tensor(w, "/model", s->param->name, s->param));
+        if (!s->m) {
+            CT_TRY(put_remote_moments(t, w, i));
+            continue;
+        }
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m));
         CT_TRY(ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v));
     }
@@ -92,8 +113,13 @@ static int put_weights(ct_trainer *t, ct_h5_writer *w) {
     return 0;
 }
 
+/* Under mpirun only rank 0 writes; with ZeRO-1 the other ranks send it their moments meanwhile. */
 int ct_trainer_save(ct_trainer *t, char *path, size_t size) {
     const ct_recipe *r = t->recipe;
+    if (!ct_trainer_is_root(t)) {
+        path[0] = '\0';
+        return ct_trainer_dist_send_moments(t);
+    }
     CT_TRY(ct_make_dirs(r->checkpoint.dir));
     CT_TRY(ct_h5_checkpoint_path(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, t->step, path, size));
     ct_h5_writer *w = ct_h5_begin(path);
@@ -148,6 +174,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (rc == 0) rc = ct_prune_masks_load(rd, t->model, path);
     for (int i = 0; rc == 0 && i < t->optimizer->n_slots; i++) {
         const ct_adamw_slot *s = &t->optimizer->slots[i];
+        if (!s->m) continue; /* ZeRO-1: another rank's slice */
         rc = ct_h5_read_tensor_into(rd, "/optimizer/m", s->param->name, s->m);
         if (rc == 0) rc = ct_h5_read_tensor_into(rd, "/optimizer/v", s->param->name, s->v);
     }

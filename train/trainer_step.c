@@ -11,10 +11,9 @@
 #include "train/distill.h"
 #include "train/trainer_internal.h"
 
-/* Adds d(sum of token losses / total_targets) of micro-batch `index` to the gradients; *loss_sum
- * gets its summed token loss. Its dropout masks are keyed on (seed, step * grad_accum + index),
- * so every micro-batch of every step draws its own. */
-static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t total_targets, double *loss_sum) {
+/* Dropout masks are keyed on (seed, step * grad_accum + index), so every micro-batch of every
+ * step draws its own, on whichever rank runs it. */
+int ct_trainer_micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t total_targets, double *loss_sum) {
     if (ct_scope_begin() < 0) return -1;
     ct_batch copy = *host, *b = &copy;
     if (ct_batch_to_device(b, ct_llama_device(t->model)) < 0) {
@@ -51,12 +50,18 @@ static int accumulate(ct_trainer *t, double *loss, int64_t *tokens) {
     if (total_targets == 0)
         return ct_fail("step %lld: its %d batch(es) hold no target token; check data.loss_on and data.truncation",
                        (long long)t->step + 1, accum);
+    if (t->dist) { /* under mpirun: this rank's share, added up over the ranks (train/trainer_dist.c) */
+        double loss_sum = 0;
+        CT_TRY(ct_trainer_dist_accumulate(t, batches, total_targets, &loss_sum));
+        *loss = loss_sum / (double)total_targets;
+        return 0;
+    }
     CT_TRY(ct_zero_grad(t->trainable.params, t->trainable.n));
     double loss_sum = 0;
     for (int i = 0; i < accum; i++) {
         if (batches[i].n_targets == 0) continue;
         double part = 0;
-        CT_TRY(micro_batch(t, &batches[i], i, total_targets, &part));
+        CT_TRY(ct_trainer_micro_batch(t, &batches[i], i, total_targets, &part));
         loss_sum += part;
     }
     *loss = loss_sum / (double)total_targets;
@@ -84,6 +89,7 @@ int ct_trainer_step(ct_trainer *t, double *loss, double *grad_norm, int64_t *tok
                        "intact (lower optimizer.lr)", step, *grad_norm);
     t->optimizer->hparams.lr = ct_schedule_lr(&t->schedule, t->step);
     CT_TRY(ct_adamw_step(t->optimizer));
+    CT_TRY(ct_trainer_dist_share_params(t)); /* ZeRO-1: the slices other ranks updated */
     t->step++;
     return 0;
 }
