@@ -48,6 +48,11 @@ int ct_dist_barrier(const char *what) {
     (void)what;
     return 0;
 }
+int ct_dist_broadcast_bytes(void *data, int n) {
+    (void)data, (void)n;
+    return 0;
+}
+int ct_dist_local_rank(void) { return 0; }
 int ct_dist_sum_floats_ordered(float *x, int64_t n, float *scratch) {
     (void)x, (void)n, (void)scratch;
     return 0;
@@ -195,8 +200,24 @@ int ct_dist_barrier(const char *what) {
     return started(MPI_Ibarrier(MPI_COMM_WORLD, &request), &request, what);
 }
 
+int ct_dist_broadcast_bytes(void *data, int n) {
+    if (!active) return 0;
+    MPI_Request request;
+    return started(MPI_Ibcast(data, n, MPI_BYTE, 0, MPI_COMM_WORLD, &request), &request, "sharing rank 0's NCCL id");
+}
+
+int ct_dist_local_rank(void) {
+    if (!active) return 0;
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) != MPI_SUCCESS) return 0;
+    int local = 0;
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
+    return local;
+}
+
 /* MPI counts are int: long vectors go in blocks. */
-enum { BLOCK = 1 << 26 };
+#define BLOCK CT_DIST_BLOCK
 
 static int64_t chunk_start(int64_t n, int c) { return n * c / size; }
 

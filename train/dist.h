@@ -49,10 +49,18 @@ int ct_dist_allgather_doubles(const double *mine, int n, double *all);
 /* sum[i] over ranks of x[i] (int64, exact). */
 int ct_dist_sum_int64(int64_t *x, int n);
 int ct_dist_barrier(const char *what);
+/* Rank 0's n bytes to every rank (NCCL's unique id). */
+int ct_dist_broadcast_bytes(void *data, int n);
+/* This rank's index among the ranks on its node: the GPU it takes. */
+int ct_dist_local_rank(void);
+
+/* The most floats one MPI call moves: longer vectors go in blocks of this many. */
+#define CT_DIST_BLOCK ((int64_t)1 << 26)
 
 /* In place: x[i] becomes ((x_0[i] + x_1[i]) + x_2[i]) + ... over the ranks' x, in float, the
- * same on every rank. scratch holds n floats. The sum is split so that rank c adds up chunk c
- * (an all-to-all, then an all-gather): each rank sends and receives about 2n floats. */
+ * same on every rank. scratch holds min(n, CT_DIST_BLOCK) + ranks floats. The sum is split so
+ * that rank c adds up chunk c of each block (an all-to-all, then an all-gather): each rank sends
+ * and receives about 2n floats. */
 int ct_dist_sum_floats_ordered(float *x, int64_t n, float *scratch);
 /* In place: every rank's x gets, for each rank r, the range [offsets[r], offsets[r + 1]) of rank
  * r's x (offsets has size + 1 entries). */

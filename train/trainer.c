@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "kernels/cuda/cuda_nccl.h"
 #include "train/dist.h"
 #include "train/model_task.h"
 #include "models/llama_lora.h"
@@ -174,6 +175,7 @@ int ct_train(const ct_recipe *recipe, const ct_train_hooks *hooks, ct_train_resu
         rc = run(&t, recipe, result);
     }
     if (set_up) ct_trainer_teardown(&t);
+    if (ct_dist_active() && recipe->device != CT_CPU) ct_nccl_free(); /* joined in ct_trainer_dist_begin */
     ct_memory_release_all();
     return rc;
 }
