@@ -44,6 +44,7 @@ struct ct_trainer_dist {
 };
 
 /* FNV-1a over bytes, for the start-up comparison of recipes and binaries. */
+#define FNV_OFFSET 14695981039346656037ULL
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
@@ -54,7 +55,7 @@ static int binary_hash(uint64_t *hash) {
     FILE *f = fopen("/proc/self/exe", "rb");
     if (!f) return ct_fail("/proc/self/exe: cannot read this program to compare it with the other ranks'");
     unsigned char buffer[1 << 16];
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = FNV_OFFSET;
     size_t got;
     while ((got = fread(buffer, 1, sizeof buffer, f)) > 0) h = hash_bytes(h, buffer, got);
     fclose(f);
@@ -84,7 +85,7 @@ int ct_trainer_dist_begin(const ct_recipe *r) {
     CT_TRY(ct_dist_check_same(binary, "ctune binary", "start every rank with the same ctune build"));
     char *yaml = ct_recipe_to_yaml(r);
     if (!yaml) rc = -1;
-    uint64_t recipe = yaml ? hash_bytes(14695981039346656037ULL, yaml, strlen(yaml)) : 0;
+    uint64_t recipe = yaml ? hash_bytes(FNV_OFFSET, yaml, strlen(yaml)) : 0;
     free(yaml);
     CT_TRY(ct_dist_agree(rc));
     CT_TRY(ct_dist_check_same(recipe, "recipe (after overrides)",
@@ -94,10 +95,10 @@ int ct_trainer_dist_begin(const ct_recipe *r) {
         return ct_fail("train.grad_accum=%d cannot be split over %d ranks: it counts the micro-batches of a step on "
                        "all ranks together, each rank runs grad_accum / ranks of them; set train.grad_accum to a "
                        "multiple of %d", r->train.grad_accum, size, size);
-    if (r->device != CT_CPU) CT_TRY(join_nccl());
     if (size > 1 && (r->prune.method != CT_RECIPE_PRUNE_NONE || r->prune.keep_zeros))
         return ct_fail("prune.method / prune.keep_zeros under mpirun with %d ranks: pruning runs single-process; run "
                        "the prune stage without mpirun", size);
+    if (r->device != CT_CPU) CT_TRY(join_nccl());
     return 0;
 }
 
