@@ -52,7 +52,9 @@ static int usage(FILE *out) {
             "  ctune train recipes/pretrain_tiny_zh.yaml resume=runs/pretrain_tiny_zh/checkpoints/step-00000100.h5\n"
             "An output_dir that holds an earlier run is refused unless resume= continues it or overwrite=true\n"
             "replaces it. Ctrl-C saves a checkpoint at the next step boundary and exits 130; a second Ctrl-C\n"
-            "quits at once without saving.\n\n"
+            "quits at once without saving.\n"
+            "Under mpirun (mpirun -np N ctune train ...) each process is one of N data-parallel ranks;\n"
+            "train.grad_accum then counts the micro-batches of all ranks (docs/distributed.md).\n\n"
             "Recipes in recipes/:\n");
     ct_recipe_print_list(out, "recipes");
     fprintf(out, "\nKeys (type, default, meaning):\n");

@@ -25,6 +25,7 @@ int ct_dist_init(void) {
                    "libopenmpi-dev and rebuild (docs/distributed.md), or run it without mpirun");
 }
 bool ct_dist_active(void) { return false; }
+void ct_dist_set_block(int64_t floats) { (void)floats; }
 bool ct_dist_should_report(void) { return true; }
 int ct_dist_rank(void) { return 0; }
 int ct_dist_size(void) { return 1; }
@@ -217,7 +218,11 @@ int ct_dist_local_rank(void) {
 }
 
 /* MPI counts are int: long vectors go in blocks. */
-#define BLOCK CT_DIST_BLOCK
+static int64_t block_floats = CT_DIST_BLOCK;
+
+void ct_dist_set_block(int64_t floats) {
+    block_floats = floats >= 1 && floats <= CT_DIST_BLOCK ? floats : CT_DIST_BLOCK;
+}
 
 static int64_t chunk_start(int64_t n, int c) { return n * c / size; }
 
@@ -250,8 +255,8 @@ int ct_dist_sum_floats_ordered(float *x, int64_t n, float *scratch) {
     int *lists = ct_calloc((size_t)size * 4, sizeof *lists, "the reduction's counts");
     if (!lists) return -1;
     int rc = 0;
-    for (int64_t done = 0; rc == 0 && done < n; done += BLOCK) {
-        int64_t len = n - done < BLOCK ? n - done : BLOCK;
+    for (int64_t done = 0; rc == 0 && done < n; done += block_floats) {
+        int64_t len = n - done < block_floats ? n - done : block_floats;
         rc = sum_block(x + done, len, scratch, lists, lists + size, lists + 2 * size, lists + 3 * size);
     }
     free(lists);
@@ -262,8 +267,8 @@ int ct_dist_sum_floats_ordered(float *x, int64_t n, float *scratch) {
 int ct_dist_allgather_floats(float *x, const int64_t *offsets) {
     if (!active || size == 1) return 0;
     for (int r = 0; r < size; r++)
-        for (int64_t done = offsets[r]; done < offsets[r + 1]; done += BLOCK) {
-            int len = (int)(offsets[r + 1] - done < BLOCK ? offsets[r + 1] - done : BLOCK);
+        for (int64_t done = offsets[r]; done < offsets[r + 1]; done += block_floats) {
+            int len = (int)(offsets[r + 1] - done < block_floats ? offsets[r + 1] - done : block_floats);
             MPI_Request request;
             CT_TRY(started(MPI_Ibcast(x + done, len, MPI_FLOAT, r, MPI_COMM_WORLD, &request), &request,
                            "sharing the updated parameters"));
@@ -272,8 +277,8 @@ int ct_dist_allgather_floats(float *x, const int64_t *offsets) {
 }
 
 int ct_dist_send_floats(int to, int tag, const float *x, int64_t n) {
-    for (int64_t done = 0; done < n; done += BLOCK) {
-        int len = (int)(n - done < BLOCK ? n - done : BLOCK);
+    for (int64_t done = 0; done < n; done += block_floats) {
+        int len = (int)(n - done < block_floats ? n - done : block_floats);
         MPI_Request request;
         CT_TRY(started(MPI_Isend(x + done, len, MPI_FLOAT, to, tag, MPI_COMM_WORLD, &request), &request,
                        "sending optimizer state to rank 0"));
@@ -282,8 +287,8 @@ int ct_dist_send_floats(int to, int tag, const float *x, int64_t n) {
 }
 
 int ct_dist_recv_floats(int from, int tag, float *x, int64_t n) {
-    for (int64_t done = 0; done < n; done += BLOCK) {
-        int len = (int)(n - done < BLOCK ? n - done : BLOCK);
+    for (int64_t done = 0; done < n; done += block_floats) {
+        int len = (int)(n - done < block_floats ? n - done : block_floats);
         MPI_Request request;
         CT_TRY(started(MPI_Irecv(x + done, len, MPI_FLOAT, from, tag, MPI_COMM_WORLD, &request), &request,
                        "receiving optimizer state from another rank"));

@@ -56,6 +56,8 @@ int ct_dist_local_rank(void);
 
 /* The most floats one MPI call moves: longer vectors go in blocks of this many. */
 #define CT_DIST_BLOCK ((int64_t)1 << 26)
+/* Tests only: blocks of `floats` (1 .. CT_DIST_BLOCK), so short vectors take the blocked path. */
+void ct_dist_set_block(int64_t floats);
 
 /* In place: x[i] becomes ((x_0[i] + x_1[i]) + x_2[i]) + ... over the ranks' x, in float, the
  * same on every rank. scratch holds min(n, CT_DIST_BLOCK) + ranks floats. The sum is split so
