@@ -80,32 +80,36 @@ static int put_state(ct_trainer *t, ct_h5_writer *w) {
 }
 
 /* ZeRO-1: the moments of a slice another rank keeps, received from it (in slot order, as it
- * sends them: train/trainer_dist.c) and written like rank 0's own. */
-static int put_remote_moments(ct_trainer *t, ct_h5_writer *w, int index) {
+ * sends them: train/trainer_dist.c) and written like rank 0's own. After a failed write
+ * (*write_rc < 0) they are still received, so the senders finish and every rank hears of the
+ * failure; a failed receive returns -1. */
+static int put_remote_moments(ct_trainer *t, ct_h5_writer *w, int index, int *write_rc) {
     const ct_tensor *p = t->optimizer->slots[index].param;
     ct_tensor *m = ct_tensor_new_on(CT_CPU, CT_F32, p->ndim, p->shape, NULL);
     ct_tensor *v = m ? ct_tensor_new_on(CT_CPU, CT_F32, p->ndim, p->shape, NULL) : NULL;
     int owner = ct_trainer_dist_owner(t, index), rc = v ? 0 : -1;
     if (rc == 0) rc = ct_dist_recv_floats(owner, 2 * index, m->data, ct_numel(m));
     if (rc == 0) rc = ct_dist_recv_floats(owner, 2 * index + 1, v->data, ct_numel(v));
-    if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/m", p->name, m);
-    if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/v", p->name, v);
+    if (rc == 0 && *write_rc == 0) *write_rc = ct_h5_put_tensor(w, "/optimizer/m", p->name, m);
+    if (rc == 0 && *write_rc == 0) *write_rc = ct_h5_put_tensor(w, "/optimizer/v", p->name, v);
     ct_tensor_free(m);
     ct_tensor_free(v);
     return rc;
 }
 
 static int put_weights(ct_trainer *t, ct_h5_writer *w) {
+    int rc = 0;
     for (int i = 0; i < t->optimizer->n_slots; i++) {
         const ct_adamw_slot *s = &t->optimizer->slots[i];
-        CT_TRY(ct_h5_put_tensor(w, "/model", s->param->name, s->param));
+        if (rc == 0) rc = ct_h5_put_tensor(w, "/model", s->param->name, s->param);
         if (!s->m) {
-            CT_TRY(put_remote_moments(t, w, i));
+            CT_TRY(put_remote_moments(t, w, i, &rc));
             continue;
         }
-        CT_TRY(ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m));
-        CT_TRY(ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v));
+        if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/m", s->param->name, s->m);
+        if (rc == 0) rc = ct_h5_put_tensor(w, "/optimizer/v", s->param->name, s->v);
     }
+    CT_TRY(rc);
     CT_TRY(ct_prune_masks_save(w, t->model));
     /* Frozen at the seeded init (no base to name): kept, so the file is still the whole model. */
     for (int i = 0; !t->partial_checkpoints && i < t->trainable.n_frozen; i++)
@@ -113,17 +117,26 @@ static int put_weights(ct_trainer *t, ct_h5_writer *w) {
     return 0;
 }
 
-/* Under mpirun only rank 0 writes; with ZeRO-1 the other ranks send it their moments meanwhile. */
+/* The checkpoint file begun (rank 0). */
+static ct_h5_writer *begin(ct_trainer *t, char *path, size_t size) {
+    const ct_recipe *r = t->recipe;
+    if (ct_make_dirs(r->checkpoint.dir) < 0 ||
+        ct_h5_checkpoint_path(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, t->step, path, size) < 0)
+        return NULL;
+    return ct_h5_begin(path);
+}
+
+/* Under mpirun only rank 0 writes; with ZeRO-1 the other ranks send it their moments meanwhile,
+ * once every rank knows the file could be begun. */
 int ct_trainer_save(ct_trainer *t, char *path, size_t size) {
     const ct_recipe *r = t->recipe;
     if (!ct_trainer_is_root(t)) {
         path[0] = '\0';
+        CT_TRY(ct_trainer_dist_agree(t, 0));
         return ct_trainer_dist_send_moments(t);
     }
-    CT_TRY(ct_make_dirs(r->checkpoint.dir));
-    CT_TRY(ct_h5_checkpoint_path(r->checkpoint.dir, CT_CHECKPOINT_PATTERN, t->step, path, size));
-    ct_h5_writer *w = ct_h5_begin(path);
-    if (!w) return -1;
+    ct_h5_writer *w = begin(t, path, size);
+    CT_TRY(ct_trainer_dist_agree(t, w ? 0 : -1));
     if (put_weights(t, w) < 0 || put_state(t, w) < 0) {
         ct_h5_abort(w);
         return -1;
