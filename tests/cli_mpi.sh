@@ -28,8 +28,10 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 mpi="mpirun --allow-run-as-root --oversubscribe --quiet --bind-to none"
 # A sanitizer build reports what Open MPI keeps past MPI_Finalize; those frames are not ctune's.
+# The slow unwinder follows stacks through Open MPI's plugins, so the suppressions can name them.
 LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan_mpi.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export LSAN_OPTIONS
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS ASAN_OPTIONS
 full=recipes/full_finetune_intent_zh.yaml
 base="model.path=tests/fixtures/models/qwen2 tokenizer.path=tests/fixtures/models/qwen2 data.max_examples=64 data.val= \
 data.batch_size=4 data.max_seq_len=48 train.max_steps=20 train.grad_accum=2 train.log_every=5 threads=1"
