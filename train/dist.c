@@ -45,10 +45,6 @@ int ct_dist_sum_int64(int64_t *x, int n) {
     (void)x, (void)n;
     return 0;
 }
-int ct_dist_barrier(const char *what) {
-    (void)what;
-    return 0;
-}
 int ct_dist_broadcast_bytes(void *data, int n) {
     (void)data, (void)n;
     return 0;
@@ -193,12 +189,6 @@ int ct_dist_sum_int64(int64_t *x, int n) {
     MPI_Request request;
     return started(MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &request), &request,
                    "adding up the ranks' counts");
-}
-
-int ct_dist_barrier(const char *what) {
-    if (!active) return 0;
-    MPI_Request request;
-    return started(MPI_Ibarrier(MPI_COMM_WORLD, &request), &request, what);
 }
 
 int ct_dist_broadcast_bytes(void *data, int n) {

@@ -48,7 +48,6 @@ bool ct_dist_broken(void);
 int ct_dist_allgather_doubles(const double *mine, int n, double *all);
 /* sum[i] over ranks of x[i] (int64, exact). */
 int ct_dist_sum_int64(int64_t *x, int n);
-int ct_dist_barrier(const char *what);
 /* Rank 0's n bytes to every rank (NCCL's unique id). */
 int ct_dist_broadcast_bytes(void *data, int n);
 /* This rank's index among the ranks on its node: the GPU it takes. */
