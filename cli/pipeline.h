@@ -116,6 +116,8 @@ int ct_stage_execute(ct_stage_run *s);
  * Returns the command's exit code; a non-zero one leaves ct_last_error holding the log's last
  * line (the command's own one-line message). */
 int ct_pipeline_call(ct_command_fn fn, const char *log, int argc, char **argv);
+/* The same with stdout into the file `out` (truncated) and only stderr into the log. */
+int ct_pipeline_call_capture(ct_command_fn fn, const char *log, const char *out, int argc, char **argv);
 
 /* Evaluates a model on the pipeline's test and dialog splits and records what the table shows:
  * parameters, bytes on disk, both accuracies, eval tokens/s (into s->metrics). */

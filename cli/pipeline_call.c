@@ -26,20 +26,29 @@ static void last_line(const char *path, char *out, size_t size) {
 }
 
 int ct_pipeline_call(ct_command_fn fn, const char *log, int argc, char **argv) {
+    return ct_pipeline_call_capture(fn, log, NULL, argc, argv);
+}
+
+int ct_pipeline_call_capture(ct_command_fn fn, const char *log, const char *out, int argc, char **argv) {
     fflush(stdout);
     fflush(stderr);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0) {
-        ct_fail("cannot open the stage log %s", log);
+    int out_fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644) : dup(fd);
+    if (fd < 0 || out_fd < 0) {
+        if (fd >= 0) close(fd);
+        if (out_fd >= 0) close(out_fd);
+        ct_fail("cannot open %s", fd < 0 ? log : out);
         return 1;
     }
     int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-    if (saved_out < 0 || saved_err < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) {
+    if (saved_out < 0 || saved_err < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) {
         close(fd);
+        close(out_fd);
         ct_fail("cannot send the output of ctune %s to %s", argv[0], log);
         return 1;
     }
     close(fd);
+    close(out_fd);
     int rc = fn(argc, argv);
     fflush(stdout);
     fflush(stderr);

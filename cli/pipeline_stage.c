@@ -105,13 +105,14 @@ static void format_duration(double s, char *out, size_t n) {
 static void on_step(void *user, int64_t step, double loss) {
     progress *g = user;
     double t = now_s();
-    g->steps_seen++;
-    double per_step = (t - g->start) / (double)g->steps_seen;
-    g->s->step_s = per_step;
+    /* Timed from the first step's end, so the set-up (data, a tokenizer learned) does not count. */
+    if (g->steps_seen++ == 0) g->start = t;
+    double per_step = g->steps_seen > 1 ? (t - g->start) / (double)(g->steps_seen - 1) : g->s->step_s;
+    if (g->steps_seen > 1) g->s->step_s = per_step;
     if (t - g->last_print < (g->tty ? 0.2 : 10.0) && step < g->max_steps) return;
     g->last_print = t;
-    double stage_left = per_step * (double)(g->max_steps - step);
-    double rest = stage_left + g->s->later_fixed_s + per_step * (double)g->s->later_steps;
+    double stage_left = per_step > 0 ? per_step * (double)(g->max_steps - step) : -1;
+    double rest = stage_left < 0 ? -1 : stage_left + g->s->later_fixed_s + per_step * (double)g->s->later_steps;
     char a[32], b[32];
     format_duration(stage_left, a, sizeof a);
     format_duration(rest, b, sizeof b);
