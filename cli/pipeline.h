@@ -97,6 +97,7 @@ typedef struct {
     double train_seconds;  /* the training part of the stage */
     volatile sig_atomic_t *stop_requested;
     bool interrupted;
+    char resume[4096];     /* a training stage's checkpoint to continue from, or "" */
     double step_s;         /* the last training stage's seconds per step (the ETA's guess) */
     int64_t later_steps;   /* training steps of the stages after this one, for the ETA */
     double later_fixed_s;  /* a guess of the later stages' other work, for the ETA */

@@ -18,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "train/model_source.h"
 #include "train/recipe.h"
 #include "train/trainable.h"
 
@@ -114,11 +115,23 @@ static int config_hash(runner *r, int stage, uint64_t *h) {
     return 0;
 }
 
+/* What a stage reads of its input stage: the model it made (and a teacher's tokenizer), not its
+ * logs or metrics, so a stage run again to the same model leaves the later stages finished. */
+static int input_hash(const ct_pipeline *p, int input, uint64_t *h) {
+    char dir[4096], model[4096];
+    CT_TRY(ct_stage_paths(p, input, dir, sizeof dir, model, sizeof model));
+    CT_TRY(ct_pipeline_hash_tree(model, h));
+    if (input != CT_STAGE_TEACHER) return 0;
+    char *tokenizer = ct_path_join(dir, "tokenizer");
+    int rc = tokenizer ? ct_pipeline_hash_tree(tokenizer, h) : -1;
+    free(tokenizer);
+    return rc;
+}
+
 static int fingerprint(runner *r, int stage, uint64_t *h) {
     CT_TRY(config_hash(r, stage, h));
     int input = ct_stage_input(stage);
-    if (input >= 0) *h = ct_pipeline_hash_bytes(*h, &r->rec[input].outputs, sizeof r->rec[input].outputs);
-    return 0;
+    return input >= 0 ? input_hash(r->p, input, h) : 0;
 }
 
 /* Before anything runs: every recipe resolves, every record is one and its files are as the
@@ -176,12 +189,52 @@ static void later_work(const runner *r, int stage, ct_stage_run *s) {
     }
 }
 
-static int prepare_dir(const ct_pipeline *p, int stage) {
+/* An interrupted training stage whose run folder holds a checkpoint of the same recipe (the
+ * resolved one, `resume` and `overwrite` aside): its path, so the stage continues from there. */
+static bool resumable(const ct_pipeline *p, int stage, int64_t max_steps, char *checkpoint, size_t size) {
+    char dir[4200], *saved = NULL;
+    snprintf(dir, sizeof dir, "%s/%s", p->output_dir, ct_stage_name(stage));
+    if (!ct_stage_trains(stage) || !ct_is_dir(dir)) return false;
+    char *yaml = ct_stage_recipe_yaml(p, stage), *recipe_file = ct_path_join(dir, "recipe.yaml");
+    ct_recipe now, before;
+    bool same = false;
+    if (yaml && recipe_file && ct_is_file(recipe_file) && ct_recipe_init(&now) == 0) {
+        if (ct_recipe_init(&before) == 0) {
+            saved = ct_read_file(recipe_file, 1 << 20, NULL);
+            same = saved && ct_recipe_load_text(&now, yaml, strlen(yaml), "stage") == 0 &&
+                   ct_recipe_load_text(&before, saved, strlen(saved), recipe_file) == 0 &&
+                   ct_recipe_set(&before, "resume", "") == 0 && ct_recipe_set(&before, "overwrite", "true") == 0 &&
+                   !ct_recipe_first_difference(&now, &before);
+            ct_recipe_free(&before);
+        }
+        ct_recipe_free(&now);
+    }
+    free(yaml);
+    free(recipe_file);
+    free(saved);
+    ct_model_source src;
+    int found = same ? ct_model_source_open_newest_checkpoint(&src, dir, "the stage's newest checkpoint") : 0;
+    if (found == 1) {
+        snprintf(checkpoint, size, "%s", src.loaded_from);
+        ct_model_source_close(&src);
+    }
+    ct_clear_error();
+    /* A run stopped after its last step (in the stage's evaluation) has nothing left to train:
+     * the trainer's checkpoints are step-NNNNNNNN.h5 (docs/formats.md). */
+    const char *base = strrchr(checkpoint, '/');
+    long long step = 0;
+    if (found == 1 && base && sscanf(base, "/step-%lld.h5", &step) == 1 && step >= max_steps) found = 0;
+    return found == 1;
+}
+
+/* The stage's folder, emptied of an earlier attempt (`said`: the reason was printed already). */
+static int prepare_dir(const ct_pipeline *p, int stage, bool said) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/%s", p->output_dir, ct_stage_name(stage));
     if (ct_is_dir(dir)) {
-        fprintf(stderr, "[%d/%d] %s: starting over in %s (no finished record there)\n", stage + 1, CT_STAGE_COUNT,
-                ct_stage_name(stage), dir);
+        if (!said)
+            fprintf(stderr, "[%d/%d] %s: starting over in %s (an unfinished attempt, without a record)\n", stage + 1,
+                    CT_STAGE_COUNT, ct_stage_name(stage), dir);
         CT_TRY(ct_remove_tree(dir));
     }
     return ct_make_dirs(dir);
@@ -207,9 +260,15 @@ static int run_stage(runner *r, int stage) {
     if (r->rec[stage].present)
         fprintf(stderr, "[%d/%d] %s: its configuration, data or input changed since it finished: running it again\n",
                 stage + 1, CT_STAGE_COUNT, ct_stage_name(stage));
-    r->rec[stage].present = false;
-    CT_TRY(prepare_dir(p, stage));
     ct_stage_run s = {.p = p, .stage = stage, .stop_requested = r->o->stop_requested, .step_s = r->step_s};
+    if (!r->rec[stage].present && resumable(p, stage, r->steps[stage], s.resume, sizeof s.resume))
+        fprintf(stderr, "[%d/%d] %s: continuing the interrupted run from %s\n", stage + 1, CT_STAGE_COUNT,
+                ct_stage_name(stage), s.resume);
+    else {
+        s.resume[0] = '\0';
+        CT_TRY(prepare_dir(p, stage, r->rec[stage].present));
+    }
+    r->rec[stage].present = false;
     CT_TRY(ct_stage_paths(p, stage, s.dir, sizeof s.dir, s.model, sizeof s.model));
     snprintf(s.log, sizeof s.log, "%s/%s/stage.log", p->output_dir, ct_stage_name(stage));
     later_work(r, stage, &s);

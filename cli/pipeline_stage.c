@@ -62,7 +62,7 @@ static int wiring(const ct_pipeline *p, int stage, char items[6][4200], int *n) 
     return 0;
 }
 
-static int resolve_recipe(const ct_pipeline *p, int stage, ct_recipe *r) {
+static int resolve_recipe(const ct_pipeline *p, int stage, const char *resume, ct_recipe *r) {
     const ct_stage_conf *c = &p->stage[stage];
     char items[6][4200];
     int n_wired;
@@ -75,12 +75,17 @@ static int resolve_recipe(const ct_pipeline *p, int stage, ct_recipe *r) {
     int rc = ct_recipe_resolve(r, c->recipe, n, all);
     free(all);
     if (rc < 0) return ct_fail_context("stage %s (%s): ", ct_stage_name(stage), c->recipe);
+    /* An interrupted stage continues its run; the fingerprint never sees this key. */
+    if (resume && resume[0] && (ct_recipe_set(r, "resume", resume) < 0 || ct_recipe_set(r, "overwrite", "false") < 0)) {
+        ct_recipe_free(r);
+        return -1;
+    }
     return 0;
 }
 
 char *ct_stage_recipe_yaml(const ct_pipeline *p, int stage) {
     ct_recipe r;
-    if (resolve_recipe(p, stage, &r) < 0) return NULL;
+    if (resolve_recipe(p, stage, NULL, &r) < 0) return NULL;
     char *yaml = ct_recipe_to_yaml(&r);
     ct_recipe_free(&r);
     if (!yaml) ct_fail("out of memory writing the recipe of stage %s", ct_stage_name(stage));
@@ -122,9 +127,31 @@ static void on_step(void *user, int64_t step, double loss) {
     fflush(stderr);
 }
 
+/* The run's own training time: the last elapsed_s of metrics.jsonl, which counts across a
+ * resume (an interrupted stage continued), unlike this process's clock. */
+static double logged_seconds(const ct_stage_run *s, double fallback) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return fallback;
+    char *line = NULL;
+    size_t cap = 0;
+    double seconds = fallback;
+    while (getline(&line, &cap, f) > 0) {
+        if (!strstr(line, "\"elapsed_s\"")) continue;
+        cJSON *root = cJSON_Parse(line);
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "elapsed_s");
+        if (cJSON_IsNumber(v)) seconds = v->valuedouble;
+        cJSON_Delete(root);
+    }
+    free(line);
+    fclose(f);
+    return seconds;
+}
+
 static int run_training(ct_stage_run *s) {
     ct_recipe r;
-    CT_TRY(resolve_recipe(s->p, s->stage, &r));
+    CT_TRY(resolve_recipe(s->p, s->stage, s->resume, &r));
     FILE *log = fopen(s->log, "a");
     if (!log) {
         ct_recipe_free(&r);
@@ -135,7 +162,7 @@ static int run_training(ct_stage_run *s) {
     ct_train_result result;
     double start = now_s();
     int rc = ct_train(&r, &hooks, &result);
-    s->train_seconds = now_s() - start;
+    s->train_seconds = logged_seconds(s, now_s() - start);
     if (g.tty && g.steps_seen) fputc('\n', stderr);
     if (rc < 0) fprintf(log, "ctune train: %s\n", ct_last_error());
     fclose(log);
