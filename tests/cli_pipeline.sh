@@ -6,7 +6,8 @@
 #   2. again: every stage skipped, nothing rewritten;
 #   3. --stage distill with a changed recipe key: only distill runs; the next whole run takes the
 #      later stages again (their input changed) and skips the earlier ones;
-#   4. an interrupted stage (no record): the run starts it over and skips the finished ones;
+#   4. an interrupted stage (no record): the run starts it over and skips the finished ones; Ctrl-C
+#      in a training stage exits 130 and the next run continues from the checkpoint it saved;
 #   5. refusals, one line each, exit 1 (2 for usage) and nothing on disk changed: outputs edited
 #      by hand, a stage whose input is missing (naming the stage that makes it), an unknown stage in
 #      the file or on the command line, an unknown recipe, an unknown recipe key.
@@ -84,6 +85,30 @@ pipe resumed distill.set.train.max_steps=4 || { cat "$tmp/resumed.err"; fail "re
 grep -q '^\[5/8\] prune: starting over' "$tmp/resumed.err" || { cat "$tmp/resumed.err"; fail "prune not started over"; }
 grep -q '^\[4/8\] distill: finished earlier' "$tmp/resumed.err" || fail "distill not skipped on resume"
 [ -s "$out/prune/stage.json" ] || fail "prune has no record after the resume"
+
+# 4b. Ctrl-C in a training stage: exit 130, a checkpoint; the next run continues from it
+long="output_dir=$tmp/int teacher.set.train.max_steps=200 teacher.set.train.log_every=1"
+# shellcheck disable=SC2086
+"$ctune" run tests/fixtures/pipeline_tiny.yaml $long --stage teacher > /dev/null 2> "$tmp/int.err" &
+pid=$!
+i=0
+while [ $i -lt 300 ] && ! grep -q '"type":"train"' "$tmp/int/teacher/metrics.jsonl" 2> /dev/null; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] || { cat "$tmp/int.err"; fail "interrupted run: exit $rc, not 130"; }
+grep -q "run the same command again to continue" "$tmp/int.err" || fail "no word on continuing"
+[ ! -e "$tmp/int/teacher/stage.json" ] || fail "an interrupted stage has a record"
+# shellcheck disable=SC2086
+"$ctune" run tests/fixtures/pipeline_tiny.yaml $long --stage teacher > /dev/null 2> "$tmp/int2.err" ||
+    { cat "$tmp/int2.err"; fail "continued run"; }
+grep -q "^\[1/8\] teacher: continuing the interrupted run from $tmp/int/teacher/checkpoints/step-" "$tmp/int2.err" ||
+    { cat "$tmp/int2.err"; fail "the interrupted stage did not continue"; }
+grep -q '"resumed":true' "$tmp/int/teacher/metrics.jsonl" || fail "metrics.jsonl shows no resume"
+[ -s "$tmp/int/teacher/stage.json" ] || fail "no record after the continued run"
 
 # 5. refusals
 echo >> "$out/merge/model/config.json"
