@@ -10,6 +10,7 @@
  *   no record                                 run (an interrupted attempt is started over)
  * Every record is checked before any stage runs, so a refusal changes nothing on disk. */
 #include <cjson/cJSON.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -293,6 +294,8 @@ static int run_stage(runner *r, int stage) {
 int ct_pipeline_run(const ct_pipeline *p, const ct_pipeline_options *o) {
     runner r = {.p = p, .o = o, .start = now_s()};
     CT_TRY(check_all(&r));
+    /* The evaluations and exports too, not only the training stages (which set it themselves). */
+    if (p->threads > 0) omp_set_num_threads(p->threads);
     int first = o->only_stage >= 0 ? o->only_stage : 0, last = o->only_stage >= 0 ? o->only_stage : CT_STAGE_COUNT - 1;
     for (int s = first; s <= last; s++) {
         if (o->stop_requested && *o->stop_requested) return 1;
