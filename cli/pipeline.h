@@ -134,6 +134,10 @@ int ct_pipeline_hash_tree(const char *path, uint64_t *hash);
 uint64_t ct_pipeline_hash_bytes(uint64_t hash, const void *data, size_t n);
 #define CT_PIPELINE_HASH_SEED 1469598103934665603ull
 
+/* An SVG bar chart of each model's single- and multi-turn accuracy (NaN: no bar), for the report. */
+int ct_pipeline_accuracy_svg(const char *path, const char *const *names, const double *single, const double *multi,
+                             int n);
+
 /* The report: the table on stdout, OUT/report.json, OUT/report.md (the overview with the plots). */
 int ct_pipeline_report(const ct_pipeline *p, FILE *out);
 

@@ -140,6 +140,31 @@ static void models_table(const report_data *d, table *t) {
     }
 }
 
+/* OUT/accuracy.svg from the models' and baselines' accuracies; a failure only loses the picture. */
+static void accuracy_chart(const ct_pipeline *p, const report_data *d, ct_strbuf *md) {
+    const char *names[12];
+    double single[12], multi[12];
+    int n = 0;
+    for (int i = 0; i < N_ROWS; i++, n++) {
+        names[n] = rows[i].name;
+        single[n] = num(metrics(d, rows[i].stage), "test_accuracy");
+        multi[n] = num(metrics(d, rows[i].stage), "dialog_accuracy");
+    }
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(d->baselines, "baselines")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+        if (n >= 12 || !name) break;
+        names[n] = name;
+        single[n] = num(b, "test_accuracy");
+        multi[n++] = num(b, "dialog_accuracy");
+    }
+    char *path = ct_path_join(p->output_dir, "accuracy.svg");
+    if (path && ct_pipeline_accuracy_svg(path, names, single, multi, n) == 0)
+        appendf(md, "![test accuracy of each model and baseline](accuracy.svg)\n\n");
+    free(path);
+    ct_clear_error();
+}
+
 static void stages_table(const report_data *d, table *t) {
     *t = (table){.n_cols = 3, .head = {"stage", "seconds", "of which training/export"}};
     for (int s = 0; s < CT_STAGE_COUNT; s++) {
@@ -276,6 +301,7 @@ int ct_pipeline_report(const ct_pipeline *p, FILE *out) {
     table_print(&t, &md, out);
     const char *source = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d.baselines, "source"));
     if (source) appendf(&md, "Baselines: %s (from `%s`).\n\n", source, p->baselines);
+    accuracy_chart(p, &d, &md);
     appendf(&md, "## Serving\n\n");
     if (out) fputc('\n', out);
     serve_section(&d, &md, out);

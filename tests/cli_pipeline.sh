@@ -45,6 +45,7 @@ for s in teacher adapt distill prune; do
     grep -q '<svg' "$out/$s/plot.svg" || fail "no plot for $s"
     grep -q "($s/plot.svg)" "$out/report.md" || fail "report.md does not show the $s plot"
 done
+grep -q '<svg' "$out/accuracy.svg" && grep -q '(accuracy.svg)' "$out/report.md" || fail "no accuracy chart"
 grep -q '"config_groups"\|quantization_config' "$out/quantize/model/config.json" || fail "quantize/model is not INT8"
 grep -q '"test_accuracy"' "$out/prune/stage.json" && grep -q '"dialog_accuracy"' "$out/quantize/stage.json" ||
     fail "no accuracies recorded"
