@@ -110,6 +110,7 @@ static int set_key(ct_pipeline *p, const char *key, const char *value, size_t le
         return ct_fail("unknown stage or key '%s' (stages: %s; keys: name, description, output_dir, threads, test, "
                        "dialog_test, baselines, eval_max_examples)",
                        stage_name, ct_stage_list());
+    if (!dot && !len) return 0; /* `merge:` with nothing under it: the stage's defaults */
     if (!dot) return ct_fail("%s: a stage is a mapping of its keys", key);
     return set_stage_key(p, stage, dot + 1, value, len);
 }
