@@ -300,7 +300,7 @@ int ct_pipeline_report(const ct_pipeline *p, FILE *out) {
     if (out) fprintf(out, "\n%s: models on %s and %s\n", p->name, p->test, p->dialog_test);
     table_print(&t, &md, out);
     const char *source = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d.baselines, "source"));
-    if (source) appendf(&md, "Baselines: %s (from `%s`).\n\n", source, p->baselines);
+    if (source) appendf(&md, "Baselines (`%s`): %s.\n\n", p->baselines, source);
     accuracy_chart(p, &d, &md);
     appendf(&md, "## Serving\n\n");
     if (out) fputc('\n', out);
