@@ -252,9 +252,11 @@ static void plots_section(const ct_pipeline *p, ct_strbuf *md) {
         if (ct_stage_paths(p, s, dir, sizeof dir, model, sizeof model) < 0) continue;
         snprintf(svg, sizeof svg, "%s/plot.svg", dir);
         if (!ct_is_file(svg)) continue;
-        bool inside = !(s == CT_STAGE_TEACHER && p->stage[s].reuse[0]);
+        /* A reused teacher's run lies outside the run folder: its absolute path. */
+        char *outside = s == CT_STAGE_TEACHER && p->stage[s].reuse[0] ? realpath(dir, NULL) : NULL;
         appendf(md, "### %s\n\n![%s: loss and accuracy](%s/plot.svg)\n\n", ct_stage_name(s), ct_stage_name(s),
-                inside ? ct_stage_name(s) : dir);
+                outside ? outside : ct_stage_name(s));
+        free(outside);
     }
     ct_clear_error();
 }

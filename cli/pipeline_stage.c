@@ -194,7 +194,10 @@ int ct_stage_execute(ct_stage_run *s) {
     if (ct_stage_input(s->stage) >= 0) CT_TRY(input_paths(s, in_dir, in_model));
     switch (s->stage) {
     case CT_STAGE_TEACHER:
-        if (s->p->stage[CT_STAGE_TEACHER].reuse[0]) return 0; /* a finished run: nothing to train */
+        if (s->p->stage[CT_STAGE_TEACHER].reuse[0]) { /* a finished run: nothing to train; its time counts */
+            s->train_seconds = logged_seconds(s, 0);
+            return 0;
+        }
         return run_training(s);
     case CT_STAGE_ADAPT: return run_training(s);
     case CT_STAGE_DISTILL: case CT_STAGE_PRUNE:
