@@ -94,7 +94,8 @@ typedef struct {
     char dir[4096];        /* OUT/<stage>, or the reused teacher run */
     char model[4096];      /* the model the stage made (a folder, a run or a .gguf file), or "" */
     char log[4096];        /* OUT/<stage>/stage.log: what the commands printed */
-    double train_seconds;  /* the training part of the stage */
+    double train_seconds;  /* the training part of the stage (a continued run's earlier part included) */
+    double earlier_seconds; /* a continued training stage: its training time before this process */
     volatile sig_atomic_t *stop_requested;
     bool interrupted;
     char resume[4096];     /* a training stage's checkpoint to continue from, or "" */

@@ -281,7 +281,8 @@ static int run_stage(runner *r, int stage) {
     if (s.step_s > 0) r->step_s = s.step_s;
     uint64_t outputs = 0;
     if (rc == 0 && !s.interrupted) rc = outputs_hash(p, stage, &outputs);
-    if (rc == 0 && !s.interrupted) rc = write_record(p, &s, fp, outputs, now_s() - start);
+    /* A continued stage's time includes the part trained before the interruption. */
+    if (rc == 0 && !s.interrupted) rc = write_record(p, &s, fp, outputs, now_s() - start + s.earlier_seconds);
     cJSON_Delete(s.metrics);
     CT_TRY(rc);
     if (s.interrupted) return 1;

@@ -162,7 +162,9 @@ static int run_training(ct_stage_run *s) {
     ct_train_result result;
     double start = now_s();
     int rc = ct_train(&r, &hooks, &result);
-    s->train_seconds = logged_seconds(s, now_s() - start);
+    double wall = now_s() - start;
+    s->train_seconds = logged_seconds(s, wall);
+    if (s->resume[0] && s->train_seconds > wall) s->earlier_seconds = s->train_seconds - wall;
     if (g.tty && g.steps_seen) fputc('\n', stderr);
     if (rc < 0) fprintf(log, "ctune train: %s\n", ct_last_error());
     fclose(log);
