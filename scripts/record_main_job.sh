@@ -43,7 +43,7 @@ if begin not in text or end not in text:
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
 block = ("\n| date | machine, BLAS kernels | stage seconds (teacher + adapt + merge + distill + prune + quantize + "
-         "export + serve) | teacher | student | pruned student | INT8 student |\n"
+         "export + serve) | test accuracy, single-turn / multi-turn: teacher | student | pruned student | INT8 student |\n"
          "| --- | --- | --- | --- | --- | --- | --- |\n" + row + "\n")
 open(perf_path, "w").write(head + begin + block + end + tail)
 print("docs/PERF.md: " + row)
