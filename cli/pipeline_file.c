@@ -127,8 +127,7 @@ static int visit(void *ctx, const char *key, ct_yaml_kind kind, const char *valu
         char head[64];
         snprintf(head, sizeof head, "%.*s", (int)(dot ? (size_t)(dot - key) : strlen(key)), key);
         if (ct_stage_find(head) >= 0) return 1;
-        if (ct_stage_find(head) < 0)
-            return ct_fail("%s:%d: unknown stage '%s' (stages: %s)", p->file, line, head, ct_stage_list());
+        return ct_fail("%s:%d: unknown stage '%s' (stages: %s)", p->file, line, head, ct_stage_list());
     }
     if (kind == CT_YAML_NULL) value = "", len = 0;
     if (set_key(p, key, value, value ? len : 0) < 0) return ct_fail_context("%s:%d: ", p->file, line);
