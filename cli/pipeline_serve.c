@@ -116,6 +116,7 @@ typedef struct {
     double *latency_ms;  /* per prompt */
     long long tokens;    /* completion tokens, under lock */
     char error[512];     /* the first failure */
+    volatile sig_atomic_t *stop; /* Ctrl-C: no more requests */
 } load_run;
 
 static char *chat_body(const char *text) {
@@ -162,6 +163,7 @@ static void *client(void *arg) {
     load_run *run = arg;
     for (;;) {
         pthread_mutex_lock(&run->lock);
+        if (run->stop && *run->stop && !run->error[0]) snprintf(run->error, sizeof run->error, "interrupted");
         size_t i = run->error[0] ? run->prompts->count : run->next++;
         pthread_mutex_unlock(&run->lock);
         if (i >= run->prompts->count) return NULL;
@@ -190,8 +192,9 @@ static double percentile(const double *sorted, size_t n, double q) {
 }
 
 /* All prompts sent by `clients` threads; records the latency figures, keeps the answers. */
-static int run_load(int port, const ct_examples *prompts, int clients, char **answers, cJSON *load) {
-    load_run run = {.port = port, .prompts = prompts, .answers = answers};
+static int run_load(int port, const ct_examples *prompts, int clients, char **answers, cJSON *load,
+                    volatile sig_atomic_t *stop) {
+    load_run run = {.port = port, .prompts = prompts, .answers = answers, .stop = stop};
     run.latency_ms = calloc(prompts->count, sizeof *run.latency_ms);
     if (!run.latency_ms) return ct_fail("out of memory");
     pthread_mutex_init(&run.lock, NULL);
@@ -228,6 +231,7 @@ static int ctune_answers(ct_stage_run *s, const char *gguf, const ct_examples *p
     snprintf(out, sizeof out, "%s/generate.txt", s->dir);
     snprintf(tokens, sizeof tokens, "%d", MAX_NEW_TOKENS);
     for (size_t i = 0; i < prompts->count; i++) {
+        if (s->stop_requested && *s->stop_requested) return ct_fail("interrupted");
         char *argv[] = {"generate", "--model", (char *)gguf, "--prompt", (char *)prompts->items[i].text,
                         "--max-new-tokens", tokens, NULL};
         int rc = ct_pipeline_call_capture(ct_cmd_generate, s->log, out, 7, argv);
@@ -305,8 +309,8 @@ static int serve_and_measure(ct_stage_run *s, const char *server, const char *gg
     char **local = calloc(prompts->count, sizeof *local);
     cJSON *load = cJSON_AddArrayToObject(s->metrics, "load");
     int rc = served && first && local ? wait_ready(pid, port, log) : ct_fail("out of memory");
-    if (rc == 0) rc = run_load(port, prompts, 1, first, load);
-    if (rc == 0) rc = run_load(port, prompts, SLOTS, served, load);
+    if (rc == 0) rc = run_load(port, prompts, 1, first, load, s->stop_requested);
+    if (rc == 0) rc = run_load(port, prompts, SLOTS, served, load, s->stop_requested);
     stop_server(pid);
     if (rc == 0) rc = ctune_answers(s, gguf, prompts, local);
     if (rc == 0) {
@@ -347,6 +351,12 @@ int ct_stage_serve(ct_stage_run *s) {
                                   .max_examples = (size_t)s->p->stage[CT_STAGE_SERVE].max_examples};
     ct_examples *prompts = ct_examples_load(s->p->test, &options);
     int rc = prompts ? serve_and_measure(s, server, gguf, prompts, labels) : -1;
+    /* Ctrl-C reaches llama-server too (the same process group): an interruption, not a failure. */
+    if (rc < 0 && s->stop_requested && *s->stop_requested) {
+        ct_clear_error();
+        s->interrupted = true;
+        rc = 0;
+    }
     ct_examples_free(prompts);
     ct_label_set_free(labels);
     if (rc < 0) return ct_fail_context("stage serve: ");
