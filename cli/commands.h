@@ -19,6 +19,7 @@ int ct_cmd_template(int argc, char **argv);
 int ct_cmd_export(int argc, char **argv);
 int ct_cmd_prune(int argc, char **argv);
 int ct_cmd_logits(int argc, char **argv);
+int ct_cmd_run(int argc, char **argv);
 
 /* Prints "ctune <cmd>: unknown option '<arg>' (try 'ctune <cmd> --help')" and returns 2. */
 int ct_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -13,6 +13,7 @@ static const ct_command commands[] = {
     {"demo", ct_cmd_demo, "train a small MLP with AdamW and print its losses (a quick self-check)"},
     {"tokenize", ct_cmd_tokenize, "print the token ids of a text with a Hugging Face tokenizer.json"},
     {"generate", ct_cmd_generate, "generate a reply with a model folder or .gguf file (chat template, greedy or sampling)"},
+    {"run", ct_cmd_run, "run a pipeline file: corpus to a served INT8 intent model, ctune run recipes/intent_zh_pipeline.yaml"},
     {"train", ct_cmd_train, "run a training recipe: ctune train recipes/NAME.yaml [key=value ...]"},
     {"eval", ct_cmd_eval, "evaluate a model or checkpoint on a data file (intent accuracy, perplexity)"},
     {"template", ct_cmd_template, "print the prompt a model folder's chat template renders for a conversation"},

@@ -914,8 +914,10 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* *_pipeline.yaml files beside the recipes are pipeline files for `ctune run`, not recipes. */
 static bool is_recipe_name(const char *name) {
     size_t len = strlen(name);
+    if (len > 14 && !strcmp(name + len - 14, "_pipeline.yaml")) return false;
     return name[0] != '.' && ((len > 5 && !strcmp(name + len - 5, ".yaml")) || (len > 4 && !strcmp(name + len - 4, ".yml")));
 }
 
