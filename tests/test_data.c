@@ -577,6 +577,43 @@ static void report_padding(const ct_chat_template *tpl, const ct_label_set *labe
     free(dpath);
 }
 
+/* dialog_intent data may mix single messages ({"text", "label"}) with dialogues: a single message
+ * is a dialogue of one user turn and trains on exactly the tokens the intent format gives it. */
+static void check_mixed_dialog_file(const ct_chat_template *tpl, const ct_label_set *labels) {
+    const char *single = "{\"text\": \"订单2024的快递到哪了\", \"label\": \"logistics_tracking\"}\n";
+    char content[512];
+    snprintf(content, sizeof content, "%s{\"messages\": [{\"role\": \"user\", \"content\": \"发票呢\"}], "
+             "\"label\": \"invoice_request\"}\n", single);
+    char *mixed_path = write_tmp("mixed.jsonl", content, -1), *single_path = write_tmp("single.jsonl", single, -1);
+    ct_examples *mixed = load(mixed_path, CT_DATA_DIALOG_INTENT, labels);
+    ct_examples *intent = load(single_path, CT_DATA_INTENT, labels);
+    CHECK(mixed && mixed->count == 2 && mixed->items[0].n_messages == 1 &&
+              !strcmp(mixed->items[0].messages[0].role, "user") &&
+              !strcmp(mixed->items[0].messages[0].content, "订单2024的快递到哪了") &&
+              mixed->items[0].label == ct_label_set_index(labels, "logistics_tracking") &&
+              mixed->items[1].label == ct_label_set_index(labels, "invoice_request"),
+          "a dialog_intent file with a single message and a dialogue: %s", mixed ? "wrong content" : ct_last_error());
+    if (mixed && intent && mixed->count == 2) {
+        ct_sft_options o = {.tpl = tpl, .labels = labels, .loss_on = CT_CHAT_MASK_LAST, .system_prompt = "系统。"};
+        ct_token_list a = {0}, b = {0};
+        uint8_t *mask_a = NULL, *mask_b = NULL;
+        CHECK(ct_sft_encode(&o, &mixed->items[0], &a, &mask_a) == 0 && ct_sft_encode(&o, &intent->items[0], &b, &mask_b) == 0,
+              "%s", ct_last_error());
+        CHECK(a.len > 0 && a.len == b.len && !memcmp(a.ids, b.ids, a.len * sizeof *a.ids) && !memcmp(mask_a, mask_b, a.len),
+              "a single message in dialog_intent data encodes as the intent format does (%zu vs %zu tokens)", a.len, b.len);
+        free(mask_a);
+        free(mask_b);
+        ct_token_list_free(&a);
+        ct_token_list_free(&b);
+    }
+    ct_examples_free(mixed);
+    ct_examples_free(intent);
+    free(mixed_path);
+    free(single_path);
+    expect_refused("mixed_empty.jsonl", "{\"text\": \" \", \"label\": \"other\"}\n", -1, CT_DATA_DIALOG_INTENT,
+                   labels, ":1: ", "\"text\" is empty");
+}
+
 /* false when the Qwen3 tokenizer is missing; *looked_in gets where it was looked for. */
 static bool check_qwen(const ct_label_set *labels, const char **looked_in) {
     char *dir = ct_test_shared_path("data/qwen3-tokenizer", "tokenizer.json", looked_in);
@@ -645,6 +682,7 @@ int main(void) {
     ct_tokenizer *tok = train_tokenizer(&tpl);
     if (tok) {
         check_conversion(tok, &tpl, labels);
+        check_mixed_dialog_file(&tpl, labels);
         check_text_chunks(tok);
     }
     ct_tokenizer_free(tok);
