@@ -25,11 +25,13 @@ def cpu_model():
     return platform.machine()
 
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-row = ("| {date} | {cores}-core {arch} ({cpu}), {blas} | {pre} s + {ft} s + {ev} s = {total} s | "
-       "{acc:.4f} / {accn:.4f} |").format(
+load = open("/proc/loadavg").read().split()[2]  # the 15-minute load: how shared the machine was
+row = ("| {date} | {cores}-core {arch} ({cpu}), {blas} | {pre} s + {ft} s + {ev} s = {total} s "
+       "(CPU {pcpu} s + {fcpu} s; 15-min load {load}) | {acc:.4f} / {accn:.4f} | {multi:.4f} |").format(
     date=s["date"], cores=cores, arch=platform.machine(), cpu=cpu_model(), blas=s["blas"],
     pre=s["pretrain_s"], ft=s["finetune_s"], ev=s["eval_s"],
-    total=s["pretrain_s"] + s["finetune_s"] + s["eval_s"], acc=s["accuracy"], accn=s["accuracy_length_normalized"])
+    total=s["pretrain_s"] + s["finetune_s"] + s["eval_s"], pcpu=s["pretrain_cpu_s"], fcpu=s["finetune_cpu_s"],
+    load=load, acc=s["accuracy"], accn=s["accuracy_length_normalized"], multi=s["multi_turn_accuracy"])
 
 text = open(perf_path).read()
 begin, end = "<!-- main-job-results:begin -->", "<!-- main-job-results:end -->"
@@ -37,8 +39,9 @@ if begin not in text or end not in text:
     sys.exit(f"record_main_job.sh: {perf_path} has no {begin} ... {end} block")
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
-block = ("\n| date | machine, BLAS kernels | pretraining + fine-tuning + test evaluation "
-         "| test accuracy (summed / length-normalized) |\n| --- | --- | --- | --- |\n" + row + "\n")
+block = ("\n| date | machine, BLAS kernels | pretraining + fine-tuning + test evaluation (wall; CPU of the "
+         "two training stages) | single-turn test accuracy (summed / length-normalized) | multi-turn test accuracy |"
+         "\n| --- | --- | --- | --- | --- |\n" + row + "\n")
 open(perf_path, "w").write(head + begin + block + end + tail)
 print("docs/PERF.md: " + row)
 EOF

@@ -4,7 +4,7 @@
     python3 tools/corpus/generate.py --seed 1234 --out datasets/data
 
 writes labels.json, intent_{train,val}.jsonl, dialog_{train,val}.jsonl, sft_{train,val}.jsonl
-(both kinds as dialog_intent lines) and pretrain_{train,val}.txt, byte-identical for a given seed, and prints diversity statistics.
+(both kinds shuffled together, for the dialog_intent format) and pretrain_{train,val}.txt, byte-identical for a given seed, and prints diversity statistics.
 It never reads the hand-written test split (intent_test.jsonl, dialog_test.jsonl).
 
 How an utterance is made: pick a register (polite / neutral / angry), a template of the intent
@@ -411,6 +411,21 @@ def length_histogram(texts, bins=(5, 10, 20, 40, 80, 160)):
     return list(zip(labels, counts))
 
 
+TRADITIONAL = set(S2T.values())
+EMOJI_MARK = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]|\\[[\u4e00-\u9fff]{2}\\]|orz|QAQ|T_T|\\^_\\^")
+
+
+def phenomena(texts):
+    """Shares of the items that show each trait customers' writing has (measured on the text)."""
+    tests = {"<=5 chars": lambda t: len(t) <= 5, ">40 chars": lambda t: len(t) > 40,
+             "latin letters": lambda t: re.search("[A-Za-z]{2,}", t) is not None,
+             "traditional": lambda t: any(c in TRADITIONAL for c in t),
+             "emoji": lambda t: EMOJI_MARK.search(t) is not None,
+             "6+ digit number": lambda t: re.search("[0-9０-９]{6,}", t) is not None}
+    n = max(len(texts), 1)
+    return "  ".join("%s %.1f%%" % (k, 100.0 * sum(1 for t in texts if f(t)) / n) for k, f in tests.items())
+
+
 def report(name, texts, labels, attempts):
     d = diversity(texts)
     dup_after = len(texts) - len(set(texts))
@@ -422,6 +437,7 @@ def report(name, texts, labels, attempts):
                                   100.0 * dup_after / max(len(texts), 1)))
     print("   length (chars): " + "  ".join("%s:%d" % kv for kv in length_histogram(texts)))
     print("   mean length %.1f" % (sum(map(len, texts)) / max(len(texts), 1)))
+    print("   items with: " + phenomena(texts))
     if labels is not None:
         counts = {i: 0 for i in INTENT_IDS}
         for lab in labels:
@@ -447,10 +463,6 @@ def make_intent_split(rng, per_intent, exclude):
             got += 1
     rng.shuffle(items)
     return items, attempts
-
-
-def as_dialog(item):
-    return {"messages": [{"role": "user", "content": item["text"]}], "label": item["label"]}
 
 
 def dialog_key(d):
@@ -512,10 +524,10 @@ def main():
     dval, att_dva = make_dialog_split(stream("dialog_val"), N_DIALOG_VAL, [dialog_key(d) for d in dtrain])
     write_jsonl(os.path.join(args.out, "dialog_train.jsonl"), dtrain)
     write_jsonl(os.path.join(args.out, "dialog_val.jsonl"), dval)
-    # Both kinds in one dialog_intent file (a message is a one-turn dialogue), for a fine-tune
-    # that learns single messages and dialogues together.
+    # Both kinds in one file, read with the dialog_intent format (a {"text", "label"} line is a
+    # dialogue of one user turn), for a fine-tune that learns single messages and dialogues together.
     for name, single, dialogs in (("sft_train.jsonl", train, dtrain), ("sft_val.jsonl", val, dval)):
-        mixed = [as_dialog(x) for x in single] + list(dialogs)
+        mixed = list(single) + list(dialogs)
         stream("mix/" + name).shuffle(mixed)
         write_jsonl(os.path.join(args.out, name), mixed)
 
