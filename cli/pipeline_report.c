@@ -279,6 +279,34 @@ static int write_files(const ct_pipeline *p, const report_data *d, const ct_strb
     return rc;
 }
 
+/* The baselines as tools/corpus/baselines.py writes them (datasets/data/baselines.json: "models",
+ * each with its single_turn_test and multi_turn_test accuracy), turned into the list the table and
+ * the chart read: {"source", "baselines": [{name, test_accuracy, dialog_accuracy}]}. */
+static cJSON *read_baselines(const char *path) {
+    cJSON *file = read_json(path);
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(file, "models"), *m;
+    if (!cJSON_IsObject(models)) return file;
+    cJSON *out = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(out, "baselines");
+    const char *command = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(file, "command"));
+    const char *features = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(file, "features"));
+    char source[1024];
+    snprintf(source, sizeof source, "classifiers trained on the same training data, measured by `%s` (%s)",
+             command ? command : "tools/corpus/baselines.py", features ? features : "docs/datasets.md");
+    cJSON_AddStringToObject(out, "source", source);
+    cJSON_ArrayForEach(m, models) {
+        const cJSON *single = cJSON_GetObjectItemCaseSensitive(m, "single_turn_test");
+        const cJSON *multi = cJSON_GetObjectItemCaseSensitive(m, "multi_turn_test");
+        cJSON *b = cJSON_CreateObject();
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "name"));
+        cJSON_AddStringToObject(b, "name", name ? name : m->string);
+        cJSON_AddNumberToObject(b, "test_accuracy", num(single, "accuracy"));
+        cJSON_AddNumberToObject(b, "dialog_accuracy", num(multi, "accuracy"));
+        cJSON_AddItemToArray(list, b);
+    }
+    cJSON_Delete(file);
+    return out;
+}
+
 int ct_pipeline_report(const ct_pipeline *p, FILE *out) {
     report_data d = {0};
     for (int s = 0; s < CT_STAGE_COUNT; s++) {
@@ -287,7 +315,7 @@ int ct_pipeline_report(const ct_pipeline *p, FILE *out) {
         d.rec[s] = read_json(path);
     }
     if (p->baselines[0]) {
-        d.baselines = read_json(p->baselines);
+        d.baselines = read_baselines(p->baselines);
         if (!d.baselines) fprintf(stderr, "ctune run: note: baselines %s not read; the table leaves them out\n", p->baselines);
     }
     ct_strbuf md = {0};

@@ -194,10 +194,27 @@ static int wrong_format(const loader *ld, const cJSON *root) {
                fit, format_names[ld->options->format], fit, fit, fit);
 }
 
+/* A {"text", "label"} line in dialog_intent data is a dialogue of one user turn, so one file can
+ * hold single messages and dialogues alike (they encode exactly as the intent format would). */
+static int parse_single_turn(const loader *ld, const cJSON *root, const cJSON *text, ct_example *ex) {
+    if (is_blank(text->valuestring)) return bad(ld, "\"text\" is empty; give the utterance");
+    int rc = parse_label(ld, root, ex);
+    if (rc != LINE_OK) return rc;
+    ct_chat_message *message = ct_calloc(1, sizeof *message, "chat messages");
+    if (!message) return LINE_FATAL;
+    ex->messages = message;
+    ex->n_messages = 1; /* free_example releases what was filled */
+    message->role = ct_strdup("user");
+    message->content = ct_strdup(text->valuestring);
+    return message->role && message->content ? LINE_OK : LINE_FATAL;
+}
+
 static int parse_object(const loader *ld, const cJSON *root, ct_example *ex) {
     ct_data_format format = ld->options->format;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (format == CT_DATA_DIALOG_INTENT && !cJSON_HasObjectItem(root, "messages") && cJSON_IsString(text))
+        return parse_single_turn(ld, root, text, ex);
     if (format == CT_DATA_INTENT) {
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
         if (!cJSON_IsString(text) && wrong_format(ld, root) != LINE_OK) return LINE_BAD;
         if (!cJSON_IsString(text)) return bad(ld, "no \"text\" string; %s", schema(format));
         if (is_blank(text->valuestring)) return bad(ld, "\"text\" is empty; give the utterance");

@@ -5,7 +5,9 @@
  *   chat            {"messages": [{"role": "system"|"user"|"assistant"|"tool", "content": "..."}, ...]}
  *                   with at least one assistant message (the training targets)
  *   dialog_intent   {"messages": [...], "label": "<id>"}: the label of the last message, which
- *                   must be a user turn, read in the context of the ones before it
+ *                   must be a user turn, read in the context of the ones before it; a
+ *                   {"text", "label"} line is a dialogue of that one user turn, so single
+ *                   messages and dialogues can share a file
  *   text            a text file; one document per paragraph (lines up to a blank line), or per
  *                   non-empty line with text_lines
  *

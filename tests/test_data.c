@@ -105,9 +105,9 @@ static void check_corpus(const ct_label_set *labels) {
         int per_label[15] = {0};
         for (size_t i = 0; i < set->count; i++) per_label[set->items[i].label]++;
         bool balanced = true;
-        for (int k = 0; k < 15; k++) balanced &= per_label[k] == 330;
-        CHECK(set->count == 4950 && balanced && set->skipped == 0,
-              "intent_train: 4,950 utterances, 330 per intent (got %zu)", set->count);
+        for (int k = 0; k < 15; k++) balanced &= per_label[k] == 480;
+        CHECK(set->count == 7200 && balanced && set->skipped == 0,
+              "intent_train: 7,200 utterances, 480 per intent (got %zu)", set->count);
     }
     ct_examples_free(set);
     free(path);
@@ -115,8 +115,8 @@ static void check_corpus(const ct_label_set *labels) {
     path = data_path("intent_val.jsonl");
     ct_example_options o = {.format = CT_DATA_INTENT, .labels = labels, .max_examples = 2};
     set = ct_examples_load(path, &o);
-    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "龙井茶偏小，换小一码可以吗！") &&
-              set->items[0].label == ct_label_set_index(labels, "exchange_request") &&
+    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "找真人聊 pls🙄") &&
+              set->items[0].label == ct_label_set_index(labels, "human_agent") &&
               set->items[1].line == 2 && !set->items[0].messages,
           "intent_val, first 2 lines: %s", set ? "wrong content" : ct_last_error());
     ct_examples_free(set);
@@ -128,21 +128,21 @@ static void check_corpus(const ct_label_set *labels) {
         bool ends_with_user = true;
         for (size_t i = 0; i < set->count; i++)
             ends_with_user &= !strcmp(set->items[i].messages[set->items[i].n_messages - 1].role, "user");
-        CHECK(set->count == 1500 && ends_with_user, "dialog_train: 1,500 dialogues ending with a user turn");
+        CHECK(set->count == 3000 && ends_with_user, "dialog_train: 3,000 dialogues ending with a user turn");
     }
     ct_examples_free(set);
     free(path);
 
-    /* The second validation dialogue, as the file has it. */
+    /* The fourth validation dialogue, as the file has it. */
     path = data_path("dialog_val.jsonl");
     set = load(path, CT_DATA_DIALOG_INTENT, labels);
     if (set) {
-        const ct_example *d = &set->items[1];
-        CHECK(set->count == 180 && d->n_messages == 5 && !strcmp(d->messages[3].role, "assistant") &&
-                  !strcmp(d->messages[3].content, "亲，发票已开具并推送") &&
-                  !strcmp(d->messages[4].content, "没有啊") &&
-                  d->label == ct_label_set_index(labels, "invoice_request"),
-              "dialog_val: 180 dialogues; the second one");
+        const ct_example *d = &set->items[3];
+        CHECK(set->count == 300 && d->n_messages == 5 && !strcmp(d->messages[3].role, "assistant") &&
+                  !strcmp(d->messages[3].content, "亲，付款时碰到什么问题了吗？") &&
+                  !strcmp(d->messages[4].content, "钱扣了单子没出来") &&
+                  d->label == ct_label_set_index(labels, "payment_issue"),
+              "dialog_val: 300 dialogues; the fourth one");
     }
     ct_examples_free(set);
     free(path);
@@ -150,10 +150,10 @@ static void check_corpus(const ct_label_set *labels) {
     /* Pretraining text: 5,000 dialogues, one per paragraph; or one document per line. */
     path = data_path("pretrain_train.txt");
     set = load(path, CT_DATA_TEXT, NULL);
-    const char *first = "用户：你们工号多少 我要投诉\n客服：";
+    const char *first = "用户：不用转人工，这次是商家骚扰我我要投诉，差评，还要投诉\n客服：";
     CHECK(set && set->count == 5000 && !strncmp(set->items[0].text, first, strlen(first)) &&
-              set->items[1].line == 8,
-          "pretrain_train: 5,000 paragraphs, the first starting with its first line, the second at line 8");
+              set->items[1].line == 6,
+          "pretrain_train: 5,000 paragraphs, the first starting with its first line, the second at line 6");
     ct_examples_free(set);
     ct_example_options lines = {.format = CT_DATA_TEXT, .text_lines = true};
     set = ct_examples_load(path, &lines);
@@ -161,7 +161,7 @@ static void check_corpus(const ct_label_set *labels) {
     char *text = ct_tok_read_file(path, &len);
     for (size_t i = 0; text && i < len; i++) /* counted independently: lines with content */
         non_blank += text[i] != '\n' && (i == 0 || text[i - 1] == '\n');
-    CHECK(set && set->count == non_blank && non_blank == 26676 && set->items[1].line == 2,
+    CHECK(set && set->count == non_blank && non_blank == 26774 && set->items[1].line == 2,
           "text_lines: one document per non-empty line (%zu)", non_blank);
     free(text);
     ct_examples_free(set);
@@ -346,34 +346,34 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     /* An intent example, as docs/datasets.md shows it. */
     CHECK(ct_sft_encode(&o, &intents->items[0], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
-                  "<|im_start|>user\n龙井茶偏小，换小一码可以吗！<|im_end|>\n"
-                  "<|im_start|>assistant\n换货申请<|im_end|>\n",
-                  "换货申请<|im_end|>", "intent");
+                  "<|im_start|>user\n找真人聊 pls🙄<|im_end|>\n"
+                  "<|im_start|>assistant\n转人工<|im_end|>\n",
+                  "转人工<|im_end|>", "intent");
     free(mask);
     o.system_prompt = "你是客服助手。";
     CHECK(ct_sft_encode(&o, &intents->items[1], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
                   "<|im_start|>system\n你是客服助手。<|im_end|>\n"
-                  "<|im_start|>user\n我真的要炸了,支付总是失败,怎莫回事<|im_end|>\n"
-                  "<|im_start|>assistant\n支付问题<|im_end|>\n",
-                  "支付问题<|im_end|>", "intent with a system prompt");
+                  "<|im_start|>user\n这款和另一款有什么区别，订单编号 2023071395200629<|im_end|>\n"
+                  "<|im_start|>assistant\n商品咨询<|im_end|>\n",
+                  "商品咨询<|im_end|>", "intent with a system prompt");
     free(mask);
     o.system_prompt = NULL;
 
     /* A dialogue: all assistant turns, or only the final answer. */
-    const char *dialog_text = "<|im_start|>user\n您好<|im_end|>\n<|im_start|>assistant\n您好，这里是官方客服"
-                              "<|im_end|>\n<|im_start|>user\n发漂好了没<|im_end|>\n<|im_start|>assistant\n"
-                              "亲，发票已开具并推送<|im_end|>\n<|im_start|>user\n没有啊<|im_end|>\n"
-                              "<|im_start|>assistant\n开具发票<|im_end|>\n";
+    const char *dialog_text = "<|im_start|>user\n有人吗<|im_end|>\n<|im_start|>assistant\n亲，小助手在的，请问有什么可以帮您"
+                              "<|im_end|>\n<|im_start|>user\n我用支付宝买的办公椅<|im_end|>\n<|im_start|>assistant\n"
+                              "亲，付款时碰到什么问题了吗？<|im_end|>\n<|im_start|>user\n钱扣了单子没出来<|im_end|>\n"
+                              "<|im_start|>assistant\n支付问题<|im_end|>\n";
     o.loss_on = CT_CHAT_MASK_ALL;
-    CHECK(ct_sft_encode(&o, &dialogs->items[1], &ids, &mask) == 0, "%s", ct_last_error());
+    CHECK(ct_sft_encode(&o, &dialogs->items[3], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask, dialog_text,
-                  "您好，这里是官方客服<|im_end|>亲，发票已开具并推送<|im_end|>开具发票<|im_end|>",
+                  "亲，小助手在的，请问有什么可以帮您<|im_end|>亲，付款时碰到什么问题了吗？<|im_end|>支付问题<|im_end|>",
                   "dialog, loss on all assistant turns");
     free(mask);
     o.loss_on = CT_CHAT_MASK_LAST;
-    CHECK(ct_sft_encode(&o, &dialogs->items[1], &ids, &mask) == 0, "%s", ct_last_error());
-    check_encoded(tok, &ids, mask, dialog_text, "开具发票<|im_end|>", "dialog, loss on the last answer");
+    CHECK(ct_sft_encode(&o, &dialogs->items[3], &ids, &mask) == 0, "%s", ct_last_error());
+    check_encoded(tok, &ids, mask, dialog_text, "支付问题<|im_end|>", "dialog, loss on the last answer");
     free(mask);
 
     /* User text that spells a control token stays text: two <|im_end|> ids, not three. */
@@ -389,7 +389,7 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     CHECK(ct_sft_candidates_build(&o, &intents->items[0], &c) == 0 && c.n_labels == 15, "%s",
           ct_last_error());
     char *prompt = decode(tok, c.prompt.ids, c.prompt.len);
-    CHECK(!strcmp(prompt, "<|im_start|>user\n龙井茶偏小，换小一码可以吗！<|im_end|>\n<|im_start|>assistant\n"),
+    CHECK(!strcmp(prompt, "<|im_start|>user\n找真人聊 pls🙄<|im_end|>\n<|im_start|>assistant\n"),
           "the prompt ends with the assistant header: %s", prompt);
     free(prompt);
     bool answers_ok = c.n_labels == 15;
@@ -408,17 +408,17 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
               !memcmp(ids.ids + np, c.answers[label].ids, na * 4) && mask[np] && !mask[np - 1],
           "evaluation sees the training sequence's own tokens");
     free(mask);
-    CHECK(ct_sft_candidates_build(&o, &dialogs->items[1], &c) == 0, "%s", ct_last_error());
+    CHECK(ct_sft_candidates_build(&o, &dialogs->items[3], &c) == 0, "%s", ct_last_error());
     ct_sft_candidates_free(&c);
 
     /* Encoding a whole file into a sequence store. */
     ct_seq_store store = {0};
     CHECK(ct_sft_encode_all(&o, dialogs, &store) == 0 && store.count == dialogs->count, "%s",
           ct_last_error());
-    CHECK(ct_sft_encode(&o, &dialogs->items[179], &ids, &mask) == 0 &&
-              (size_t)ct_seq_store_len(&store, 179) == ids.len &&
-              !memcmp(store.ids + store.offsets[179], ids.ids, ids.len * 4) &&
-              !memcmp(store.mask + store.offsets[179], mask, ids.len),
+    CHECK(ct_sft_encode(&o, &dialogs->items[299], &ids, &mask) == 0 &&
+              (size_t)ct_seq_store_len(&store, 299) == ids.len &&
+              !memcmp(store.ids + store.offsets[299], ids.ids, ids.len * 4) &&
+              !memcmp(store.mask + store.offsets[299], mask, ids.len),
           "the store holds each example's ids and mask");
     free(mask);
     ct_seq_store_free(&store);
@@ -530,7 +530,7 @@ static void report_padding(const ct_chat_template *tpl, const ct_label_set *labe
     ct_sft_options o = {.tpl = tpl, .labels = labels, .loss_on = CT_CHAT_MASK_LAST};
     ct_seq_store store = {0};
     CHECK(intents && dialogs && ct_sft_encode_all(&o, intents, &store) == 0 &&
-              ct_sft_encode_all(&o, dialogs, &store) == 0 && store.count == 6450,
+              ct_sft_encode_all(&o, dialogs, &store) == 0 && store.count == 10200,
           "%s", ct_last_error());
     size_t targets = 0;
     for (size_t i = 0; i < store.n_tokens; i++) targets += store.mask[i];
@@ -575,6 +575,43 @@ static void report_padding(const ct_chat_template *tpl, const ct_label_set *labe
     ct_examples_free(dialogs);
     free(ipath);
     free(dpath);
+}
+
+/* dialog_intent data may mix single messages ({"text", "label"}) with dialogues: a single message
+ * is a dialogue of one user turn and trains on exactly the tokens the intent format gives it. */
+static void check_mixed_dialog_file(const ct_chat_template *tpl, const ct_label_set *labels) {
+    const char *single = "{\"text\": \"订单2024的快递到哪了\", \"label\": \"logistics_tracking\"}\n";
+    char content[512];
+    snprintf(content, sizeof content, "%s{\"messages\": [{\"role\": \"user\", \"content\": \"发票呢\"}], "
+             "\"label\": \"invoice_request\"}\n", single);
+    char *mixed_path = write_tmp("mixed.jsonl", content, -1), *single_path = write_tmp("single.jsonl", single, -1);
+    ct_examples *mixed = load(mixed_path, CT_DATA_DIALOG_INTENT, labels);
+    ct_examples *intent = load(single_path, CT_DATA_INTENT, labels);
+    CHECK(mixed && mixed->count == 2 && mixed->items[0].n_messages == 1 &&
+              !strcmp(mixed->items[0].messages[0].role, "user") &&
+              !strcmp(mixed->items[0].messages[0].content, "订单2024的快递到哪了") &&
+              mixed->items[0].label == ct_label_set_index(labels, "logistics_tracking") &&
+              mixed->items[1].label == ct_label_set_index(labels, "invoice_request"),
+          "a dialog_intent file with a single message and a dialogue: %s", mixed ? "wrong content" : ct_last_error());
+    if (mixed && intent && mixed->count == 2) {
+        ct_sft_options o = {.tpl = tpl, .labels = labels, .loss_on = CT_CHAT_MASK_LAST, .system_prompt = "系统。"};
+        ct_token_list a = {0}, b = {0};
+        uint8_t *mask_a = NULL, *mask_b = NULL;
+        CHECK(ct_sft_encode(&o, &mixed->items[0], &a, &mask_a) == 0 && ct_sft_encode(&o, &intent->items[0], &b, &mask_b) == 0,
+              "%s", ct_last_error());
+        CHECK(a.len > 0 && a.len == b.len && !memcmp(a.ids, b.ids, a.len * sizeof *a.ids) && !memcmp(mask_a, mask_b, a.len),
+              "a single message in dialog_intent data encodes as the intent format does (%zu vs %zu tokens)", a.len, b.len);
+        free(mask_a);
+        free(mask_b);
+        ct_token_list_free(&a);
+        ct_token_list_free(&b);
+    }
+    ct_examples_free(mixed);
+    ct_examples_free(intent);
+    free(mixed_path);
+    free(single_path);
+    expect_refused("mixed_empty.jsonl", "{\"text\": \" \", \"label\": \"other\"}\n", -1, CT_DATA_DIALOG_INTENT,
+                   labels, ":1: ", "\"text\" is empty");
 }
 
 /* false when the Qwen3 tokenizer is missing; *looked_in gets where it was looked for. */
@@ -645,6 +682,7 @@ int main(void) {
     ct_tokenizer *tok = train_tokenizer(&tpl);
     if (tok) {
         check_conversion(tok, &tpl, labels);
+        check_mixed_dialog_file(&tpl, labels);
         check_text_chunks(tok);
     }
     ct_tokenizer_free(tok);

@@ -541,7 +541,7 @@ static void test_resolve(void) {
     CHECK(rc == 0, "resolve: %s", ct_last_error());
     if (rc == 0) {
         CHECK(r.optimizer.lr == 1e-4 && !strcmp(r.data.train, "my.jsonl"), "overrides after the file");
-        CHECK(r.data.format == CT_RECIPE_DATA_INTENT && !strcmp(r.data.labels, "datasets/data/labels.json"),
+        CHECK(r.data.format == CT_RECIPE_DATA_DIALOG_INTENT && !strcmp(r.data.labels, "datasets/data/labels.json"),
               "the file's values");
         CHECK(!strcmp(r.name, "full_finetune_intent_zh") && !strcmp(r.output_dir, "runs/full_finetune_intent_zh") &&
                   !strcmp(r.checkpoint.dir, "runs/full_finetune_intent_zh/checkpoints"),

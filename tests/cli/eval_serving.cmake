@@ -1,11 +1,12 @@
 # A model folder serves and evaluates like its run; eval guesses a file's format, says which
 # format a mismatched line needs and notes a label set other than the trained one; intent data is
-# never truncated on the right. A two-step fine-tune of the qwen2 fixture (seconds) is the run.
+# never truncated on the right. A two-step fine-tune of the qwen2 fixture on intent data (seconds)
+# is the run.
 set(ct_serving_run ${CMAKE_BINARY_DIR}/cli_serving/run)
 set(ct_serving_bare ${CMAKE_BINARY_DIR}/cli_serving/bare)
 set(ct_serving_system "Answer with the intent name only.")
 add_test(NAME cli_serving_setup
-         COMMAND sh -c "rm -rf ${CMAKE_BINARY_DIR}/cli_serving && \"$0\" train recipes/full_finetune_intent_zh.yaml model.path=tests/fixtures/models/qwen2 tokenizer.path= train.max_steps=2 data.val= \"data.system_prompt=${ct_serving_system}\" output_dir=${ct_serving_run} && cp -r ${ct_serving_run}/model ${ct_serving_bare}" $<TARGET_FILE:ctune>
+         COMMAND sh -c "rm -rf ${CMAKE_BINARY_DIR}/cli_serving && \"$0\" train recipes/full_finetune_intent_zh.yaml model.path=tests/fixtures/models/qwen2 tokenizer.path= train.max_steps=2 data.format=intent data.train=datasets/data/intent_train.jsonl data.val= \"data.system_prompt=${ct_serving_system}\" output_dir=${ct_serving_run} && cp -r ${ct_serving_run}/model ${ct_serving_bare}" $<TARGET_FILE:ctune>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_serving_setup PROPERTIES FIXTURES_SETUP ct_serving)
 

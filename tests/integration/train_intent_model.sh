@@ -19,6 +19,7 @@ pretrain_steps=400
 finetune_steps=400
 inputs=(recipes/pretrain_tiny_zh.yaml recipes/full_finetune_intent_zh.yaml datasets/data/pretrain_train.txt
         datasets/data/pretrain_val.txt datasets/data/intent_train.jsonl datasets/data/intent_val.jsonl
+        datasets/data/sft_train.jsonl datasets/data/sft_val.jsonl
         datasets/data/labels.json tests/integration/train_intent_model.sh)
 key="$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
 dir="${CT_CACHE_DIR:-$HOME/.cache/ctune-ci}/intent-model-$key"

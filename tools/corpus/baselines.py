@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Baselines on the hand-written test split (standard library only).
 
-    python3 tools/corpus/baselines.py [--data datasets/data]
+    python3 tools/corpus/baselines.py [--data datasets/data] [--json datasets/data/baselines.json]
 
   * majority class: the most frequent label of the training data;
   * multinomial naive Bayes over character 1-3-grams (additive smoothing alpha);
@@ -12,7 +12,8 @@ with "｜"). Hyper-parameters (alpha; L2 strength and epochs) are picked on the 
 (intent_val + dialog_val) only. The test split is used once, for the final numbers: single-turn
 test, dialog test (user turns joined), and both together; "dialog test, last turn only" shows how
 much the context matters. Metrics: accuracy and macro-F1 over the labels present in the gold or
-predicted labels.
+predicted labels. The figures are also written as JSON (--json; default
+datasets/data/baselines.json), which scripts read to print the baselines beside a model.
 """
 import argparse
 import json
@@ -147,6 +148,7 @@ class LogReg:
 def main():
     ap = argparse.ArgumentParser(description="majority-class, naive Bayes and logistic-regression baselines")
     ap.add_argument("--data", default="datasets/data")
+    ap.add_argument("--json", default=None, help="where to write the figures (default DATA/baselines.json)")
     args = ap.parse_args()
     p = lambda name: os.path.join(args.data, name)  # noqa: E731
     with open(p("labels.json"), encoding="utf-8") as f:
@@ -169,9 +171,9 @@ def main():
     counts = Counter(ytr)
     majority = max(labels, key=lambda lab: (counts[lab], -labels.index(lab)))
 
+    n_single = len(read_jsonl(p("intent_train.jsonl")))
     print("train %d examples (%d single-turn + %d dialogues), val %d, test %d utterances + %d dialogues"
-          % (len(train), len(read_jsonl(p("intent_train.jsonl"))), len(train) - len(read_jsonl(p("intent_train.jsonl"))),
-             len(val), len(test_single), len(test_dialog)))
+          % (len(train), n_single, len(train) - n_single, len(val), len(test_single), len(test_dialog)))
     print("tuning on val:")
     best_nb = None
     for alpha in (0.01, 0.03, 0.1, 0.3, 1.0):
@@ -189,18 +191,37 @@ def main():
             if best_lr is None or f1 > best_lr[0]:
                 best_lr = (f1, (l2, epochs), lr)
 
-    models = [("majority class (%s)" % majority, lambda x: majority),
-              ("char 1-3-gram naive Bayes (alpha=%g)" % best_nb[1], best_nb[2].predict),
-              ("char 1-3-gram logistic regression (l2=%g, %d epochs)" % best_lr[1], best_lr[2].predict)]
-    sets = [("single-turn test", test_single), ("dialog test (user turns joined)", test_dialog),
-            ("all test", test_single + test_dialog), ("dialog test, last turn only", test_last)]
+    models = [("majority", "majority class (%s)" % majority, {"label": majority}, lambda x: majority),
+              ("naive_bayes", "char 1-3-gram naive Bayes (alpha=%g)" % best_nb[1], {"alpha": best_nb[1]},
+               best_nb[2].predict),
+              ("logistic_regression", "char 1-3-gram logistic regression (l2=%g, %d epochs)" % best_lr[1],
+               {"l2": best_lr[1][0], "epochs": best_lr[1][1]}, best_lr[2].predict)]
+    val_single = [(x["text"], x["label"]) for x in read_jsonl(p("intent_val.jsonl"))]
+    val_dialog = [(dialog_text(d), d["label"]) for d in read_jsonl(p("dialog_val.jsonl"))]
+    sets = [("single_turn_val", "single-turn val", val_single),
+            ("multi_turn_val", "dialog val (user turns joined)", val_dialog),
+            ("single_turn_test", "single-turn test", test_single),
+            ("multi_turn_test", "dialog test (user turns joined)", test_dialog),
+            ("all_test", "all test", test_single + test_dialog),
+            ("multi_turn_test_last_turn", "dialog test, last turn only", test_last)]
     print("\n%-52s %-34s %8s %8s" % ("model", "split", "accuracy", "macro-F1"))
-    for name, predict in models:
-        for sname, data in sets:
+    summary = {"command": "python3 tools/corpus/baselines.py",
+               "train": {"single_turn": n_single, "dialogues": len(train) - n_single},
+               "features": "character 1-3-grams of the NFKC-normalized, lower-cased text; dialogues as "
+                           "their user turns joined with '\uff5c'",
+               "models": {}}
+    for key, name, params, predict in models:
+        entry = summary["models"][key] = {"name": name, "params": params}
+        for skey, sname, data in sets:
             gold = [lab for _, lab in data]
             pred = [predict(features(t)) for t, _ in data]
             acc, f1 = metrics(gold, pred)
+            entry[skey] = {"n": len(data), "accuracy": round(acc, 4), "macro_f1": round(f1, 4)}
             print("%-52s %-34s %8.3f %8.3f" % (name, "%s (n=%d)" % (sname, len(data)), acc, f1))
+    out = args.json or p("baselines.json")
+    with open(out, "w", encoding="utf-8", newline="\n") as f:
+        f.write(json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    print("\nwrote %s" % out)
 
 
 if __name__ == "__main__":

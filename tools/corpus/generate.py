@@ -3,16 +3,18 @@
 
     python3 tools/corpus/generate.py --seed 1234 --out datasets/data
 
-writes labels.json, intent_{train,val}.jsonl, dialog_{train,val}.jsonl and
-pretrain_{train,val}.txt, byte-identical for a given seed, and prints diversity statistics.
+writes labels.json, intent_{train,val}.jsonl, dialog_{train,val}.jsonl, sft_{train,val}.jsonl
+(both kinds shuffled together, for the dialog_intent format) and pretrain_{train,val}.txt, byte-identical for a given seed, and prints diversity statistics.
 It never reads the hand-written test split (intent_test.jsonl, dialog_test.jsonl).
 
 How an utterance is made: pick a register (polite / neutral / angry), a template of the intent
 from lexicon.TEMPLATES, expand its [a|b] alternatives and {slot}s (products, sizes, colours,
 couriers, synthetic order and phone numbers, ...), optionally add an opener and a closer of the
 register, then apply noise (homophone typos, dropped or doubled characters, emoji, mixed
-English, traditional characters, punctuation styles, full-width digits). Exact duplicates are
-rejected, and validation items never repeat a training item.
+English, pinyin, traditional characters, punctuation styles, full-width digits). Besides the
+full templates, some utterances are terse or colloquial forms, one-word hinges in a shared
+frame, English, run-on messages, or a request after a settled side topic of another intent
+(variety.py). Exact duplicates are rejected, and validation items never repeat a training item.
 """
 import argparse
 import json
@@ -23,6 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lexicon as L  # noqa: E402
+import variety as V  # noqa: E402
 
 INTENT_IDS = [i for i, _ in L.INTENTS]
 S2T = {L.S2T_PAIRS[i]: L.S2T_PAIRS[i + 1] for i in range(0, len(L.S2T_PAIRS), 2)
@@ -32,13 +35,18 @@ ALT = re.compile(r"\[([^\[\]]*)\]")
 SLOT = re.compile(r"\{(\w+)\}")
 POOLS = {"NOT_WANT": L.NOT_WANT, "STILL_NOT": L.STILL_NOT, "HURRY": L.HURRY, "HOW": L.HOW,
          "MONEY": L.MONEY, "HOW_LONG": L.HOW_LONG, "NOT_RECEIVED": L.NOT_RECEIVED,
-         "ACK": L.ACK, "ANGRY": L.ANGRY, "GIVEUP": L.GIVEUP}
+         "ACK": L.ACK, "ANGRY": L.ANGRY, "GIVEUP": L.GIVEUP, "OK_DO": V.OK_DO, "WHEN": V.WHEN,
+         "WHICH_ONE": V.WHICH_ONE, "AGAIN": V.AGAIN}
+SCENARIOS = L.SCENARIOS + V.SCENARIOS
+HOMOPHONES = L.HOMOPHONES + V.MORE_HOMOPHONES
+OPENERS = {k: L.OPENERS[k] + V.MORE_OPENERS[k] for k in L.OPENERS}
+CLOSERS = {k: L.CLOSERS[k] + V.MORE_CLOSERS[k] for k in L.CLOSERS}
 
 # Sizes of the generated splits.
-N_INTENT_TRAIN = 330   # per intent
+N_INTENT_TRAIN = 480   # per intent
 N_INTENT_VAL = 40      # per intent
-N_DIALOG_TRAIN = 1500
-N_DIALOG_VAL = 180
+N_DIALOG_TRAIN = 3000
+N_DIALOG_VAL = 300
 N_PRETRAIN_TRAIN = 5000
 N_PRETRAIN_VAL = 300
 
@@ -84,8 +92,11 @@ class Slots:
     def _addr(self):
         r = self.rng
         city, districts = r.choice(L.CITIES)
-        return "%s%s%s%d号%s%d栋%d" % (city, r.choice(districts), r.choice(L.ROADS), r.randint(1, 999),
-                                     r.choice(L.COMPOUNDS), r.randint(1, 30), r.randint(101, 2805))
+        province = r.choice(V.PROVINCES) if r.random() < 0.2 else ""
+        if r.random() < 0.25:  # the short form people type: compound and house number only
+            return "%s%d栋%d" % (r.choice(L.COMPOUNDS), r.randint(1, 30), r.randint(101, 2805))
+        return "%s%s%s%s%d号%s%d栋%d" % (province, city, r.choice(districts), r.choice(L.ROADS), r.randint(1, 999),
+                                       r.choice(L.COMPOUNDS), r.randint(1, 30), r.randint(101, 2805))
 
     def _hn(self):
         r = self.rng
@@ -119,6 +130,12 @@ class Slots:
             v = self._distinct(self._sizes(), self.get("sz"))
         elif name == "ord":
             v = self._order()
+        elif name == "tail":
+            v = self.get("ord")[-4:]
+        elif name == "ordx":  # an order reference in one of the forms shops and customers write
+            v = expand(r, r.choice(V.ORDER_FORMS), self)
+        elif name == "px":
+            v = expand(r, r.choice(V.PRODUCT_FORMS), self)
         elif name == "phone":
             v = self._phone()
         elif name == "track":
@@ -210,7 +227,7 @@ def add_noise(rng, text, strength=1.0):
         return rng.random() < x * strength
 
     if p(0.18):  # homophone / common typo
-        cands = [(a, b) for a, b in L.HOMOPHONES if a in text]
+        cands = [(a, b) for a, b in HOMOPHONES if a in text]
         if cands:
             a, b = rng.choice(cands)
             i = text.find(a)
@@ -225,6 +242,11 @@ def add_noise(rng, text, strength=1.0):
             text = text.replace(k, rng.choice(L.EN_MIX[k]), 1)
         else:
             text += rng.choice(L.EN_TAILS)
+    if p(0.03):  # a keyword typed in pinyin (the input method left it unconverted)
+        cands = [k for k in sorted(V.PINYIN) if k in text]
+        if cands:
+            k = rng.choice(cands)
+            text = text.replace(k, V.PINYIN[k], 1)
     if p(0.15):  # emoji, at the end or after the first comma
         e = rng.choice(L.EMOJI)
         if rng.random() < 0.7 or "，" not in text:
@@ -241,9 +263,29 @@ def add_noise(rng, text, strength=1.0):
         text = text.rstrip("。") + rng.choice(["？？", "？？？", "!!", "！！！", "...", "。。。"])
     if p(0.03):
         text = text.translate(L.FULLWIDTH_DIGITS)
-    if p(0.07):
+    if p(0.09):
         text = to_traditional(text)
     return re.sub(r"\s+", " ", text).strip(" ，,")
+
+
+def core_text(rng, intent, slots):
+    """The request itself: a full template (most), a terse form, a one-word hinge in a shared
+    frame, or English."""
+    r = rng.random()
+    if r < 0.15:
+        return expand(rng, rng.choice(V.TERSE[intent]), slots), True
+    if r < 0.26:
+        frame = rng.choice(V.HINGE_FRAMES)
+        return expand(rng, frame.replace("{X}", rng.choice(V.HINGE_WORDS[intent])), slots), True
+    if r < 0.30:
+        return expand(rng, rng.choice(V.EN_TEMPLATES[intent]), slots), True
+    return expand(rng, rng.choice(L.TEMPLATES[intent]), slots), False
+
+
+def side_clause(rng, intent):
+    """A settled side topic of another intent, said before the request."""
+    sides = [k for k in sorted(V.SIDE_CLAUSES) if k != intent and intent not in V.SIDE_EXCLUDE.get(k, ())]
+    return rng.choice(V.SIDE_CLAUSES[rng.choice(sides)]) + rng.choice(V.SIDE_JOIN)
 
 
 def utterance(rng, intent, slots=None, noise=1.0):
@@ -251,16 +293,24 @@ def utterance(rng, intent, slots=None, noise=1.0):
     register = rng.choices(["polite", "neutral", "angry"], weights=[3, 5, 2])[0]
     if intent in ("other", "product_inquiry") and register == "angry":
         register = "neutral"
-    text = expand(rng, rng.choice(L.TEMPLATES[intent]), slots)
+    text, short = core_text(rng, intent, slots)
     if intent != "other" and rng.random() < 0.06:  # two requests of the same intent in one message
         text = text.rstrip("。？！") + rng.choice(["，", "。", "，还有，", " "]) + \
             expand(rng, rng.choice(L.TEMPLATES[intent]), slots)
-    if intent != "other" and rng.random() < 0.12:  # a rambling story before the request
+    if intent != "other" and rng.random() < 0.07:  # a request after a settled side topic
+        text = side_clause(rng, intent) + text
+    if rng.random() < 0.05:  # an order reference before or after the request
+        ref = slots.get("ordx")
+        text = ref + rng.choice(["，", " ", "　"]) + text if rng.random() < 0.5 else text + "，" + ref
+    if intent != "other" and rng.random() < 0.04:  # run-on: clauses strung with spaces, no punctuation
+        text = rng.choice(V.RUN_ON_LEADS) + " " + expand(rng, rng.choice(L.STORIES), slots).rstrip("，") + \
+            " " + re.sub(r"[，。！？]", " ", text)
+    elif intent != "other" and rng.random() < 0.12:  # a rambling story before the request
         text = expand(rng, rng.choice(L.STORIES), slots) + text
-    elif rng.random() < 0.35:
-        text = rng.choice(L.OPENERS[register]) + text
-    if rng.random() < 0.45:
-        closer = rng.choice(L.CLOSERS[register])
+    elif rng.random() < (0.2 if short else 0.35):
+        text = rng.choice(OPENERS[register]) + text
+    if rng.random() < (0.3 if short else 0.45):
+        closer = rng.choice(CLOSERS[register])
         if text[-1:] in PARTICLES and closer in PARTICLES:
             closer = ""
         text = text.rstrip("。？！") + closer
@@ -280,7 +330,7 @@ def dialogue(rng):
         msgs.append({"role": "user", "content": utterance(rng, label, slots)})
         return {"messages": msgs, "label": label}
     label = rng.choice(INTENT_IDS)  # balanced labels: pick the label first, then a scenario
-    label, exchanges, finals = rng.choice([s for s in L.SCENARIOS if s[0] == label])
+    label, exchanges, finals = rng.choice([s for s in SCENARIOS if s[0] == label])
     if rng.random() < 0.25:
         u, a = rng.choice(L.GREETING_PAIRS)
         msgs += [{"role": "user", "content": add_noise(rng, u, 0.5)}, {"role": "assistant", "content": a}]
@@ -361,6 +411,21 @@ def length_histogram(texts, bins=(5, 10, 20, 40, 80, 160)):
     return list(zip(labels, counts))
 
 
+TRADITIONAL = set(S2T.values())
+EMOJI_MARK = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]|\\[[\u4e00-\u9fff]{2}\\]|orz|QAQ|T_T|\\^_\\^")
+
+
+def phenomena(texts):
+    """Shares of the items that show each trait customers' writing has (measured on the text)."""
+    tests = {"<=5 chars": lambda t: len(t) <= 5, ">40 chars": lambda t: len(t) > 40,
+             "latin letters": lambda t: re.search("[A-Za-z]{2,}", t) is not None,
+             "traditional": lambda t: any(c in TRADITIONAL for c in t),
+             "emoji": lambda t: EMOJI_MARK.search(t) is not None,
+             "6+ digit number": lambda t: re.search("[0-9０-９]{6,}", t) is not None}
+    n = max(len(texts), 1)
+    return "  ".join("%s %.1f%%" % (k, 100.0 * sum(1 for t in texts if f(t)) / n) for k, f in tests.items())
+
+
 def report(name, texts, labels, attempts):
     d = diversity(texts)
     dup_after = len(texts) - len(set(texts))
@@ -372,6 +437,7 @@ def report(name, texts, labels, attempts):
                                   100.0 * dup_after / max(len(texts), 1)))
     print("   length (chars): " + "  ".join("%s:%d" % kv for kv in length_histogram(texts)))
     print("   mean length %.1f" % (sum(map(len, texts)) / max(len(texts), 1)))
+    print("   items with: " + phenomena(texts))
     if labels is not None:
         counts = {i: 0 for i in INTENT_IDS}
         for lab in labels:
@@ -458,6 +524,12 @@ def main():
     dval, att_dva = make_dialog_split(stream("dialog_val"), N_DIALOG_VAL, [dialog_key(d) for d in dtrain])
     write_jsonl(os.path.join(args.out, "dialog_train.jsonl"), dtrain)
     write_jsonl(os.path.join(args.out, "dialog_val.jsonl"), dval)
+    # Both kinds in one file, read with the dialog_intent format (a {"text", "label"} line is a
+    # dialogue of one user turn), for a fine-tune that learns single messages and dialogues together.
+    for name, single, dialogs in (("sft_train.jsonl", train, dtrain), ("sft_val.jsonl", val, dval)):
+        mixed = list(single) + list(dialogs)
+        stream("mix/" + name).shuffle(mixed)
+        write_jsonl(os.path.join(args.out, name), mixed)
 
     ptrain, att_ptr = make_pretrain(stream("pretrain_train"), N_PRETRAIN_TRAIN, ())
     pval, att_pva = make_pretrain(stream("pretrain_val"), N_PRETRAIN_VAL, ptrain)
