@@ -82,6 +82,35 @@ ct_tensor *ct_scale(ct_tensor *a, double factor) {
     return out;
 }
 
+static int add_scaled_backward(ct_node *node) {
+    ct_tensor *a = node->inputs[0], *b = node->inputs[1], *g = node->output->grad, *gb;
+    const double factor = *(const double *)node->ctx;
+    bool fresh;
+    CT_TRY(ct_grad_target_fresh(b, &gb, &fresh)); /* b's share first: a may take g over */
+    if (gb) CT_TRY(ct_backend_for(g->device)->axpby(factor, g, fresh ? 0.0 : 1.0, gb));
+    if (a == b) return gb ? ct_backend_for(g->device)->axpby(1.0, g, 1.0, gb) : 0;
+    return ct_grad_take(a, node);
+}
+
+/* Two passes where ct_add(a, ct_scale(b, factor)) makes four and a tensor more, with the same
+ * bits: s·b rounded, then a + that rounded. Other dtypes and shapes take that composition. */
+ct_tensor *ct_add_scaled(ct_tensor *a, ct_tensor *b, double factor) {
+    if (!a || !b) return NULL;
+    if (a->dtype != b->dtype || !ct_dtype_is_real(a->dtype) || !ct_same_shape(a, b) || a->device != b->device)
+        return ct_add(a, ct_scale(b, factor));
+    ct_tensor *out = ct_empty_like(a);
+    const ct_backend *be = ct_backend_for(a->device);
+    if (!out || be->axpby(factor, b, 0.0, out) < 0 || be->axpby(1.0, a, 1.0, out) < 0) return NULL;
+    ct_tensor *inputs[2] = {a, b};
+    if (ct_needs_grad(inputs, 2)) {
+        double *ctx = ct_arena_alloc(sizeof *ctx);
+        if (!ctx) return NULL;
+        *ctx = factor;
+        if (!ct_record("add_scaled", add_scaled_backward, inputs, 2, out, ctx)) return NULL;
+    }
+    return out;
+}
+
 static int to_dtype_backward(ct_node *node) { return ct_grad_take(node->inputs[0], node); }
 
 ct_tensor *ct_to_dtype(ct_tensor *x, ct_dtype dtype) {

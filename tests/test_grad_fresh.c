@@ -8,7 +8,9 @@
 #include "autograd/tape.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/backend.h"
+#include "models/lora.h"
 #include "tests/ct_test.h"
 
 #define ROWS 64
@@ -75,15 +77,68 @@ static void check_parameters_accumulate(void) {
     ct_tensor *p = param(3.0);
     for (int pass = 1; pass <= 2; pass++) {
         ct_scope_begin();
-        ct_tensor *loss = ct_sum(ct_scale(ct_reshape(ct_scale(p, 2.0), 1, (int64_t[]){ROWS * COLS}), 0.5));
+        ct_tensor *h = ct_reshape(ct_scale(p, 2.0), 1, (int64_t[]){ROWS * COLS});
+        ct_tensor *loss = ct_sum(ct_add_scaled(h, h, 0.25)); /* h + h / 4: p's gradient 2.5 a pass */
         CHECK(loss && ct_backward(loss) == 0, "pass %d: %s", pass, ct_last_error());
-        CHECK(ct_get(p->grad, 5) == (double)pass, "pass %d: p's gradient %g, want %d", pass, ct_get(p->grad, 5), pass);
+        CHECK(ct_get(p->grad, 5) == 2.5 * pass, "pass %d: p's gradient %g, want %g", pass, ct_get(p->grad, 5),
+              2.5 * pass);
         ct_scope_end();
     }
     ct_tensor_free(p);
 }
 
+static ct_tensor *random_param(ct_rng *rng, int64_t rows, int64_t cols, const char *name) {
+    ct_tensor *t = ct_tensor_new(CT_F32, 2, (int64_t[]){rows, cols}, name);
+    ct_fill_normal(t, rng, 0.0, 1.0);
+    t->requires_grad = true;
+    return t;
+}
+
+static bool same_bits(const ct_tensor *a, const ct_tensor *b) {
+    return a && b && ct_nbytes(a) == ct_nbytes(b) && memcmp(a->data, b->data, ct_nbytes(a)) == 0;
+}
+
+/* One LoRA projection's forward and backward, y + s·B·A·dropout(x) as one op and as the
+ * composition it replaces: the output and every gradient must be the same bits. */
+static void check_lora_add_delta_matches_the_composition(void) {
+    ct_rng rng;
+    ct_rng_seed(&rng, 7);
+    const ct_lora_options o = {.r = 4, .alpha = 7, .dropout = 0.25, .init = CT_LORA_INIT_KAIMING};
+    ct_lora *l = ct_lora_new("q_proj", 24, 40, &o, 3, 1);
+    ct_fill_normal(l->B, &rng, 0.0, 0.5); /* B = 0 would make A's gradient zero */
+    ct_tensor *x = random_param(&rng, 33, 24, "x"), *w = random_param(&rng, 40, 24, "w");
+    const ct_lora_dropout drop = {.seed = 11, .step = 2};
+    ct_tensor *out[2] = {NULL, NULL}, *grads[2][3];
+    ct_tensor *const params[3] = {x, l->A, l->B};
+    for (int fused = 0; fused < 2; fused++) {
+        ct_zero_grad(params, 3);
+        ct_scope_begin();
+        ct_tensor *y = ct_matmul(x, w, false, true);
+        y = fused ? ct_lora_add_delta(l, y, x, &drop) : ct_add(y, ct_lora_delta(l, x, &drop));
+        ct_tensor *loss = ct_sum(ct_mul(y, y));
+        CHECK(loss && ct_backward(loss) == 0, "fused %d: %s", fused, ct_last_error());
+        out[fused] = ct_tensor_new(CT_F32, 2, y->shape, "y");
+        ct_copy(out[fused], y);
+        for (int i = 0; i < 3; i++) {
+            grads[fused][i] = ct_tensor_new(CT_F32, 2, params[i]->grad->shape, "g");
+            ct_copy(grads[fused][i], params[i]->grad);
+        }
+        ct_scope_end();
+    }
+    CHECK(same_bits(out[0], out[1]), "y + s·B·A·x differs between ct_lora_add_delta and the composition");
+    for (int i = 0; i < 3; i++)
+        CHECK(same_bits(grads[0][i], grads[1][i]), "the gradient of %s differs", params[i]->name);
+    for (int f = 0; f < 2; f++) {
+        ct_tensor_free(out[f]);
+        for (int i = 0; i < 3; i++) ct_tensor_free(grads[f][i]);
+    }
+    ct_tensor_free(x);
+    ct_tensor_free(w);
+    ct_lora_free(l);
+}
+
 int main(void) {
+    check_lora_add_delta_matches_the_composition();
     check_axpby_beta_zero_ignores_y();
     check_views_and_sums_hand_the_gradient_down();
     check_parameters_accumulate();
