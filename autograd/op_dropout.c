@@ -13,10 +13,11 @@ typedef struct {
 
 static int dropout_backward(ct_node *node) {
     ct_tensor *x = node->inputs[0], *gx;
-    CT_TRY(ct_grad_target(x, &gx));
+    bool fresh;
+    CT_TRY(ct_grad_target_fresh(x, &gx, &fresh));
     if (!gx) return 0;
     const dropout_ctx *ctx = node->ctx;
-    return ct_backend_for(x->device)->dropout(node->output->grad, ctx->p, ctx->seed, ctx->stream, true, gx);
+    return ct_backend_for(x->device)->dropout(node->output->grad, ctx->p, ctx->seed, ctx->stream, !fresh, gx);
 }
 
 ct_tensor *ct_dropout(ct_tensor *x, double p, uint64_t seed, uint64_t stream) {

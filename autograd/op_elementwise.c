@@ -28,12 +28,12 @@ static int accumulate_into_second(const ct_backend *be, ct_tensor *g, ct_tensor 
 static int add_backward(ct_node *node) {
     ct_tensor *a = node->inputs[0], *b = node->inputs[1], *g = node->output->grad;
     const ct_backend *be = ct_backend_for(g->device);
-    ct_tensor *ga, *gb;
-    CT_TRY(ct_grad_target(a, &ga));
+    ct_tensor *gb;
+    /* b's share first: a may take g's buffer over, after which g must not be read again. */
     CT_TRY(ct_grad_target(b, &gb));
-    if (ga) CT_TRY(be->axpby(1.0, g, 1.0, ga));
     if (gb) CT_TRY(accumulate_into_second(be, g, NULL, b, gb));
-    return 0;
+    if (a == b) return gb ? be->axpby(1.0, g, 1.0, gb) : 0; /* x + x: g goes in twice */
+    return ct_grad_take(a, node);
 }
 
 static int mul_backward(ct_node *node) {
@@ -62,16 +62,17 @@ ct_tensor *ct_mul(ct_tensor *a, ct_tensor *b) { return binary("mul", CT_BINARY_M
 
 static int scale_backward(ct_node *node) {
     ct_tensor *g = node->output->grad, *ga;
-    CT_TRY(ct_grad_target(node->inputs[0], &ga));
-    return ga ? ct_backend_for(g->device)->axpby(*(const double *)node->ctx, g, 1.0, ga) : 0;
+    bool fresh;
+    CT_TRY(ct_grad_target_fresh(node->inputs[0], &ga, &fresh));
+    return ga ? ct_backend_for(g->device)->axpby(*(const double *)node->ctx, g, fresh ? 0.0 : 1.0, ga) : 0;
 }
 
 ct_tensor *ct_scale(ct_tensor *a, double factor) {
     if (!a) return NULL;
     if (!ct_dtype_is_real(a->dtype)) return ct_fail_shapes("scale", a, a, "scale needs a real dtype"), NULL;
-    ct_tensor *out = ct_zeros_like(a);
+    ct_tensor *out = ct_empty_like(a);
     if (!out) return NULL;
-    if (ct_backend_for(a->device)->axpby(factor, a, 0.0, out) < 0) return NULL;
+    if (ct_backend_for(a->device)->axpby(factor, a, 0.0, out) < 0) return NULL; /* beta 0: out is not read */
     if (ct_needs_grad(&a, 1)) {
         double *ctx = ct_arena_alloc(sizeof *ctx);
         if (!ctx) return NULL;
@@ -81,11 +82,36 @@ ct_tensor *ct_scale(ct_tensor *a, double factor) {
     return out;
 }
 
-static int to_dtype_backward(ct_node *node) {
-    ct_tensor *gx;
-    CT_TRY(ct_grad_target(node->inputs[0], &gx));
-    return gx ? ct_backend_for(gx->device)->axpby(1.0, node->output->grad, 1.0, gx) : 0;
+static int add_scaled_backward(ct_node *node) {
+    ct_tensor *a = node->inputs[0], *b = node->inputs[1], *g = node->output->grad, *gb;
+    const double factor = *(const double *)node->ctx;
+    bool fresh;
+    CT_TRY(ct_grad_target_fresh(b, &gb, &fresh)); /* b's share first: a may take g over */
+    if (gb) CT_TRY(ct_backend_for(g->device)->axpby(factor, g, fresh ? 0.0 : 1.0, gb));
+    if (a == b) return gb ? ct_backend_for(g->device)->axpby(1.0, g, 1.0, gb) : 0;
+    return ct_grad_take(a, node);
 }
+
+/* Two passes where ct_add(a, ct_scale(b, factor)) makes four and a tensor more, with the same
+ * bits: s·b rounded, then a + that rounded. Other dtypes and shapes take that composition. */
+ct_tensor *ct_add_scaled(ct_tensor *a, ct_tensor *b, double factor) {
+    if (!a || !b) return NULL;
+    if (a->dtype != b->dtype || !ct_dtype_is_real(a->dtype) || !ct_same_shape(a, b) || a->device != b->device)
+        return ct_add(a, ct_scale(b, factor));
+    ct_tensor *out = ct_empty_like(a);
+    const ct_backend *be = ct_backend_for(a->device);
+    if (!out || be->axpby(factor, b, 0.0, out) < 0 || be->axpby(1.0, a, 1.0, out) < 0) return NULL;
+    ct_tensor *inputs[2] = {a, b};
+    if (ct_needs_grad(inputs, 2)) {
+        double *ctx = ct_arena_alloc(sizeof *ctx);
+        if (!ctx) return NULL;
+        *ctx = factor;
+        if (!ct_record("add_scaled", add_scaled_backward, inputs, 2, out, ctx)) return NULL;
+    }
+    return out;
+}
+
+static int to_dtype_backward(ct_node *node) { return ct_grad_take(node->inputs[0], node); }
 
 ct_tensor *ct_to_dtype(ct_tensor *x, ct_dtype dtype) {
     if (!x) return NULL;

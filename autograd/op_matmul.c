@@ -17,15 +17,18 @@ static int matmul_backward(ct_node *node) {
     ct_tensor *a = node->inputs[0], *b = node->inputs[1], *dc = node->output->grad;
     const ct_backend *be = ct_backend_for(dc->device);
     ct_tensor *ga, *gb;
-    CT_TRY(ct_grad_target(a, &ga));
-    CT_TRY(ct_grad_target(b, &gb));
+    bool fresh_a, fresh_b; /* a fresh buffer is written (beta 0), not zero-filled and added to */
+    CT_TRY(ct_grad_target_fresh(a, &ga, &fresh_a));
+    CT_TRY(ct_grad_target_fresh(b, &gb, &fresh_b));
     if (ga) {
-        if (!ctx->transpose_a) CT_TRY(be->gemm(dc, false, b, !ctx->transpose_b, ga, 1.0, 1.0));
-        else CT_TRY(be->gemm(b, ctx->transpose_b, dc, true, ga, 1.0, 1.0));
+        const double beta = fresh_a ? 0.0 : 1.0;
+        if (!ctx->transpose_a) CT_TRY(be->gemm(dc, false, b, !ctx->transpose_b, ga, 1.0, beta));
+        else CT_TRY(be->gemm(b, ctx->transpose_b, dc, true, ga, 1.0, beta));
     }
     if (gb) {
-        if (!ctx->transpose_b) CT_TRY(be->gemm(a, !ctx->transpose_a, dc, false, gb, 1.0, 1.0));
-        else CT_TRY(be->gemm(dc, true, a, ctx->transpose_a, gb, 1.0, 1.0));
+        const double beta = fresh_b ? 0.0 : 1.0;
+        if (!ctx->transpose_b) CT_TRY(be->gemm(a, !ctx->transpose_a, dc, false, gb, 1.0, beta));
+        else CT_TRY(be->gemm(dc, true, a, ctx->transpose_a, gb, 1.0, beta));
     }
     return 0;
 }

@@ -15,10 +15,11 @@ void ct_rope_default_inv_freq(double theta, int64_t head_dim, double *inv_freq) 
 
 static int rope_backward(ct_node *node) {
     ct_tensor *x = node->inputs[0], *gx;
-    CT_TRY(ct_grad_target(x, &gx));
+    bool fresh;
+    CT_TRY(ct_grad_target_fresh(x, &gx, &fresh));
     if (!gx) return 0;
     /* The rotation is orthogonal: its transpose is the rotation by the opposite angle. */
-    return ct_backend_for(x->device)->rope(node->output->grad, node->inputs[1], node->ctx, -1, true, gx);
+    return ct_backend_for(x->device)->rope(node->output->grad, node->inputs[1], node->ctx, -1, !fresh, gx);
 }
 
 ct_tensor *ct_rope(ct_tensor *x, ct_tensor *position_ids, double theta, const float *inv_freq) {

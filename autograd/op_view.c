@@ -21,11 +21,7 @@ static ct_tensor *make_view(const ct_tensor *a, int ndim, const int64_t *shape, 
     return v;
 }
 
-static int reshape_backward(ct_node *node) {
-    ct_tensor *ga;
-    CT_TRY(ct_grad_target(node->inputs[0], &ga));
-    return ga ? ct_backend_for(ga->device)->axpby(1.0, node->output->grad, 1.0, ga) : 0;
-}
+static int reshape_backward(ct_node *node) { return ct_grad_take(node->inputs[0], node); }
 
 ct_tensor *ct_reshape(ct_tensor *a, int ndim, const int64_t *shape) {
     if (!a) return NULL;

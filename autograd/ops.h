@@ -26,6 +26,8 @@ ct_tensor *ct_matmul(ct_tensor *a, ct_tensor *b, bool transpose_a, bool transpos
 ct_tensor *ct_add(ct_tensor *a, ct_tensor *b);
 ct_tensor *ct_mul(ct_tensor *a, ct_tensor *b);
 ct_tensor *ct_scale(ct_tensor *a, double factor);
+/* a + factor * b, the same bits as ct_add(a, ct_scale(b, factor)) in fewer passes (a LoRA term). */
+ct_tensor *ct_add_scaled(ct_tensor *a, ct_tensor *b, double factor);
 /* tanh, elementwise (the activation of the small MLPs in tests and the demo). */
 ct_tensor *ct_tanh(ct_tensor *x);
 /* Sum and mean of all elements: a 0-d tensor. */

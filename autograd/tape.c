@@ -74,6 +74,41 @@ int ct_grad_target(ct_tensor *t, ct_tensor **grad) {
     return *grad ? 0 : -1;
 }
 
+int ct_grad_target_fresh(ct_tensor *t, ct_tensor **grad, bool *fresh) {
+    *grad = NULL;
+    *fresh = false;
+    if (!t || !t->requires_grad) return 0;
+    if (t->grad || t->persistent) return ct_grad_target(t, grad);
+    ct_dtype dtype = ct_dtype_is_real(t->dtype) ? t->dtype : CT_F32;
+    t->grad = ct_empty_on(t->device, dtype, t->ndim, t->shape);
+    if (!t->grad) return ct_fail_context("gradient of %s: ", t->name ? t->name : "a tensor");
+    *grad = t->grad;
+    *fresh = true;
+    return 0;
+}
+
+static bool can_take(const ct_tensor *t, const ct_tensor *g, const ct_node *node) {
+    ct_dtype dtype = ct_dtype_is_real(t->dtype) ? t->dtype : CT_F32;
+    return !t->grad && !t->persistent && !node->output->persistent && g->dtype == dtype && g->device == t->device &&
+           ct_numel(g) == ct_numel(t);
+}
+
+int ct_grad_take(ct_tensor *t, ct_node *node) {
+    if (!t || !t->requires_grad) return 0;
+    ct_tensor *g = node->output->grad;
+    if (!can_take(t, g, node)) {
+        ct_tensor *target = ct_grad_of(t);
+        return target ? ct_backend_for(g->device)->axpby(1.0, g, 1.0, target) : -1;
+    }
+    ct_tensor *view = ct_arena_calloc(sizeof *view);
+    if (!view) return ct_fail_context("gradient of %s: ", t->name ? t->name : "a tensor");
+    *view = (ct_tensor){.dtype = g->dtype, .device = g->device, .ndim = t->ndim, .data = g->data,
+                        .base = g->base ? g->base : g};
+    memcpy(view->shape, t->shape, sizeof view->shape);
+    t->grad = view;
+    return 0;
+}
+
 /* Walks nodes from `start` back to `stop` (exclusive). A node whose output got no gradient is
  * not on the path to the loss and is skipped. Gradients of intermediate outputs are dropped
  * once consumed, so a second backward over a retained tape does not count them twice. */

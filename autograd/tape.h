@@ -52,6 +52,19 @@ ct_tensor *ct_grad_of(ct_tensor *t);
  * Returns -1 only when the buffer could not be allocated. */
 int ct_grad_target(ct_tensor *t, ct_tensor **grad);
 
+/* For backward functions that can write t's whole gradient in one pass: as ct_grad_target, and
+ * *fresh = true when the buffer was made just now WITHOUT zero-filling it (write every element,
+ * do not add). A gradient that exists already, or a parameter's (it accumulates over
+ * micro-batches), is never fresh. Saves a memset and a read per gradient in backward. */
+int ct_grad_target_fresh(ct_tensor *t, ct_tensor **grad, bool *fresh);
+
+/* Adds node's output gradient to t's gradient. When t has none yet (and is not persistent), t
+ * takes the output gradient's buffer instead, as a view with t's shape: the walk drops the
+ * output's gradient right after this node, so nothing else reads or writes that buffer. Bits are
+ * those of 0 + g, except that a -0 stays -0. A node gives its buffer away at most once: call
+ * this for one input only, and not when that tensor is also another input of the node. */
+int ct_grad_take(ct_tensor *t, ct_node *node);
+
 /* loss must be a one-element tensor: seeds d(loss)/d(loss) = 1 and back-propagates. */
 int ct_backward(ct_tensor *loss);
 /* Back-propagates a given gradient of `output` through the nodes recorded after `stop`

@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
+#include "kernels/cpu/cpu_omp_wait.h"
 
 static inline void bench_blas_start(char **argv) {
+    ct_omp_wait_select(argv);
     if (ct_blas_select(argv) < 0) {
         fprintf(stderr, "%s: %s\n", argv[0], ct_last_error());
         exit(1);

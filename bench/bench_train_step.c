@@ -299,13 +299,13 @@ static void print_step(const options *o, const ct_llama *m, const step_times *t,
            "\"kv_heads\": %lld, \"params\": %lld, \"warmup\": %lld, \"steps\": %lld, \"profiled\": %s, "
            "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, \"first_loss\": %.4f, \"last_loss\": %.4f, "
            "\"peak_arena_bytes\": %zu, \"arena_reserved_bytes\": %zu, \"arena_chunk_allocations_while_timed\": "
-           "%llu, \"max_rss_mib\": %.1f, %s}\n",
+           "%llu, \"max_rss_mib\": %.1f, \"omp_wait\": \"%s\", %s}\n",
            omp_get_max_threads(), (long long)o->batch, (long long)o->seq, (long long)o->vocab, (long long)o->hidden,
            (long long)o->intermediate, (long long)o->layers, (long long)o->heads, (long long)o->kv_heads,
            (long long)ct_llama_num_params(m), (long long)o->warmup, (long long)o->steps,
            o->profile ? "true" : "false", (double)(o->batch * o->seq) / per_step, 1e3 * per_step, first_loss,
            t->last_loss, mem->peak_in_use, mem->reserved, (unsigned long long)chunk_allocations_while_timed,
-           max_rss_mib(), bench_blas_json());
+           max_rss_mib(), ct_omp_wait_describe(), bench_blas_json());
 }
 
 /* Phases from the timed steps; kernels from the profiled ones (t = that pass's times). */

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
+#include "kernels/cpu/cpu_omp_wait.h"
 #include "cli/cmd_tokenizer.h"
 #include "cli/commands.h"
 
@@ -45,7 +46,9 @@ int ct_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int main(int argc, char **argv) {
-    /* First: this may run ctune again with OpenBLAS's kernels matched to the CPU. */
+    /* First: these may run ctune again, with OpenMP's threads sleeping at barriers on a busy
+     * machine and with OpenBLAS's kernels matched to the CPU. */
+    ct_omp_wait_select(argv);
     if (ct_blas_select(argv) < 0) {
         fprintf(stderr, "ctune: %s\n", ct_last_error());
         return 1;

@@ -44,7 +44,8 @@ typedef struct ct_backend {
     int (*binary)(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_tensor *out);
     /* y = x converted between f32 and bf16 (rounded to nearest even), or copied (same dtype). */
     int (*convert)(const ct_tensor *x, ct_tensor *y);
-    /* y = alpha * x + beta * y (same element count). */
+    /* y = alpha * x + beta * y (same element count); beta 0 writes alpha * x without reading y,
+     * which may then be uninitialized (as BLAS treats beta 0). */
     int (*axpby)(double alpha, const ct_tensor *x, double beta, ct_tensor *y);
     /* dst += x * y, where y has x's shape or is one row broadcast over x's rows. */
     int (*mul_accumulate)(const ct_tensor *x, const ct_tensor *y, ct_tensor *dst);

@@ -55,9 +55,9 @@ ct_tensor *ct_linear_forward_train(const ct_linear *l, ct_tensor *x, ct_dtype co
     /* PEFT's order: the base layer (bias included), then the adapter's term added. */
     const ct_lora *a = l->adapter;
     if (y && a && !a->disabled)
-        y = ct_add(y, a->magnitude ? ct_lora_dora_term(a, l->weight, weight, input, product, train)
-                      : l->mask    ? ct_prune_lora_delta(a, l->mask, input, train)
-                                   : ct_lora_delta(a, input, train));
+        y = a->magnitude ? ct_add(y, ct_lora_dora_term(a, l->weight, weight, input, product, train))
+            : l->mask    ? ct_add(y, ct_prune_lora_delta(a, l->mask, input, train))
+                         : ct_lora_add_delta(a, y, input, train);
     if (!y) ct_fail_context("linear %s: ", l->weight->name ? l->weight->name : "(unnamed)");
     return y;
 }

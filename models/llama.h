@@ -145,6 +145,19 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
  * [B, T] at t + 1 (the labels are shifted here, not by the caller); -100 labels are ignored;
  * the mean over the predicted tokens. A 0-d tensor, or NULL. */
 ct_tensor *ct_llama_loss(ct_tensor *logits, ct_tensor *labels);
+/* Logits [..., V] of final hidden states [..., H] (a hidden_only forward's, or rows of it): the
+ * lm_head as a training forward (no KV cache) applies it. */
+ct_tensor *ct_llama_logits(ct_llama *m, ct_tensor *hidden);
+/* The summed cross-entropy of a training forward over the rows of targets [B, T] (already
+ * shifted, -100 = none) that have a target, when at most half of them do (a fine-tune on the
+ * assistant's turns): only those rows go through the lm_head, so the [B·T, V] logits of the rest
+ * are never computed (a third of the tiny intent model's step). Each kept row's logits and
+ * gradient are those of the full product up to rounding (the BLAS may round a product with fewer
+ * rows differently in the last bit). *used = false and NULL, touching nothing, when the batch
+ * does not qualify (more than half the rows have targets, or not on the CPU): then take
+ * ct_cross_entropy of ct_llama_forward. args->hidden_only is set. */
+ct_tensor *ct_llama_target_rows_loss(ct_llama *m, ct_tensor *ids, const ct_tensor *targets, int64_t n_targets,
+                                     ct_llama_forward_args *args, bool *used);
 /* The shifted targets that loss uses: i32 [B, T], row b = labels[b, 1:] followed by -100. */
 ct_tensor *ct_llama_shift_labels(ct_tensor *labels);
 

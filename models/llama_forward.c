@@ -245,6 +245,10 @@ ct_tensor *ct_llama_forward(ct_llama *m, ct_tensor *input_ids, const ct_llama_fo
     return ct_linear_forward(&m->lm_head, ct_rms_norm(h, m->norm, m->config.rms_norm_eps), c.compute);
 }
 
+ct_tensor *ct_llama_logits(ct_llama *m, ct_tensor *hidden) {
+    return hidden ? ct_linear_forward(&m->lm_head, hidden, m->compute_dtype) : NULL;
+}
+
 ct_tensor *ct_llama_shift_labels(ct_tensor *labels) {
     if (!labels) return NULL;
     char buf[64];

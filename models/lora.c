@@ -100,14 +100,25 @@ void ct_lora_free(ct_lora *l) {
     free(l);
 }
 
-ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop) {
+/* B·A·dropout(x), not yet scaled. */
+static ct_tensor *lora_product(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop) {
     if (!x) return NULL;
     ct_tensor *in = x;
     if (drop && l->dropout > 0) in = ct_dropout(x, l->dropout, drop->seed, ct_dropout_stream(drop->step, l->dropout_site));
     /* (x·Aᵀ)·Bᵀ: two thin GEMMs through the rank, never the [out, in] product B·A. */
     ct_tensor *down = ct_matmul(in, l->A, false, true);
-    ct_tensor *up = ct_matmul(down, l->B, false, true);
+    return ct_matmul(down, l->B, false, true);
+}
+
+ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop) {
+    ct_tensor *up = lora_product(l, x, drop);
     return up ? ct_scale(up, l->scale) : NULL;
+}
+
+ct_tensor *ct_lora_add_delta(const ct_lora *l, ct_tensor *y, ct_tensor *x, const ct_lora_dropout *drop) {
+    if (!y) return NULL;
+    ct_tensor *up = lora_product(l, x, drop);
+    return up ? ct_add_scaled(y, up, l->scale) : NULL;
 }
 
 /* n (or 1/n) per row of weight + s·B·A, in the current scope, without the tape: detached. */

@@ -74,6 +74,9 @@ void ct_lora_free(ct_lora *l);
  * records it when x, A or B needs a gradient. train: NULL outside training (no dropout), else
  * where the step is (dropout with probability l->dropout). NULL with a message. */
 ct_tensor *ct_lora_delta(const ct_lora *l, ct_tensor *x, const ct_lora_dropout *drop);
+/* y + ct_lora_delta(l, x, drop), the same bits, with the scale and the add in one op (fewer
+ * passes over [..., out] forward and backward): what a projection's forward uses. */
+ct_tensor *ct_lora_add_delta(const ct_lora *l, ct_tensor *y, ct_tensor *x, const ct_lora_dropout *drop);
 
 /* DoRA: m = ||weight + s·B·A|| per row (peft's initialization), for the frozen base weight the
  * adapter sits on (any device, f32, bf16 or i8). 0 or -1. */

@@ -5,6 +5,7 @@
 #   CT_BUILD_TYPE=Debug|Release|Sanitize  (default Release)
 #   CT_BUILD_DIR=path                      (default build)
 #   CT_WERROR=ON                           warnings are errors (CI sets it)
+#   CT_SETUP_BENCH_BLAS=1                  also install BLIS and oneDNN for bench_blas_compare
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
           libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv
           libopenmpi-dev openmpi-bin)
+# CT_SETUP_BENCH_BLAS=1: also BLIS and oneDNN, which only bench/bench_blas_compare.c opens (with
+# dlopen, at run time) to compare with OpenBLAS; ctune itself neither links nor needs them.
+if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev libdnnl-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

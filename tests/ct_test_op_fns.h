@@ -27,6 +27,10 @@ static inline ct_tensor *fn_scale(ct_tensor *const *in, int n, void *user) {
     (void)n; (void)user;
     return ct_scale(in[0], -1.7);
 }
+static inline ct_tensor *fn_add_scaled(ct_tensor *const *in, int n, void *user) {
+    (void)n; (void)user;
+    return ct_add_scaled(in[0], in[1], -1.7);
+}
 static inline ct_tensor *fn_tanh(ct_tensor *const *in, int n, void *user) {
     (void)n; (void)user;
     return ct_tanh(in[0]);

@@ -163,6 +163,18 @@ static void test_axpby(ct_dtype dx, ct_dtype dy) {
     compare(what, y, gy, tolerance(dy));
 }
 
+/* beta 0 writes alpha * x without reading y (a fresh gradient buffer): NaN in y must not leak. */
+static void test_axpby_beta_zero(ct_dtype dtype) {
+    ct_tensor *x = randn(dtype, 2, 9, 41, 0, 0, 1.0), *y = ct_empty(dtype, 2, x->shape);
+    for (int64_t i = 0; i < ct_numel(y); i++) ct_set(y, i, NAN);
+    ct_tensor *gy = on_gpu(y);
+    check_ok(cpu->axpby(0.7, x, 0.0, y), "cpu axpby beta 0");
+    check_ok(gpu->axpby(0.7, on_gpu(x), 0.0, gy), "gpu axpby beta 0");
+    char what[64];
+    snprintf(what, sizeof what, "axpby beta 0 over NaN, %s", ct_dtype_name(dtype));
+    compare(what, y, gy, tolerance(dtype));
+}
+
 static void test_mul_accumulate(ct_dtype dtype, ct_dtype dy, bool row) {
     ct_tensor *x = randn(dtype, 2, 11, 29, 0, 0, 1.0);
     ct_tensor *y = row ? randn(dy, 1, 29, 0, 0, 0, 1.0) : randn(dy, 2, 11, 29, 0, 0, 1.0);
@@ -874,6 +886,8 @@ int main(void) {
     test_axpby(CT_F32, CT_F32);
     test_axpby(CT_BF16, CT_F32);
     test_axpby(CT_F64, CT_F64);
+    test_axpby_beta_zero(CT_F32);
+    test_axpby_beta_zero(CT_F64);
     test_mul_accumulate(CT_F32, CT_F32, false);
     test_mul_accumulate(CT_F32, CT_BF16, true);
     test_mul_accumulate(CT_F64, CT_F64, true);

@@ -49,6 +49,7 @@ static void check_elementwise(void) {
     expect_gradcheck("mul", fn_mul, (ct_tensor *[]){a, b}, 2, NULL);
     expect_gradcheck("mul row broadcast", fn_mul, (ct_tensor *[]){a, row}, 2, NULL);
     expect_gradcheck("scale", fn_scale, (ct_tensor *[]){a}, 1, NULL);
+    expect_gradcheck("add_scaled", fn_add_scaled, (ct_tensor *[]){a, b}, 2, NULL);
     expect_gradcheck("tanh", fn_tanh, (ct_tensor *[]){a}, 1, NULL);
     expect_gradcheck("sum", fn_sum, (ct_tensor *[]){rand_in(3, (int64_t[]){3, 5, 7})}, 1, NULL);
     expect_gradcheck("mean", fn_mean, (ct_tensor *[]){a}, 1, NULL);

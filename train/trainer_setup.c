@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/paths.h"
+#include "kernels/cpu/cpu_omp_wait.h"
 #include "kernels/device.h"
 #include "train/dist.h"
 #include "train/distill.h"
@@ -369,7 +370,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
             ct_llama_arch_name(t->model->config.arch), (long long)ct_llama_num_params(t->model),
             ct_device_describe(recipe->device, device, sizeof device), precision_name(recipe), t->threads,
             (long long)t->total_steps);
-    fprintf(t->log, "%s\n", ct_blas_describe());
+    fprintf(t->log, "%s\n%s\n", ct_blas_describe(), ct_omp_wait_describe());
     return 0;
 }
 

@@ -22,6 +22,10 @@
         _Pragma("omp simd")                                                                        \
         for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];                         \
     }                                                                                              \
+    CLONES static void scale_span_##SUFFIX(T alpha, const T *restrict x, T *restrict y, int64_t n) { \
+        _Pragma("omp simd")                                                                        \
+        for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i];                                       \
+    }                                                                                              \
     CLONES static void mul_accumulate_span_##SUFFIX(const T *restrict x, const T *restrict y,      \
                                                     T *restrict dst, int64_t n) {                  \
         _Pragma("omp simd")                                                                        \
@@ -90,12 +94,16 @@ int ct_cpu_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y) {
     for (int64_t item = 0; item < items; item++) {
         int64_t at, unused, n;
         grid_span(&g, item, &at, &unused, &n);
+        /* beta 0 never reads y: it may be uninitialized (a fresh gradient buffer, ct_scale's output) */
         if (y->dtype == CT_F64) {
-            axpby_span_f64(alpha, (const double *)x->data + at, beta, (double *)y->data + at, n);
+            if (beta == 0) scale_span_f64(alpha, (const double *)x->data + at, (double *)y->data + at, n);
+            else axpby_span_f64(alpha, (const double *)x->data + at, beta, (double *)y->data + at, n);
             continue;
         }
         float xb[CT_CPU_SPAN];
-        axpby_span_f32((float)alpha, ct_cpu_span_in(x, at, n, xb), (float)beta, (float *)y->data + at, n);
+        const float *xs = ct_cpu_span_in(x, at, n, xb);
+        if (beta == 0) scale_span_f32((float)alpha, xs, (float *)y->data + at, n);
+        else axpby_span_f32((float)alpha, xs, (float)beta, (float *)y->data + at, n);
     }
     return 0;
 }

@@ -36,7 +36,7 @@ extern "C" int ct_cuda_binary(ct_binary_op op, const ct_tensor *a, const ct_tens
 template <typename T>
 __global__ void axpby_kernel(T alpha, ct_cuda_ref x, T beta, T *y, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = alpha * ct_cuda_load<T>(x, i) + beta * y[i];
+        y[i] = beta == T(0) ? alpha * ct_cuda_load<T>(x, i) : alpha * ct_cuda_load<T>(x, i) + beta * y[i];
 }
 
 extern "C" int ct_cuda_axpby(double alpha, const ct_tensor *x, double beta, ct_tensor *y) {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# How much a training step slows down when one other CPU-bound process shares the machine.
+#
+# Runs bench_train_step (the tiny model's step, --profile 0) REPS times alone and REPS times with a
+# competing process this script starts itself (a shell busy loop, one core's worth of work),
+# alternating the two, and prints the median ms/step of each and the slowdown (contended / alone).
+# THREADS is passed to bench_train_step as --threads: a number, or "auto" (what ctune does when
+# the recipe's threads is 0: as many threads as cores minus the other runnable processes at start,
+# docs/PERF.md "Steady under contention"). Other work on the machine slows both sides alike; the
+# alternation keeps either from getting all the quiet moments.
+#
+#   usage: bench/contention_step.sh [BUILD_DIR=build] [REPS=5] [THREADS=auto] [-- bench_train_step flags]
+#   e.g.   bench/contention_step.sh build 5 2         # a fixed 2 threads, the old behaviour
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+positional=()
+while (($#)) && [[ "$1" != "--" ]]; do positional+=("$1"); shift; done
+if (($#)); then shift; fi
+build="${positional[0]:-build}"
+reps="${positional[1]:-5}"
+threads="${positional[2]:-auto}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+bench="$build/bench_train_step"
+[[ -x "$bench" ]] || { echo "contention_step: $bench not found; cmake --build $build --target bench_train_step" >&2; exit 1; }
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "contention_step: REPS must be a positive whole number (got '$reps')" >&2; exit 2; }
+
+results="$(mktemp)"
+competitor=""
+cleanup() {
+    [[ -n "$competitor" ]] && kill "$competitor" 2>/dev/null || true
+    rm -f "$results"
+}
+trap cleanup EXIT
+
+step() { # label
+    "$bench" --threads "$threads" --profile 0 --steps 10 --warmup 2 "$@" | sed "s/^{/{\"contention\": \"$label\", /" >> "$results"
+}
+for ((r = 1; r <= reps; r++)); do
+    for label in alone contended; do
+        if [[ "$label" == contended ]]; then
+            bash -c 'while :; do :; done' &
+            competitor=$!
+            sleep 0.2 # let the scheduler see it running
+        fi
+        step "$@"
+        if [[ -n "$competitor" ]]; then kill "$competitor"; wait "$competitor" 2>/dev/null || true; competitor=""; fi
+    done
+done
+
+python3 - "$results" "$threads" <<'EOF'
+import json, statistics, sys
+path, threads = sys.argv[1], sys.argv[2]
+lines = [json.loads(l) for l in open(path) if l.startswith("{") and '"train_step"' in l]
+ms = {k: [l["ms_per_step"] for l in lines if l["contention"] == k] for k in ("alone", "contended")}
+used = sorted({l.get("threads") for l in lines if l["contention"] == "contended"})
+summary = {"bench": "train_step_contention", "threads": threads, "threads_used_contended": used,
+           "reps": len(ms["alone"]), "alone_ms": ms["alone"], "contended_ms": ms["contended"],
+           "alone_ms_median": statistics.median(ms["alone"]), "contended_ms_median": statistics.median(ms["contended"])}
+summary["slowdown_median"] = round(summary["contended_ms_median"] / summary["alone_ms_median"], 3)
+print(json.dumps(summary))
+EOF
