@@ -26,7 +26,7 @@ static int micro_batch(ct_trainer *t, const ct_batch *host, int index, int64_t t
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
                                   .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index), .training = true};
     ct_tensor *sum = t->distill ? ct_distill_loss(t->distill, t->model, host, b, &args)
-                                : ct_cross_entropy(ct_llama_forward(t->model, b->ids, &args), b->targets, CT_REDUCE_SUM);
+                                : ct_llama_loss_sum(t->model, b->ids, b->targets, host->targets, &args);
     int rc = sum ? 0 : -1;
     if (rc == 0) {
         *loss_sum = ct_get(sum, 0);
