@@ -109,3 +109,8 @@ ct_tensor *ct_checkpoint(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, 
     if (!ct_record("checkpoint", checkpoint_backward, c->tensors, shown, out, c)) return NULL;
     return out;
 }
+
+ct_tensor *ct_segment_scoped(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, int n_inputs) {
+    bool identity = false;
+    return run_untaped(fn, ctx, inputs, n_inputs, &identity);
+}

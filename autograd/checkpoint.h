@@ -32,4 +32,10 @@ typedef ct_tensor *(*ct_segment_fn)(void *ctx, ct_tensor *const *inputs, int n_i
 ct_tensor *ct_checkpoint(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, int n_inputs,
                          ct_tensor *const *params, int n_params);
 
+/* The segment run as a checkpoint's forward runs it, for a forward without a tape (evaluation,
+ * generation, a teacher): with the tape off, in a nested scope released before returning, only
+ * its output copied into the current scope. A no-grad model forward runs each block through it,
+ * so one block's temporaries exist at a time instead of every block's. NULL with a message. */
+ct_tensor *ct_segment_scoped(ct_segment_fn fn, void *ctx, ct_tensor *const *inputs, int n_inputs);
+
 #endif

@@ -106,9 +106,22 @@ static ct_tensor *check_head(const char *what, ct_tensor *hidden, ct_tensor *hea
     return ct_fail_shapes("kd_loss", hidden, head, why);
 }
 
+/* A head kept as loaded may be narrower than its f32 hidden states (a frozen bf16 or int8 base, an
+ * INT8 model's table): the GEMM widens it a tile at a time. An i8 head cannot take a gradient. */
+static int check_head_dtype(const char *what, const ct_tensor *hidden, const ct_tensor *head) {
+    bool ok = hidden->dtype == CT_F64 ? head->dtype == CT_F64
+                                      : head->dtype == CT_F32 || head->dtype == CT_BF16 || head->dtype == CT_I8;
+    if (head->dtype == CT_I8 && head->requires_grad) ok = false;
+    if (ok && head->device == hidden->device) return 0;
+    char why[160];
+    snprintf(why, sizeof why, "the %s head must be f32, bf16 or a frozen i8 (f64 with f64 hidden states), on the "
+             "hidden states' device", what);
+    return ct_fail_shapes("kd_loss", hidden, head, why), -1;
+}
+
 static int check_operands(ct_tensor *sh, ct_tensor *sw, ct_tensor *th, ct_tensor *tw, ct_tensor *targets,
                           int64_t vocab, const ct_kd_options *o) {
-    if (!ct_check_operands("kd_loss", sh, sw)) return -1;
+    CT_TRY(check_head_dtype("student", sh, sw));
     if (vocab < 1) return ct_fail("kd_loss: vocab = %lld must be >= 1", (long long)vocab);
     if (!check_head("student", sh, sw, vocab)) return -1;
     if (targets->dtype != CT_I32 || ct_numel(targets) != sh->shape[0] || targets->device != sh->device)
@@ -120,12 +133,7 @@ static int check_operands(ct_tensor *sh, ct_tensor *sw, ct_tensor *th, ct_tensor
         if (o->kl_weight != 0) return ct_fail("kd_loss: kl_weight = %g needs the teacher's hidden and head", o->kl_weight);
         return 0;
     }
-    /* A frozen teacher head may stay as loaded (distill.teacher_dtype): the GEMM widens it. */
-    bool head_ok = th->dtype == CT_F64 ? tw->dtype == CT_F64
-                                       : tw->dtype == CT_F32 || tw->dtype == CT_BF16 || tw->dtype == CT_I8;
-    if (!head_ok || tw->device != th->device)
-        return ct_fail_shapes("kd_loss", th, tw, "the teacher head must be f32, bf16 or i8 (f64 with f64 hidden "
-                              "states), on the hidden states' device"), -1;
+    CT_TRY(check_head_dtype("teacher", th, tw)); /* may stay as loaded (distill.teacher_dtype) */
     if (!check_head("teacher", th, tw, vocab)) return -1;
     if (th->shape[0] != sh->shape[0] || th->device != sh->device || th->dtype != sh->dtype)
         return ct_fail_shapes("kd_loss", sh, th,

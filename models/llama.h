@@ -62,6 +62,8 @@ typedef struct ct_llama {
      * returning bf16 logits. Forwards with a KV cache (generation, scoring) always compute in f32,
      * since the cache holds f32 keys and values. */
     ct_dtype compute_dtype;
+    /* Rows of logits ct_llama_loss_sum holds at once; 0: CT_KD_CHUNK_ELEMENTS / vocab_size. */
+    int64_t loss_chunk_rows;
     struct ct_tokenizer *tokenizer; /* loaded from the folder's tokenizer.json, or NULL */
     char *source_dir;            /* the folder it was loaded from, or NULL */
 } ct_llama;
@@ -148,18 +150,30 @@ ct_tensor *ct_llama_loss(ct_tensor *logits, ct_tensor *labels);
 /* Logits [..., V] of final hidden states [..., H] (a hidden_only forward's, or rows of it): the
  * lm_head as a training forward (no KV cache) applies it. */
 ct_tensor *ct_llama_logits(ct_llama *m, ct_tensor *hidden);
-/* The summed cross-entropy of a training forward over the rows of targets [B, T] (already
- * shifted, -100 = none) that have a target, when at most half of them do (a fine-tune on the
- * assistant's turns): only those rows go through the lm_head, so the [B·T, V] logits of the rest
- * are never computed (a third of the tiny intent model's step). Each kept row's logits and
- * gradient are those of the full product up to rounding (the BLAS may round a product with fewer
- * rows differently in the last bit). *used = false and NULL, touching nothing, when the batch
- * does not qualify (more than half the rows have targets, or not on the CPU): then take
- * ct_cross_entropy of ct_llama_forward. args->hidden_only is set. */
-ct_tensor *ct_llama_target_rows_loss(ct_llama *m, ct_tensor *ids, const ct_tensor *targets, int64_t n_targets,
-                                     ct_llama_forward_args *args, bool *used);
 /* The shifted targets that loss uses: i32 [B, T], row b = labels[b, 1:] followed by -100. */
 ct_tensor *ct_llama_shift_labels(ct_tensor *labels);
+
+/* The training loss of a batch (models/llama_loss.c): the SUM of the next-token cross-entropy
+ * over the positions with a target, i.e. ct_cross_entropy(ct_llama_forward(m, ids, args), targets,
+ * CT_REDUCE_SUM) to float rounding (targets i32 [B, T], already shifted; -100 is ignored, any other
+ * id outside [0, vocab_size) is an error), without ever holding [B * T, vocab_size] logits: the
+ * final hidden states of the rows with a target go to ct_kd_loss with no teacher, which applies
+ * lm_head a chunk of rows at a time, in forward and again in backward. `targets` lives on the
+ * model's device, `host_targets` is the same tensor on the host (the rows are picked there; they
+ * may be one tensor on the CPU). The logits are computed whole, as before, where the fused op
+ * does not apply: an lm_head with an adapter, a pruning mask or a bias, and bf16 compute (whose
+ * head runs in bf16). A 0-d tensor in the current scope, or NULL with a message. */
+ct_tensor *ct_llama_loss_sum(ct_llama *m, ct_tensor *ids, ct_tensor *targets, const ct_tensor *host_targets,
+                             const ct_llama_forward_args *args);
+/* Whether ct_llama_loss_sum applies lm_head chunk by chunk for this model (see above). */
+bool ct_llama_loss_is_fused(const ct_llama *m);
+/* The flat positions ([B * T] order) of the targets that are not -100 and those targets, as i32
+ * [n] tensors on `device`, from host targets; a target outside [0, vocab) is an error naming its
+ * row. The rows ct_llama_loss_sum and distillation gather. */
+int ct_llama_target_rows(const ct_tensor *host_targets, int64_t vocab, ct_device device, ct_tensor **rows,
+                         ct_tensor **targets);
+/* hidden [B, T, H] -> its rows at `rows` (i32 [n], flat positions), [n, H]; differentiable. */
+ct_tensor *ct_llama_gather_rows(ct_tensor *hidden, ct_tensor *rows);
 
 /* ---- files (llama_io.c) ---- */
 

@@ -117,6 +117,8 @@ static int layer_params(const ct_llama_layer *L, ct_param_list *list) {
 }
 
 static ct_tensor *run_block(const ct_llama *m, block_ctx *c, ct_tensor *h) {
+    /* Without a tape nothing reads a block's temporaries later: release them block by block. */
+    if (!ct_grad_enabled()) return ct_segment_scoped(block, c, &h, 1);
     if (!m->gradient_checkpointing) return block(c, &h, 1);
     /* ct_checkpoint keeps ctx until backward: give each block its own copy in the arena. */
     block_ctx *saved = ct_arena_alloc(sizeof *saved);

@@ -17,7 +17,9 @@
  * devices for f32, bf16, i8 per-row and i8 per-block-32 weights (45 in-features: a partial last
  * block), with a bias: output, x's gradient and the f32 weight's and bias's gradients. LoRA on f32
  * and i8 bases, DoRA's weight norm (dora_row_norms) on f32, bf16, i8 and f64, and DoRA on f32,
- * bf16 and i8 bases with dropout (output and the gradients of x, A, B and the magnitude).
+ * bf16 and i8 bases with dropout (output and the gradients of x, A, B and the magnitude). The
+ * training loss without vocabulary-sized logits (gathered target rows, ct_kd_loss with no teacher)
+ * with an f32 and a frozen bf16 head.
  *
  * Needs a GPU: exits 77 (skipped) without one, and in a build without CUDA. */
 #include <stdio.h>
@@ -29,7 +31,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/backend.h"
+#include "autograd/ops_transformer.h"
 #include "models/linear.h"
+#include "models/llama.h"
 #include "models/lora.h"
 #include "kernels/device.h"
 #include "tests/ct_test.h"
@@ -804,6 +808,36 @@ static void test_lora_linear(void) {
     }
 }
 
+/* The training loss without vocabulary-sized logits (ct_llama_loss_sum after the forward): the
+ * rows with a target gathered from hidden states [3, 7, 45], then ct_kd_loss with no teacher, in
+ * chunks of 4 rows, with a trainable f32 head (full fine-tuning, a tied or saved lm_head) and a
+ * frozen bf16 head (LoRA on a bf16 or INT8 base): loss and the gradients of the hidden states and
+ * of the f32 head on the GPU against the CPU. */
+static void test_fused_ce(void) {
+    if (!ct_cuda_backend_table_complete()) return;
+    for (int narrow = 0; narrow < 2; narrow++) {
+        const int64_t V = 301;
+        ct_tensor *h = randn(CT_F32, 3, 3, 7, 45, 0, 1.0), *w = randn(narrow ? CT_BF16 : CT_F32, 2, V, 45, 0, 0, 0.3);
+        ct_tensor *y = rand_ids(1, 21, 0, V), *rows, *targets, *grows, *gtargets;
+        for (int64_t i = 1; i < 21; i += 4) ((int32_t *)y->data)[i] = -100;
+        check_ok(ct_llama_target_rows(y, V, CT_CPU, &rows, &targets), "cpu target rows");
+        check_ok(ct_llama_target_rows(y, V, CT_CUDA, &grows, &gtargets), "gpu target rows");
+        h->requires_grad = true, w->requires_grad = !narrow;
+        ct_tensor *gh = gpu_leaf(h, true), *gw = gpu_leaf(w, !narrow);
+        const ct_kd_options ce = {.ce_weight = 1, .temperature = 1, .chunk_rows = 4};
+        ct_tensor *loss = ct_kd_loss(ct_llama_gather_rows(h, rows), w, NULL, NULL, targets, V, &ce);
+        ct_tensor *gloss = ct_kd_loss(ct_llama_gather_rows(gh, grows), gw, NULL, NULL, gtargets, V, &ce);
+        const bool ok = loss && gloss && ct_backward(loss) == 0 && ct_backward(gloss) == 0;
+        CHECK(ok, "fused CE, %s head: %s", narrow ? "bf16" : "f32", ct_last_error());
+        if (!ok) continue;
+        compare(narrow ? "fused CE, bf16 head: loss" : "fused CE, f32 head: loss", loss, gloss, TOL_F32);
+        compare(narrow ? "fused CE, bf16 head: hidden gradient" : "fused CE, f32 head: hidden gradient", h->grad,
+                gh->grad, TOL_F32);
+        if (!narrow) compare("fused CE, f32 head: head gradient", w->grad, gw->grad, TOL_F32);
+        CHECK(!narrow || gw->grad == NULL, "fused CE: the frozen bf16 head got a gradient");
+    }
+}
+
 /* DoRA's detached weight norm (dora_row_norms) on f32, bf16, i8 per-row and per-block-32 bases and
  * in f64, as norms and as reciprocals. */
 static void test_dora_norms(void) {
@@ -940,6 +974,7 @@ int main(void) {
     test_kd_rows(CT_F32, CT_KD_FORWARD_KL, false);
     test_kd_rows(CT_F64, CT_KD_SYMMETRIC_KL, true);
     test_linear();
+    test_fused_ce();
     test_lora_linear();
     test_dora_norms();
     test_dora_linear();

@@ -195,6 +195,17 @@ static void check_bad_input(void) {
     expect_error(ct_kd_loss(sh, sw, th_short, tw, y, 6, &o), "same rows", "teacher rows");
     ct_tensor *y_short = targets_with_ignored(3, 6);
     expect_error(ct_kd_loss(sh, sw, th, tw, y_short, 6, &o), "one per row", "targets count");
+    /* a narrow student head is read as loaded, but an i8 one cannot train */
+    ct_tensor *h32 = ct_empty(CT_F32, 2, sh->shape), *w32 = ct_empty(CT_F32, 2, sw->shape);
+    for (int64_t i = 0; i < ct_numel(sh); i++) ct_set(h32, i, ct_get(sh, i));
+    for (int64_t i = 0; i < ct_numel(sw); i++) ct_set(w32, i, ct_get(sw, i));
+    ct_tensor *w8 = ct_quantize_i8(w32, 0, false, NULL);
+    w8->requires_grad = true;
+    o.kl_weight = 0;
+    expect_error(ct_kd_loss(h32, w8, NULL, NULL, y, 6, &o), "a frozen i8", "trainable i8 student head");
+    w8->requires_grad = false;
+    ct_tensor *frozen8 = ct_kd_loss(h32, w8, NULL, NULL, y, 6, &o);
+    CHECK(frozen8 != NULL, "a frozen i8 student head: %s", ct_last_error());
 }
 
 int main(void) {

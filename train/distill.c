@@ -228,27 +228,6 @@ int ct_distill_prepare(ct_distill *d, const ct_llama *student, const ct_tokenize
 
 /* ---- the loss of a micro-batch ---- */
 
-/* i32 flat positions of the batch's targets and the targets themselves, on `device`. */
-static int target_rows(const ct_batch *host, ct_device device, ct_tensor **rows, ct_tensor **targets) {
-    int64_t n = 0, total = ct_numel(host->targets);
-    const int32_t *y = host->targets->data;
-    for (int64_t i = 0; i < total; i++) n += y[i] >= 0;
-    ct_tensor *r = ct_empty(CT_I32, 1, &n), *t = ct_empty(CT_I32, 1, &n);
-    if (!r || !t) return -1;
-    for (int64_t i = 0, k = 0; i < total; i++)
-        if (y[i] >= 0) ((int32_t *)r->data)[k] = (int32_t)i, ((int32_t *)t->data)[k++] = y[i];
-    *rows = device == CT_CPU ? r : ct_to_device(r, device);
-    *targets = device == CT_CPU ? t : ct_to_device(t, device);
-    return *rows && *targets ? 0 : -1;
-}
-
-/* hidden [B, T, H] -> its rows at the targets, [n, H] (differentiable). */
-static ct_tensor *gather_rows(ct_tensor *hidden, ct_tensor *rows) {
-    if (!hidden) return NULL;
-    int64_t h = hidden->shape[hidden->ndim - 1];
-    return ct_embedding(ct_reshape(hidden, 2, (int64_t[]){ct_numel(hidden) / h, h}), rows);
-}
-
 /* The teacher's final hidden states at the target rows, computed in a nested no-grad scope so its
  * activations are gone before the student's backward: only [n, H_teacher] stays. */
 static ct_tensor *teacher_hidden(ct_distill *d, const ct_batch *batch, const ct_llama_forward_args *student_args,
@@ -259,7 +238,7 @@ static ct_tensor *teacher_hidden(ct_distill *d, const ct_batch *batch, const ct_
     bool was = ct_set_grad_enabled(false);
     ct_llama_forward_args args = {.position_ids = student_args->position_ids, .segment_ids = batch->segments,
                                   .hidden_only = true};
-    ct_tensor *h = gather_rows(ct_llama_forward(d->teacher, batch->ids, &args), rows);
+    ct_tensor *h = ct_llama_gather_rows(ct_llama_forward(d->teacher, batch->ids, &args), rows);
     int rc = h ? ct_backend_for(out->device)->convert(h, out) : -1;
     ct_set_grad_enabled(was);
     ct_scope_end();
@@ -270,12 +249,12 @@ static ct_tensor *teacher_hidden(ct_distill *d, const ct_batch *batch, const ct_
 ct_tensor *ct_distill_loss(ct_distill *d, ct_llama *student, const ct_batch *host, const ct_batch *batch,
                            const ct_llama_forward_args *args) {
     ct_tensor *rows, *targets;
-    if (target_rows(host, ct_llama_device(student), &rows, &targets) < 0) return NULL;
+    if (ct_llama_target_rows(host->targets, d->vocab, ct_llama_device(student), &rows, &targets) < 0) return NULL;
     ct_tensor *th = NULL;
     if (d->options.kl_weight > 0 && !(th = teacher_hidden(d, batch, args, rows))) return NULL;
     ct_llama_forward_args student_args = *args;
     student_args.hidden_only = true;
-    ct_tensor *sh = gather_rows(ct_llama_forward(student, batch->ids, &student_args), rows);
+    ct_tensor *sh = ct_llama_gather_rows(ct_llama_forward(student, batch->ids, &student_args), rows);
     return ct_kd_loss(sh, student->lm_head.weight, th, th ? d->teacher->lm_head.weight : NULL, targets, d->vocab,
                       &d->options);
 }

@@ -95,7 +95,7 @@ static int batch_nll(ct_llama *model, const ct_batch *host, ct_perplexity *acc) 
     if (ct_batch_to_device(&b, ct_llama_device(model)) == 0) {
         ct_tensor *positions = ct_batch_positions_plain(host) ? NULL : b.positions;
         ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b.segments};
-        sum = ct_cross_entropy(ct_llama_forward(model, b.ids, &args), b.targets, CT_REDUCE_SUM);
+        sum = ct_llama_loss_sum(model, b.ids, b.targets, host->targets, &args);
     }
     int rc = sum ? ct_perplexity_add(acc, ct_get(sum, 0), b.n_targets) : -1;
     ct_scope_end();

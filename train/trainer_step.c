@@ -24,12 +24,8 @@ int ct_trainer_micro_batch(ct_trainer *t, const ct_batch *host, int index, int64
     ct_llama_forward_args args = {.position_ids = positions, .segment_ids = b->segments,
                                   .dropout = t->recipe->model.dropout, .dropout_seed = (uint64_t)t->recipe->seed,
                                   .step = (uint64_t)(t->step * t->recipe->train.grad_accum + index), .training = true};
-    bool kept_rows = false;
     ct_tensor *sum = t->distill ? ct_distill_loss(t->distill, t->model, host, b, &args)
-                                : ct_llama_target_rows_loss(t->model, b->ids, host->targets, host->n_targets, &args,
-                                                            &kept_rows);
-    if (!t->distill && !kept_rows)
-        sum = ct_cross_entropy(ct_llama_forward(t->model, b->ids, &args), b->targets, CT_REDUCE_SUM);
+                                : ct_llama_loss_sum(t->model, b->ids, b->targets, host->targets, &args);
     int rc = sum ? 0 : -1;
     if (rc == 0) {
         *loss_sum = ct_get(sum, 0);
