@@ -1,0 +1,43 @@
+/* The tokenizer on arbitrary bytes. Two real tokenizers (the trained Qwen2-style one and the
+ * LLaMA 3-style synthetic one); the first byte picks the tokenizer and the flags. Invariant
+ * (datasets/tokenizer.h): any bytes encode, and with the tokenizer that has no normalizer (the
+ * LLaMA 3-style one; the other applies NFC, which changes "e\u0301" to "\u00e9"), the ids decode back
+ * to exactly those bytes when special tokens are neither matched nor added. */
+#include "fuzz_util.h"
+
+#include <string.h>
+
+#include "datasets/tokenizer.h"
+
+static ct_tokenizer *tokenizers[2];
+
+static ct_tokenizer *tokenizer(int which) {
+    static const char *const files[] = {"tests/fixtures/tokenizer/trained/tokenizer.json",
+                                        "tests/fixtures/tokenizer/synthetic/llama3_style/tokenizer.json"};
+    if (!tokenizers[which]) {
+        tokenizers[which] = ct_tokenizer_load(ct_fuzz_source_path(files[which]));
+        CT_FUZZ_CHECK(tokenizers[which], "the fixture tokenizer loads");
+    }
+    return tokenizers[which];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    int which = data[0] & 1;
+    const ct_tokenizer *tok = tokenizer(which);
+    int flags = (data[0] & 2 ? CT_TOK_MATCH_SPECIAL : 0) | (data[0] & 4 ? CT_TOK_ADD_SPECIAL : 0);
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    ct_token_list ids = {0};
+    CT_FUZZ_CHECK(ct_tokenizer_encode(tok, text, len, flags, &ids) == 0, "any bytes encode");
+    size_t back_len = 0;
+    char *back = ct_tokenizer_decode(tok, ids.ids, ids.len, 0, &back_len);
+    CT_FUZZ_CHECK(back, "encoded ids decode");
+    if (which == 1 && !(flags & (CT_TOK_MATCH_SPECIAL | CT_TOK_ADD_SPECIAL)))
+        CT_FUZZ_CHECK(back_len == len && memcmp(back, text, len) == 0, "decode(encode(text)) == text");
+    free(back);
+    back = ct_tokenizer_decode(tok, ids.ids, ids.len, CT_DECODE_LOSSY | CT_DECODE_SKIP_SPECIAL, NULL);
+    free(back);
+    ct_token_list_free(&ids);
+    return 0;
+}
