@@ -19,8 +19,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 fi
 # CT_FUZZ_NO_BUILD=1: run the executables as they are (a long campaign while the sources change).
 if [ -z "${CT_FUZZ_NO_BUILD:-}" ]; then
-    nice -n 19 cmake --build "$build" -j "$(nproc)" --target fuzz_all > "$build.build.log" 2>&1 ||
-        { tail -n 30 "$build.build.log"; exit 1; }
+    nice -n 19 cmake --build "$build" -j "$(nproc)" --target fuzz_all > "$build/fuzz-build.log" 2>&1 ||
+        { tail -n 30 "$build/fuzz-build.log"; exit 1; }
 fi
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
