@@ -28,3 +28,11 @@ set_tests_properties(reliability_kill_resume_KILL reliability_kill_resume_INT re
                      reliability_kill_export_gguf reliability_kill_export_hf
                      PROPERTIES LABELS reliability TIMEOUT 600
                      ENVIRONMENT "OMP_NUM_THREADS=1;ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1")
+# docs/reliability.md's table of bad inputs and faults is what ctune does: regenerated from ~40
+# commands and compared (tests/reliability/bad_inputs.sh; its header says how to regenerate).
+add_test(NAME reliability_bad_inputs_table
+         COMMAND bash ${CMAKE_SOURCE_DIR}/tests/reliability/bad_inputs.sh $<TARGET_FILE:ctune>
+                 $<TARGET_FILE:ct_fail_io> check ${CMAKE_SOURCE_DIR}/docs/reliability.md
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(reliability_bad_inputs_table PROPERTIES LABELS reliability TIMEOUT 600
+                     ENVIRONMENT "OMP_NUM_THREADS=1;ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1")
