@@ -41,7 +41,10 @@ for name in "${names[@]}"; do
     work="$build/corpus/$name" crashes="$build/crashes/$name"
     mkdir -p "$work" "$crashes"
     start=$(date +%s.%N)
-    /usr/bin/time -f "%U %S" -o "$build/time.$name" nice -n 19 "$build/fuzz_$name" "$work" "tests/fuzz/corpus/$name" \
+    # the first folder receives what the run finds; the seeds and the regressions are read only
+    seeds=("tests/fuzz/corpus/$name")
+    [ -d "tests/fuzz/regressions/$name" ] && seeds+=("tests/fuzz/regressions/$name")
+    /usr/bin/time -f "%U %S" -o "$build/time.$name" nice -n 19 "$build/fuzz_$name" "$work" "${seeds[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -artifact_prefix="$crashes/" -print_final_stats=1 ${CT_FUZZ_ARGS:-} > "$build/log.$name" 2>&1
     status=$?

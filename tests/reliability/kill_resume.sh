@@ -7,8 +7,8 @@
 #     TRIALS  how many runs to stop (by hand >= 50; CI 10)
 #
 # A reference run trains the tiny model 12 steps with a checkpoint after every step (threads=1).
-# Each trial starts the same run, sends SIGNAL after a random delay drawn over the reference's
-# wall time, and then checks:
+# Each trial starts the same run and sends SIGNAL at a random moment (after the line of a random
+# step, plus a random part of a step's time), and then checks:
 #   - KILL: whatever the moment, the newest checkpoint left in checkpoints/ is complete (it loads:
 #     the resume below reads every tensor and checksum); INT/TERM: exit 128+signal, or 0 when the
 #     run had already finished, and the checkpoint named in "resume with resume=PATH" exists;
@@ -68,9 +68,16 @@ failed=0 resumed=0 fresh=0 finished=0
 set -m
 for t in $(seq 1 "$trials"); do
     run="$dir/t$t"
-    delay_ms=$(( (RANDOM * 32768 + RANDOM) % (ref_ms + 1) ))
+    # The moment: after step k's line (k drawn from 0..steps; 0 = during setup) plus a random part
+    # of one step's time, so that trials spread over every step and checkpoint write whatever the
+    # machine's load (a delay drawn over wall time alone lands mostly in setup on a busy machine).
+    k=$((RANDOM % (steps + 1)))
+    delay_ms=$(( (RANDOM * 32768 + RANDOM) % (ref_ms / steps + 1) ))
     "$ctune" train recipes/pretrain_tiny_zh.yaml output_dir="$run" "${args[@]}" >"$run.out" 2>"$run.err" &
     pid=$!
+    if [ $k -gt 0 ]; then
+        until grep -q "^step $k/" "$run.err" 2>/dev/null || ! kill -0 $pid 2>/dev/null; do sleep 0.01; done
+    fi
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
     kill -s "$signal" $pid 2>/dev/null
     { wait $pid; } 2>/dev/null # no "Killed" notice from bash
@@ -115,12 +122,12 @@ for t in $(seq 1 "$trials"); do
     fi
     [ -z "$problem" ] && { problem=$(same_as_reference "$run") || true; }
     if [ -n "$problem" ]; then
-        echo "trial $t (signal after $delay_ms ms, exit $status): FAILED: $problem"
+        echo "trial $t (signal $delay_ms ms after step $k, exit $status): FAILED: $problem"
         tail -n 3 "$run.err" "$run.err2" 2>/dev/null
         failed=$((failed + 1))
         mkdir -p "$dir/../ctune-kill-resume-failed" && cp -r "$run" "$run".* "$dir/../ctune-kill-resume-failed/" 2>/dev/null
     else
-        echo "trial $t (signal after $delay_ms ms, exit $status): $what; bit-identical"
+        echo "trial $t (signal $delay_ms ms after step $k, exit $status): $what; bit-identical"
         rm -rf "$run" "$run".*
     fi
 done
