@@ -5,6 +5,8 @@
 #   CT_BUILD_TYPE=Debug|Release|Sanitize  (default Release)
 #   CT_BUILD_DIR=path                      (default build)
 #   CT_WERROR=ON                           warnings are errors (CI sets it)
+#   CT_FUZZ=1                              also install clang, libFuzzer and valgrind (CI's fuzz
+#                                          smoke and memcheck subset; docs/reliability.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,11 @@ cd "$(dirname "$0")/.."
 # (tests/integration/run.sh); nothing in the training path.
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
           libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv)
+# CT_FUZZ=1: also what the fuzz build (scripts/fuzz.sh) needs: clang with libFuzzer and its
+# sanitizer runtimes, LLVM's OpenMP, and valgrind (scripts/valgrind.sh). Not needed otherwise.
+if [ -n "${CT_FUZZ:-}" ]; then
+    packages+=(clang libclang-rt-14-dev libomp-dev valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -8,7 +8,8 @@
 # A test fails when memcheck reports an error (invalid read or write, use of uninitialised
 # memory, invalid free) or a definitely lost block, or when the test itself fails. Prints one
 # line per test and a summary; the full reports are in BUILD_DIR/valgrind/NAME.log.
-# CT_VALGRIND_TIMEOUT (seconds per test, default 1800) stops a test that takes too long; it is
+# CT_VALGRIND_NICE sets the niceness (default 15). CT_VALGRIND_TIMEOUT (seconds per test,
+# default 1800) stops a test that takes too long; it is
 # reported as "timeout", not as a pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ for n in "${tests[@]}"; do
     args=()
     [[ $n == fuzz_replay_* ]] && args=("tests/fuzz/corpus/${n#fuzz_replay_}" "tests/fuzz/regressions/${n#fuzz_replay_}")
     start=$(date +%s)
-    timeout "${CT_VALGRIND_TIMEOUT:-1800}" nice -n 15 valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+    timeout "${CT_VALGRIND_TIMEOUT:-1800}" nice -n "${CT_VALGRIND_NICE:-15}" valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=no \
         --suppressions=tests/valgrind.supp --log-file="$build/valgrind/$n.log" "$build/$n" "${args[@]}" \
         >"$build/valgrind/$n.out" 2>&1
