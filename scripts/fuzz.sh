@@ -51,11 +51,11 @@ for name in "${names[@]}"; do
     wall=$(echo "$(date +%s.%N) - $start" | bc)
     cpu=$(awk 'END { print $1 + $2 }' "$build/time.$name")
     printf '%s\t%.0f\t%.1f\t%d\n' "$name" "$wall" "$cpu" "$status" >> "$build/fuzz-log.tsv"
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$build/log.$name" | grep -o '[0-9]*$')
+    runs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$build/log.$name" | grep -o '[0-9]*$')
     echo "fuzz $name: ${wall%.*} s, $cpu CPU-s, ${runs:-?} inputs, exit $status"
     if [ $status -ne 0 ]; then
         failed=1
-        grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz invariant|.*runtime error)' "$build/log.$name" | head -n 5
+        grep -aE '^(==[0-9]+==ERROR|SUMMARY|fuzz invariant|.*runtime error)' "$build/log.$name" | head -n 5
         echo "  inputs: $crashes/ (replay: $build/fuzz_$name FILE, or build/fuzz_replay_$name FILE)"
     fi
 done
