@@ -8,7 +8,7 @@ add_library(ct_fail_io SHARED ${CMAKE_SOURCE_DIR}/tests/reliability/fail_io.c)
 target_link_libraries(ct_fail_io PRIVATE ${CMAKE_DL_LIBS})
 foreach(signal KILL INT TERM)
   add_test(NAME reliability_kill_resume_${signal}
-           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/reliability/kill_resume.sh $<TARGET_FILE:ctune> ${signal} 3 7
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/reliability/kill_resume.sh $<TARGET_FILE:ctune> ${signal} 2 7
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 endforeach()
 foreach(kind train gguf hf)
