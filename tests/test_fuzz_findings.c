@@ -2,7 +2,9 @@
  * that fails without its fix, beside the crashing inputs that tests/fuzz/regressions/ replays
  * under ASan (leaks show only there). */
 #include <cjson/cJSON.h>
+#include <stdint.h>
 
+#include "checkpoints/safetensors.h"
 #include "core/error.h"
 #include "ct_test.h"
 #include "datasets/tokenizer.h"
@@ -49,7 +51,30 @@ static void test_chat_template_key_case(void) {
     ct_test_remove_tree(dir);
 }
 
+/* A safetensors header with "__metadata__" twice: the second was appended past the arrays sized
+ * for the first (heap overflow under ASan; silent memory corruption without it). */
+static void test_safetensors_metadata_twice(void) {
+    char dir[128];
+    if (!ct_test_temp_dir(dir, sizeof dir, "fuzz_findings")) return;
+    const char *path = ct_test_path_in(dir, "twice.safetensors");
+    const char header[] = "{\"__metadata__\":{\"format\":\"pt\"},\"__metadata__\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"},"
+                          "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    uint64_t n = sizeof header - 1;
+    FILE *f = fopen(path, "wb");
+    float value = 1.0f;
+    fwrite(&n, 8, 1, f);
+    fwrite(header, 1, n, f);
+    fwrite(&value, 4, 1, f);
+    fclose(f);
+    ct_safetensors *st = ct_safetensors_open(path);
+    CHECK(st == NULL && strstr(ct_last_error(), "__metadata__") && strstr(ct_last_error(), "twice"),
+          "a repeated __metadata__ is refused: %s", st ? "(opened)" : ct_last_error());
+    ct_safetensors_close(st);
+    ct_test_remove_tree(dir);
+}
+
 int main(void) {
+    test_safetensors_metadata_twice();
     test_config_key_case();
     test_chat_template_key_case();
     return ct_test_finish("test_fuzz_findings");
