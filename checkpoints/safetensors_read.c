@@ -185,6 +185,10 @@ static int by_begin(const void *a, const void *b) {
 static int parse_metadata(st_file *f, const cJSON *meta) {
     if (!cJSON_IsObject(meta))
         return ct_fail("%s: \"__metadata__\" is not an object of strings; the header is corrupt", f->path);
+    /* cJSON keeps a repeated key; a second "__metadata__" would append past the arrays sized
+     * for the first (a heap overflow found by tests/fuzz/fuzz_safetensors.c) */
+    if (f->meta_keys)
+        return ct_fail("%s: \"__metadata__\" appears twice in the header; the header is corrupt", f->path);
     int n = cJSON_GetArraySize(meta);
     f->meta_keys = ct_calloc((size_t)n, sizeof(char *), "safetensors metadata");
     f->meta_values = ct_calloc((size_t)n, sizeof(char *), "safetensors metadata");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/export_folder.h"
 #include "cli/export_gguf.h"
 #include "cli/export_int8.h"
 #include "core/error.h"
@@ -106,7 +107,21 @@ static int source_recipe(const ct_model_source *src, ct_recipe *r) {
     return 0;
 }
 
-static int export_peft(const export_args *a, ct_model_source *src) {
+typedef int (*export_fn)(const export_args *a, ct_model_source *src, const char *dir);
+
+/* A folder format written into a temporary folder beside --out and renamed to it at the end
+ * (cli/export_folder.h): a failure leaves no partial folder. */
+static int export_staged(const export_args *a, ct_model_source *src, export_fn write) {
+    char *tmp = ct_export_folder_begin(a->out);
+    if (!tmp) return -1;
+    int rc = write(a, src, tmp);
+    if (rc == 0) rc = ct_export_folder_commit(tmp, a->out);
+    if (rc < 0) ct_export_folder_abort(tmp);
+    else free(tmp);
+    return rc;
+}
+
+static int export_peft(const export_args *a, ct_model_source *src, const char *dir) {
     if (ct_llama_lora_count(src->model) == 0)
         return ct_fail("%s holds no LoRA adapter (a merged or full model); export it with --format hf, or give the "
                        "LoRA run's checkpoint or --adapter",
@@ -128,7 +143,7 @@ static int export_peft(const export_args *a, ct_model_source *src) {
         ct_peft_item *items = NULL;
         int n = 0;
         int rc = ct_llama_peft_items(src->model, NULL, 0, &items, &n);
-        if (rc == 0) rc = ct_peft_adapter_write(a->out, &cfg, items, n);
+        if (rc == 0) rc = ct_peft_adapter_write(dir, &cfg, items, n);
         free(items);
         ct_peft_config_free(&cfg);
         return rc;
@@ -139,7 +154,7 @@ static int export_peft(const export_args *a, ct_model_source *src) {
                  ? ct_fail("--for vllm: the adapter trains lora.modules_to_save=%s fully, which vLLM does not load; "
                            "export --format hf (merged) for vLLM, or train without modules_to_save",
                            r.lora.modules_to_save)
-                 : ct_lora_write_adapter(src->model, &r, a->out);
+                 : ct_lora_write_adapter(src->model, &r, dir);
     ct_recipe_free(&r);
     return rc;
 }
@@ -157,7 +172,7 @@ static int write_serving(const ct_model_source *src, const char *out) {
     return rc;
 }
 
-static int export_hf(const export_args *a, ct_model_source *src) {
+static int export_hf(const export_args *a, ct_model_source *src, const char *dir) {
     if (ct_llama_lora_count(src->model)) CT_TRY(ct_llama_merge_lora(src->model));
     const ct_dtype dtype = a->dtype && !strcmp(a->dtype, "bf16") ? CT_BF16 : CT_F32;
     char scratch[] = "/tmp/ctune-export-XXXXXX";
@@ -167,8 +182,8 @@ static int export_hf(const export_args *a, ct_model_source *src) {
         tokenizer_dir = scratch;
     }
     int rc = tokenizer_dir == scratch ? ct_trainer_extract_tokenizer(src->loaded_from, scratch) : 0;
-    if (rc == 0) rc = ct_llama_save(src->model, a->out, tokenizer_dir, dtype);
-    if (rc == 0) rc = write_serving(src, a->out);
+    if (rc == 0) rc = ct_llama_save(src->model, dir, tokenizer_dir, dtype);
+    if (rc == 0) rc = write_serving(src, dir);
     if (tokenizer_dir == scratch) ct_remove_tree(scratch);
     return rc;
 }
@@ -191,12 +206,12 @@ int ct_cmd_export(int argc, char **argv) {
         ct_peft_adapter_close(ad);
     }
     if (rc == 0)
-        rc = !strcmp(a.format, "peft")               ? export_peft(&a, &src)
+        rc = !strcmp(a.format, "peft")               ? export_staged(&a, &src, export_peft)
              : !strcmp(a.format, "int8-safetensors") ? ct_export_int8_safetensors(&src, a.out, write_serving)
              : !strcmp(a.format, "gguf")             ? ct_export_gguf(&src, a.type ? a.type : "f32", a.out)
              : !strcmp(a.format, "gguf-lora")
                  ? ct_export_gguf_lora(&src, a.adapter ? a.adapter : a.model, a.adapter != NULL, a.out)
-                 : export_hf(&a, &src);
+                 : export_staged(&a, &src, export_hf);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
     ct_model_source_close(&src);
     return rc < 0 ? failed() : 0;

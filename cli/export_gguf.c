@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoints/gguf.h"
 #include "checkpoints/peft.h"
@@ -208,6 +209,24 @@ static void progress(void *ctx, int done, int total, uint64_t bytes_done, uint64
     if (done == total) fputc('\n', stderr);
 }
 
+static void report_path(char *buf, size_t size, const char *out) { snprintf(buf, size, "%s.report.json", out); }
+
+static void remove_stale_report(const char *out) {
+    char report[4096];
+    report_path(report, sizeof report, out);
+    unlink(report);
+}
+
+/* The report could not be written: an export is the GGUF and its report, whole or not at all, so
+ * the GGUF just written goes too, unless the report is in place and only its folder's sync
+ * failed (both files are complete then). Keeps the report's message. */
+static int drop_unreported(const char *out) {
+    char report[4096];
+    report_path(report, sizeof report, out);
+    if (!ct_is_file(report)) unlink(out);
+    return -1;
+}
+
 int ct_export_gguf(ct_model_source *src, const char *type, const char *out) {
     CT_TRY(check_out(out));
     CT_TRY(ct_export_gguf_check_type(type));
@@ -226,7 +245,8 @@ int ct_export_gguf(ct_model_source *src, const char *type, const char *out) {
         rc = ct_gguf_write(w, out, progress, NULL);
     }
     if (rc == 0) print_report(&report);
-    if (rc == 0) rc = write_report(&report, out, type);
+    if (rc == 0) remove_stale_report(out); /* it described the GGUF just replaced */
+    if (rc == 0 && write_report(&report, out, type) < 0) rc = drop_unreported(out);
     const char *difference = NULL;
     if (rc == 0 && ct_tokenizer_gguf_pre(src->tokenizer, &difference) && difference)
         printf("note: tokenizer.ggml.pre %s: %s\n", ct_tokenizer_gguf_pre(src->tokenizer, NULL), difference);

@@ -1,5 +1,6 @@
 /* `ctune export --format int8-safetensors` (see export_int8.h). */
 #include "cli/export_int8.h"
+#include "cli/export_folder.h"
 
 #include <errno.h>
 #include <cjson/cJSON.h>
@@ -52,23 +53,6 @@ static int write_report(const report_state *s, const char *dir) {
 }
 
 /* The folder --out goes into must exist (nothing creates a whole path by accident). */
-static int check_parent(const char *out) {
-    char *parent = ct_strdup(out);
-    if (!parent) return -1;
-    size_t n = strlen(parent);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
-    char *slash = strrchr(parent, '/');
-    if (!slash) strcpy(parent, ".");
-    else if (slash == parent) slash[1] = '\0';
-    else *slash = '\0';
-    int rc = ct_is_dir(parent) ? 0 : ct_fail("--out %s: the folder %s does not exist; create it first or choose "
-                                             "another --out", out, parent);
-    free(parent);
-    if (rc == 0 && !ct_is_dir(out) && access(out, F_OK) == 0)
-        rc = ct_fail("--out %s: exists and is not a folder; choose another --out", out);
-    return rc;
-}
-
 /* The folder with tokenizer.json: the source's, or one extracted from a checkpoint into scratch. */
 static int tokenizer_folder(const ct_model_source *src, char *scratch, const char **dir) {
     *dir = src->tokenizer_dir;
@@ -82,51 +66,24 @@ static int tokenizer_folder(const ct_model_source *src, char *scratch, const cha
     return ct_trainer_extract_tokenizer(src->loaded_from, scratch);
 }
 
-/* tmp replaces out: an existing out is moved aside first and removed once tmp is in place. */
-static int move_into_place(const char *tmp, const char *out) {
-    size_t len = strlen(out) + sizeof ".old-XXXXXX";
-    char *old = ct_malloc(len, "a path");
-    if (!old) return -1;
-    snprintf(old, len, "%s.old-XXXXXX", out);
-    bool had = ct_is_dir(out);
-    int rc = 0;
-    if (had && (!mkdtemp(old) || rename(out, old) != 0))
-        rc = ct_fail("--out %s: cannot move the existing folder aside (%s)", out, strerror(errno));
-    if (rc == 0 && rename(tmp, out) != 0) {
-        rc = ct_fail("--out %s: cannot rename %s to it (%s)", out, tmp, strerror(errno));
-        if (had) rename(old, out);
-    }
-    if (rc == 0 && had) ct_remove_tree(old);
-    free(old);
-    return rc;
-}
-
 int ct_export_int8_safetensors(ct_model_source *src, const char *out, ct_export_serving_fn serving) {
-    CT_TRY(check_parent(out));
+    char *tmp = ct_export_folder_begin(out);
+    if (!tmp) return -1;
     char scratch[] = "/tmp/ctune-export-XXXXXX";
     const char *tokenizer_dir = NULL;
     int rc = tokenizer_folder(src, scratch, &tokenizer_dir);
     if (rc == 0 && ct_llama_lora_count(src->model)) rc = ct_llama_merge_lora(src->model);
-    size_t len = strlen(out) + sizeof ".tmp-XXXXXX";
-    char *tmp = rc == 0 ? ct_malloc(len, "a path") : NULL;
-    if (tmp) snprintf(tmp, len, "%s.tmp-XXXXXX", out);
-    if (rc == 0 && (!tmp || !mkdtemp(tmp))) {
-        rc = ct_fail("--out %s: cannot make a temporary folder beside it (%s)", out, strerror(errno));
-        free(tmp);
-        tmp = NULL;
-    }
-    if (tmp) chmod(tmp, 0755); /* mkdtemp makes it private; the export is an ordinary folder */
     report_state report = {cJSON_CreateArray(), 0};
     if (rc == 0) rc = ct_llama_save_int8(src->model, tmp, tokenizer_dir, report_tensor, &report);
     if (rc == 0 && serving) rc = serving(src, tmp);
     if (rc == 0) rc = write_report(&report, tmp);
-    if (rc == 0) rc = move_into_place(tmp, out);
+    if (rc == 0) rc = ct_export_folder_commit(tmp, out);
     if (rc == 0)
         printf("int8: %d tensors quantized, worst relative RMS error %.3e (%s/quantization_report.json)\n",
                cJSON_GetArraySize(report.tensors), report.worst_rel_rms, out);
-    if (tmp && rc < 0) ct_remove_tree(tmp);
+    if (rc < 0) ct_export_folder_abort(tmp);
+    else free(tmp);
     if (tokenizer_dir == scratch) ct_remove_tree(scratch);
     cJSON_Delete(report.tensors);
-    free(tmp);
     return rc;
 }

@@ -48,7 +48,10 @@ static int fsync_parent_directory(const char *path) {
     else if (slash == dir) slash[1] = '\0';
     else *slash = '\0';
     int status = fsync_path(dir, O_DIRECTORY);
-    if (status < 0) ct_fail("%s: written, but its directory %s could not be synced (%s)", path, dir, strerror(errno));
+    /* The rename is done and the file complete; only its survival of a power loss is unsure. */
+    if (status < 0)
+        ct_fail("%s: written, but its directory %s could not be synced (%s); the file is complete, but check the disk "
+                "before relying on it", path, dir, strerror(errno));
     free(dir);
     return status;
 }
@@ -60,7 +63,9 @@ int ct_atomic_commit(const char *tmp, const char *path) {
         return -1;
     }
     if (rename(tmp, path) < 0) {
-        ct_fail("%s: cannot rename %s over it (%s); check that it is not a directory", path, tmp, strerror(errno));
+        int saved = errno;
+        ct_fail("%s: cannot rename %s over it (%s); %s", path, tmp, strerror(saved),
+                saved == EISDIR || saved == ENOTEMPTY ? "check that it is not a directory" : "check the disk");
         unlink(tmp);
         return -1;
     }
@@ -71,12 +76,16 @@ int ct_atomic_write_file(const char *path, const void *data, size_t len) {
     char *tmp;
     FILE *f = ct_atomic_fopen(path, &tmp);
     if (!f) return -1;
-    int ok = fwrite(data, 1, len, f) == len;
-    int saved = errno;
-    ok = fclose(f) == 0 && ok;
+    int written = fwrite(data, 1, len, f) == len;
+    int write_errno = errno;
+    int closed = fclose(f) == 0;
+    /* the error of the call that failed: a close that fails after a good write (the buffered
+     * bytes could not be flushed) has its own errno; the write's was "Success" */
+    int saved = written ? errno : write_errno;
+    int ok = written && closed;
     int status = 0;
     if (!ok) {
-        status = ct_fail("%s: writing %s failed (%s); check free disk space", path, tmp, strerror(ok ? errno : saved));
+        status = ct_fail("%s: writing %s failed (%s); check free disk space", path, tmp, strerror(saved));
         unlink(tmp);
     } else {
         status = ct_atomic_commit(tmp, path);

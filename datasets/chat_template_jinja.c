@@ -111,7 +111,7 @@ static char *config_with_template(const char *path, const char *jinja) {
         return NULL;
     }
     cJSON *value = cJSON_CreateString(jinja);
-    bool ok = value && (cJSON_HasObjectItem(root, "chat_template")
+    bool ok = value && (cJSON_GetObjectItemCaseSensitive(root, "chat_template")
                             ? cJSON_ReplaceItemInObjectCaseSensitive(root, "chat_template", value)
                             : cJSON_AddItemToObject(root, "chat_template", value));
     if (!ok) cJSON_Delete(value);

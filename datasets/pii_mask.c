@@ -2,6 +2,7 @@
 #include "datasets/pii_mask.h"
 
 #include "core/error.h"
+#include "datasets/regex_jit.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -97,7 +98,8 @@ int ct_pii_masker_add(ct_pii_masker *m, const char *name, const char *regex, con
         return ct_fail("PII pattern \"%s\": bad regex at offset %zu: %s; fix the pattern (PCRE2 syntax, UTF mode)",
                        name, (size_t)erroffset, (const char *)msg);
     }
-    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* optional speed-up; the interpreter is the fallback */
+    if (ct_regex_jit_wanted()) /* optional speed-up; the interpreter is the fallback */
+        (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
     pcre2_match_data *match = pcre2_match_data_create_from_pattern(code, NULL);
     if (!match) {
         pcre2_code_free(code);

@@ -16,6 +16,7 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
+#include "datasets/regex_jit.h"
 #include "datasets/tok_internal.h"
 
 #define SPACE_CLASS_BODY \
@@ -95,7 +96,7 @@ int ct_pretok_add_split(ct_pretok *p, const char *pattern, bool literal, const c
         return ct_fail("%s: pre-tokenizer regex does not compile (%s): %s", file, message, pattern);
     }
     /* Without JIT (some platforms) the interpreter gives the same matches, only slower. */
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    if (ct_regex_jit_wanted()) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
     pcre2_code **grown = realloc(p->regexes, (size_t)(p->n_regexes + 1) * sizeof *grown);
     if (!grown) {
         pcre2_code_free(code);

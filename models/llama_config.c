@@ -100,7 +100,9 @@ static int get_token_ids(const cJSON *obj, const char *key, int64_t *ids, int ma
         return ct_fail("%s: key \"%s\" must be a token id or a list of at most %d; fix the file", src, key, max);
     const cJSON *e;
     cJSON_ArrayForEach(e, item) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble != floor(e->valuedouble))
+        /* bounded like get_int's integers: a larger double does not convert to int64_t */
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || !(e->valuedouble < 9.0e15) ||
+            e->valuedouble != floor(e->valuedouble))
             return ct_fail("%s: key \"%s\" must list integer token ids; fix the file", src, key);
         ids[(*n)++] = (int64_t)e->valuedouble;
     }

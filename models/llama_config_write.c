@@ -8,8 +8,12 @@
 #include "core/error.h"
 #include "models/llama_config.h"
 
+/* Keys are matched case-sensitively, as transformers reads them: cJSON_HasObjectItem ignores
+ * case, so a base config holding "Hidden_Size" made the replace below fail, leaking the value
+ * and leaving the key unset (found by tests/fuzz/fuzz_config_json.c). */
 static void set_item(cJSON *root, const char *key, cJSON *value) {
-    if (cJSON_HasObjectItem(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, value);
+    if (!value) return;
+    if (cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, value);
     else cJSON_AddItemToObject(root, key, value);
 }
 

@@ -6,6 +6,8 @@
 #   CT_BUILD_DIR=path                      (default build)
 #   CT_WERROR=ON                           warnings are errors (CI sets it)
 #   CT_SETUP_BENCH_BLAS=1                  also install BLIS and oneDNN for bench_blas_compare
+#   CT_FUZZ=1                              also install clang, libFuzzer and valgrind (CI's fuzz
+#                                          smoke and memcheck subset; docs/reliability.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,11 @@ packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hd
 # CT_SETUP_BENCH_BLAS=1: also BLIS and oneDNN, which only bench/bench_blas_compare.c opens (with
 # dlopen, at run time) to compare with OpenBLAS; ctune itself neither links nor needs them.
 if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev libdnnl-dev); fi
+# CT_FUZZ=1: also what the fuzz build (scripts/fuzz.sh) needs: clang with libFuzzer and its
+# sanitizer runtimes, LLVM's OpenMP, and valgrind (scripts/valgrind.sh). Not needed otherwise.
+if [ -n "${CT_FUZZ:-}" ]; then
+    packages+=(clang libclang-rt-14-dev libomp-dev valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -81,6 +81,9 @@ int ct_model_source_open_gguf(ct_model_source *s, const char *path) {
     int rc = s->model ? load_tokenizer(s, g) : -1;
     if (rc == 0) rc = serving_folder(s, g);
     ct_gguf_close(g);
+    /* A model whose tokenizer or serving folder failed is not handed back half made: callers
+     * close only what opened (a leak found by tests/fuzz/fuzz_gguf.c). */
+    if (rc != 0) ct_model_source_close(s);
     return rc;
 }
 
