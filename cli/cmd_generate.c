@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "datasets/tokenizer.h"
 #include "train/model_source.h"
@@ -188,12 +189,6 @@ static const char *finish_text(const ct_generation *out, const ct_llama *m) {
     }
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The model: a folder, or a .gguf file (kept int8 when Q8_0) whose task files the source puts in
  * a scratch folder; *folder gets where the chat template and task file are. */
 static ct_llama *open_model(const generate_args *a, ct_model_source *src, const char **folder) {
@@ -229,9 +224,9 @@ static int generate_run(generate_args *a) {
         a->gen.stop_ids = stop >= 0 ? &stop : NULL;
         a->gen.n_stop_ids = stop >= 0 ? 1 : 0;
         a->gen.on_token = a->ids ? NULL : print_text;
-        const double start = seconds_now();
+        const double start = ct_seconds_now();
         rc = ct_generate(m, &prompt, 1, &a->gen, &out);
-        const double seconds = seconds_now() - start;
+        const double seconds = ct_seconds_now() - start;
         if (rc == 0 && a->ids)
             for (size_t i = 0; i < out.ids.len; i++) printf(i ? " %d" : "%d", out.ids.ids[i]);
         if (rc == 0) {

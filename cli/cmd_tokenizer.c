@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "datasets/tokenizer.h"
 #include "cli/cmd_tokenizer.h"
@@ -242,14 +243,8 @@ static int train_parse(int argc, char **argv, train_args *a) {
     return 0;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int train_run(const train_args *a) {
-    double start = seconds_now();
+    double start = ct_seconds_now();
     ct_bpe_trainer *trainer = ct_bpe_trainer_new();
     if (!trainer) return -1;
     ct_bpe_train_options options = {.vocab_size = (int32_t)a->vocab_size, .min_frequency = a->min_frequency};
@@ -264,7 +259,7 @@ static int train_run(const train_args *a) {
            "(%d merges + 256 bytes + 3 special) in %.2f s\n",
            (double)report.corpus_bytes / 1e6, (long long)report.n_words,
            (long long)report.n_distinct_words, report.vocab_size, report.n_merges,
-           seconds_now() - start);
+           ct_seconds_now() - start);
     if (report.vocab_size < options.vocab_size)
         printf("note: the corpus ran out of pairs occurring %lld+ times before vocabulary %lld\n",
                a->min_frequency, a->vocab_size);

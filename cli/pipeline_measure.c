@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "cli/pipeline.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -16,12 +17,6 @@
 #include "datasets/sft.h"
 #include "train/model_source.h"
 #include "train/model_task.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Bytes of a file, or of every file under a folder. */
 static uint64_t bytes_on_disk(const char *path) {
@@ -92,10 +87,10 @@ static int run_eval(ct_stage_run *s, const char *data, const char *split, double
     snprintf(limit, sizeof limit, "%d", s->p->eval_max_examples);
     char *argv[] = {"eval", "--model", s->model, "--data", (char *)data, "--json", json, "--max-examples", limit, NULL};
     int argc = s->p->eval_max_examples > 0 ? 9 : 7;
-    double start = now_s();
+    double start = ct_seconds_now();
     if (ct_pipeline_call(ct_cmd_eval, s->log, argc, argv) != 0)
         return ct_fail_context("stage %s: ctune eval on %s: ", ct_stage_name(s->stage), data);
-    *seconds = now_s() - start;
+    *seconds = ct_seconds_now() - start;
     char *text = ct_read_file(json, 1 << 24, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);

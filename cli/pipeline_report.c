@@ -78,11 +78,13 @@ static int appendf(ct_strbuf *b, const char *format, ...) {
     return ct_strbuf_append_str(b, line);
 }
 
-/* One table in Markdown (pipes) or for a terminal (aligned columns): the same cells. */
+/* One table in Markdown (pipes) or for a terminal (aligned columns): the same cells, each long enough
+ * for a baseline's name with its settings ("baseline: char 1-3-gram logistic regression (l2=...)"). */
+#define CELL 128
 typedef struct {
     int n_cols;
     const char *head[9];
-    char cell[12][9][64];
+    char cell[12][9][CELL];
     int n_rows;
 } table;
 
@@ -117,26 +119,26 @@ static void models_table(const report_data *d, table *t) {
                                        "test acc (multi-turn)", "eval tok/s", "training time s"}};
     for (int i = 0; i < N_ROWS; i++) {
         const cJSON *m = metrics(d, rows[i].stage);
-        char (*c)[64] = t->cell[t->n_rows++];
-        snprintf(c[0], 64, "%s", rows[i].name);
-        fmt(c[1], 64, "%.0f", num(m, "parameters"));
-        fmt(c[2], 64, "%.0f", num(m, "bytes"));
-        fmt(c[3], 64, "%.4f", num(m, "test_accuracy"));
-        fmt(c[4], 64, "%.4f", num(m, "dialog_accuracy"));
-        fmt(c[5], 64, "%.0f", num(m, "eval_tokens_per_s"));
-        fmt(c[6], 64, "%.1f", m ? row_time(d, &rows[i]) : NAN);
+        char (*c)[CELL] = t->cell[t->n_rows++];
+        snprintf(c[0], CELL, "%s", rows[i].name);
+        fmt(c[1], CELL, "%.0f", num(m, "parameters"));
+        fmt(c[2], CELL, "%.0f", num(m, "bytes"));
+        fmt(c[3], CELL, "%.4f", num(m, "test_accuracy"));
+        fmt(c[4], CELL, "%.4f", num(m, "dialog_accuracy"));
+        fmt(c[5], CELL, "%.0f", num(m, "eval_tokens_per_s"));
+        fmt(c[6], CELL, "%.1f", m ? row_time(d, &rows[i]) : NAN);
     }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(d->baselines, "baselines"), *b;
     cJSON_ArrayForEach(b, list) {
         if (t->n_rows >= 12) break;
-        char (*c)[64] = t->cell[t->n_rows++];
-        snprintf(c[0], 64, "baseline: %s", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
-        snprintf(c[1], 64, "-");
-        snprintf(c[2], 64, "-");
-        fmt(c[3], 64, "%.3f", num(b, "test_accuracy"));
-        fmt(c[4], 64, "%.3f", num(b, "dialog_accuracy"));
-        snprintf(c[5], 64, "-");
-        snprintf(c[6], 64, "-");
+        char (*c)[CELL] = t->cell[t->n_rows++];
+        snprintf(c[0], CELL, "baseline: %s", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")));
+        snprintf(c[1], CELL, "-");
+        snprintf(c[2], CELL, "-");
+        fmt(c[3], CELL, "%.3f", num(b, "test_accuracy"));
+        fmt(c[4], CELL, "%.3f", num(b, "dialog_accuracy"));
+        snprintf(c[5], CELL, "-");
+        snprintf(c[6], CELL, "-");
     }
 }
 
@@ -168,10 +170,10 @@ static void accuracy_chart(const ct_pipeline *p, const report_data *d, ct_strbuf
 static void stages_table(const report_data *d, table *t) {
     *t = (table){.n_cols = 3, .head = {"stage", "seconds", "of which training/export"}};
     for (int s = 0; s < CT_STAGE_COUNT; s++) {
-        char (*c)[64] = t->cell[t->n_rows++];
-        snprintf(c[0], 64, "%s", ct_stage_name(s));
-        fmt(c[1], 64, "%.1f", num(d->rec[s], "seconds"));
-        fmt(c[2], 64, "%.1f", num(d->rec[s], "train_seconds"));
+        char (*c)[CELL] = t->cell[t->n_rows++];
+        snprintf(c[0], CELL, "%s", ct_stage_name(s));
+        fmt(c[1], CELL, "%.1f", num(d->rec[s], "seconds"));
+        fmt(c[2], CELL, "%.1f", num(d->rec[s], "train_seconds"));
     }
 }
 
@@ -188,13 +190,13 @@ static void serve_section(const report_data *d, ct_strbuf *md, FILE *out) {
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(m, "load"), *run;
     cJSON_ArrayForEach(run, runs) {
         if (t.n_rows >= 12) break;
-        char (*c)[64] = t.cell[t.n_rows++];
-        fmt(c[0], 64, "%.0f", num(run, "clients"));
-        fmt(c[1], 64, "%.0f", num(run, "requests"));
-        fmt(c[2], 64, "%.1f", num(run, "p50_ms"));
-        fmt(c[3], 64, "%.1f", num(run, "p95_ms"));
-        fmt(c[4], 64, "%.1f", num(run, "requests_per_s"));
-        fmt(c[5], 64, "%.1f", num(run, "tokens_per_s"));
+        char (*c)[CELL] = t.cell[t.n_rows++];
+        fmt(c[0], CELL, "%.0f", num(run, "clients"));
+        fmt(c[1], CELL, "%.0f", num(run, "requests"));
+        fmt(c[2], CELL, "%.1f", num(run, "p50_ms"));
+        fmt(c[3], CELL, "%.1f", num(run, "p95_ms"));
+        fmt(c[4], CELL, "%.1f", num(run, "requests_per_s"));
+        fmt(c[5], CELL, "%.1f", num(run, "tokens_per_s"));
     }
     char line[512];
     snprintf(line, sizeof line,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "cli/pipeline.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -36,12 +37,6 @@ typedef struct {
     double step_s;
     double start;
 } runner;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void record_path(const ct_pipeline *p, int stage, char *out, size_t n) {
     snprintf(out, n, "%s/%s/stage.json", p->output_dir, ct_stage_name(stage));
@@ -276,24 +271,24 @@ static int run_stage(runner *r, int stage) {
     if (!(s.metrics = cJSON_CreateObject())) return ct_fail("out of memory");
     if (!ct_stage_trains(stage))
         fprintf(stderr, "[%d/%d] %s: running (log %s)\n", stage + 1, CT_STAGE_COUNT, ct_stage_name(stage), s.log);
-    double start = now_s();
+    double start = ct_seconds_now();
     int rc = ct_stage_execute(&s);
     if (s.step_s > 0) r->step_s = s.step_s;
     uint64_t outputs = 0;
     if (rc == 0 && !s.interrupted) rc = outputs_hash(p, stage, &outputs);
     /* A continued stage's time includes the part trained before the interruption. */
-    if (rc == 0 && !s.interrupted) rc = write_record(p, &s, fp, outputs, now_s() - start + s.earlier_seconds);
+    if (rc == 0 && !s.interrupted) rc = write_record(p, &s, fp, outputs, ct_seconds_now() - start + s.earlier_seconds);
     cJSON_Delete(s.metrics);
     CT_TRY(rc);
     if (s.interrupted) return 1;
     r->rec[stage] = (stage_record){true, fp, outputs};
     fprintf(stderr, "[%d/%d] %s: done in %.1f s (elapsed %.0f s)\n", stage + 1, CT_STAGE_COUNT, ct_stage_name(stage),
-            now_s() - start, now_s() - r->start);
+            ct_seconds_now() - start, ct_seconds_now() - r->start);
     return 0;
 }
 
 int ct_pipeline_run(const ct_pipeline *p, const ct_pipeline_options *o) {
-    runner r = {.p = p, .o = o, .start = now_s()};
+    runner r = {.p = p, .o = o, .start = ct_seconds_now()};
     CT_TRY(check_all(&r));
     /* The evaluations and exports too, not only the training stages (which set it themselves). */
     if (p->threads > 0) omp_set_num_threads(p->threads);

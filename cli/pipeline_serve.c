@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "cli/http_client.h"
 #include "cli/pipeline.h"
 #include "core/error.h"
@@ -30,12 +31,6 @@ extern char **environ;
 enum { SLOTS = 4, MAX_NEW_TOKENS = 16, READY_S = 120 };
 /* Both programs refuse a prompt longer than the model's context: the two refusals agree. */
 static const char refused[] = "<refused: longer than the model's context>";
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* serve.server, else $CT_LLAMA_SERVER, else the integration tests' build in the CI cache. */
 static bool find_server(const ct_pipeline *p, char *out, size_t n) {
@@ -78,8 +73,8 @@ static int start_server(const char *server, const char *gguf, const char *log, i
 }
 
 static int wait_ready(pid_t pid, int port, const char *log) {
-    double deadline = now_s() + READY_S;
-    while (now_s() < deadline) {
+    double deadline = ct_seconds_now() + READY_S;
+    while (ct_seconds_now() < deadline) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             return ct_fail("llama-server exited before it was ready (see %s)", log);
@@ -167,11 +162,11 @@ static void *client(void *arg) {
         size_t i = run->error[0] ? run->prompts->count : run->next++;
         pthread_mutex_unlock(&run->lock);
         if (i >= run->prompts->count) return NULL;
-        double start = now_s();
+        double start = ct_seconds_now();
         long long tokens = 0;
         char *answer = NULL;
         int rc = ask(run->port, run->prompts->items[i].text, &answer, &tokens);
-        run->latency_ms[i] = 1000 * (now_s() - start);
+        run->latency_ms[i] = 1000 * (ct_seconds_now() - start);
         pthread_mutex_lock(&run->lock);
         if (rc < 0 && !run->error[0]) snprintf(run->error, sizeof run->error, "%s", ct_last_error());
         run->answers[i] = answer;
@@ -199,12 +194,12 @@ static int run_load(int port, const ct_examples *prompts, int clients, char **an
     if (!run.latency_ms) return ct_fail("out of memory");
     pthread_mutex_init(&run.lock, NULL);
     pthread_t threads[SLOTS];
-    double start = now_s();
+    double start = ct_seconds_now();
     int started = 0;
     for (; started < clients; started++)
         if (pthread_create(&threads[started], NULL, client, &run) != 0) break;
     for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
-    double seconds = now_s() - start;
+    double seconds = ct_seconds_now() - start;
     pthread_mutex_destroy(&run.lock);
     int rc = run.error[0] ? ct_fail("%s", run.error) : started < clients ? ct_fail("cannot start client threads") : 0;
     if (rc == 0) {

@@ -6,17 +6,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "cli/pipeline.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int join(char *out, size_t size, const char *a, const char *b) {
     if ((size_t)snprintf(out, size, "%s/%s", a, b) >= size) return ct_fail("path too long: %s/%s", a, b);
@@ -109,7 +104,7 @@ static void format_duration(double s, char *out, size_t n) {
 
 static void on_step(void *user, int64_t step, double loss) {
     progress *g = user;
-    double t = now_s();
+    double t = ct_seconds_now();
     /* Timed from the first step's end, so the set-up (data, a tokenizer learned) does not count. */
     if (g->steps_seen++ == 0) g->start = t;
     double per_step = g->steps_seen > 1 ? (t - g->start) / (double)(g->steps_seen - 1) : g->s->step_s;
@@ -157,12 +152,12 @@ static int run_training(ct_stage_run *s) {
         ct_recipe_free(&r);
         return ct_fail("cannot open the stage log %s", s->log);
     }
-    progress g = {.s = s, .max_steps = r.train.max_steps, .start = now_s(), .tty = isatty(STDERR_FILENO)};
+    progress g = {.s = s, .max_steps = r.train.max_steps, .start = ct_seconds_now(), .tty = isatty(STDERR_FILENO)};
     ct_train_hooks hooks = {.stop_requested = s->stop_requested, .log = log, .on_step = on_step, .user = &g};
     ct_train_result result;
-    double start = now_s();
+    double start = ct_seconds_now();
     int rc = ct_train(&r, &hooks, &result);
-    double wall = now_s() - start;
+    double wall = ct_seconds_now() - start;
     s->train_seconds = logged_seconds(s, wall);
     if (s->resume[0] && s->train_seconds > wall) s->earlier_seconds = s->train_seconds - wall;
     if (g.tty && g.steps_seen) fputc('\n', stderr);
@@ -180,10 +175,10 @@ static int call_export(ct_stage_run *s, const char *from, const char *format, co
     char *argv[] = {"export", "--model", (char *)from, "--format", (char *)format, "--out", s->model,
                     type ? "--type" : NULL, (char *)type, NULL};
     int argc = type ? 9 : 7;
-    double start = now_s();
+    double start = ct_seconds_now();
     if (ct_pipeline_call(ct_cmd_export, s->log, argc, argv) != 0)
         return ct_fail_context("stage %s: ctune export: ", ct_stage_name(s->stage));
-    s->train_seconds = now_s() - start;
+    s->train_seconds = ct_seconds_now() - start;
     return 0;
 }
 

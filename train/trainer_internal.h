@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "core/clock.h"
 #include "checkpoints/hdf5_file.h"
 #include "datasets/batching.h"
 #include "datasets/examples.h"
@@ -123,6 +124,5 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
 int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples, const ct_seq_store *store,
                         int64_t max_examples, ct_eval_record *record);
 
-double ct_seconds_now(void);
 
 #endif

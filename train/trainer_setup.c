@@ -17,12 +17,6 @@
 #include "train/trainer_internal.h"
 #include "train/prune_train.h"
 
-double ct_seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- tokenizer ---- */
 
 /* Learns into `dir` (the staging folder) what the run will keep in `final`. */
