@@ -287,7 +287,10 @@ static int write_files(const ct_pipeline *p, const report_data *d, const ct_strb
 static cJSON *read_baselines(const char *path) {
     cJSON *file = read_json(path);
     const cJSON *models = cJSON_GetObjectItemCaseSensitive(file, "models"), *m;
-    if (!cJSON_IsObject(models)) return file;
+    if (!cJSON_IsObject(models)) {
+        cJSON_Delete(file);
+        return NULL; /* the caller notes that the baselines were not read */
+    }
     cJSON *out = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(out, "baselines");
     const char *command = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(file, "command"));
     const char *features = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(file, "features"));

@@ -266,24 +266,22 @@ int ct_dist_allgather_floats(float *x, const int64_t *offsets) {
     return 0;
 }
 
-int ct_dist_send_floats(int to, int tag, const float *x, int64_t n) {
+/* x to or from a peer in blocks, so no count exceeds an int; each block waits under the deadline. */
+static int point_to_point(bool send, int peer, int tag, float *x, int64_t n) {
     for (int64_t done = 0; done < n; done += block_floats) {
         int len = (int)(n - done < block_floats ? n - done : block_floats);
         MPI_Request request;
-        CT_TRY(started(MPI_Isend(x + done, len, MPI_FLOAT, to, tag, MPI_COMM_WORLD, &request), &request,
-                       "sending optimizer state to rank 0"));
+        int status = send ? MPI_Isend(x + done, len, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &request)
+                          : MPI_Irecv(x + done, len, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &request);
+        CT_TRY(started(status, &request,
+                       send ? "sending optimizer state to rank 0" : "receiving optimizer state from another rank"));
     }
     return 0;
 }
 
-int ct_dist_recv_floats(int from, int tag, float *x, int64_t n) {
-    for (int64_t done = 0; done < n; done += block_floats) {
-        int len = (int)(n - done < block_floats ? n - done : block_floats);
-        MPI_Request request;
-        CT_TRY(started(MPI_Irecv(x + done, len, MPI_FLOAT, from, tag, MPI_COMM_WORLD, &request), &request,
-                       "receiving optimizer state from another rank"));
-    }
-    return 0;
-}
+/* MPI_Isend only reads x; the cast lets one helper serve both directions. */
+int ct_dist_send_floats(int to, int tag, const float *x, int64_t n) { return point_to_point(true, to, tag, (float *)x, n); }
+
+int ct_dist_recv_floats(int from, int tag, float *x, int64_t n) { return point_to_point(false, from, tag, x, n); }
 
 #endif
