@@ -188,7 +188,12 @@ static int load(ct_pipeline *p, const char *path, int n_overrides, char *const *
     CT_TRY(init(p, path));
     size_t len;
     char *text = ct_read_file(path, 1 << 20, &len);
-    if (!text) return ct_fail("pipeline file %s cannot be read: %s", path, ct_last_error());
+    if (!text) {
+        /* ct_last_error() names the file and the reason; copied, since ct_fail rewrites it */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", ct_last_error());
+        return ct_fail("pipeline file %s; give one such as recipes/intent_zh_pipeline.yaml", why);
+    }
     visit_ctx ctx = {p};
     int rc = ct_yaml_visit(text, len, path, visit, &ctx);
     free(text);

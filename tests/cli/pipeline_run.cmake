@@ -15,3 +15,8 @@ set_tests_properties(cli_pipeline_usage PROPERTIES PASS_REGULAR_EXPRESSION "a pi
 add_test(NAME cli_pipeline_serve COMMAND sh ${CMAKE_SOURCE_DIR}/tests/cli_pipeline_serve.sh $<TARGET_FILE:ctune>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_pipeline_serve PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+# A missing pipeline file: one line naming it and the reason (the message once repeated itself
+# garbled), exit 1.
+add_test(NAME cli_pipeline_missing_file COMMAND sh -c "\"$0\" run /nonexistent/p.yaml 2>&1; test $? -eq 1" $<TARGET_FILE:ctune>)
+set_tests_properties(cli_pipeline_missing_file PROPERTIES PASS_REGULAR_EXPRESSION
+                     "^ctune run: pipeline file /nonexistent/p.yaml: cannot open \\(No such file or directory\\); give one such as recipes/intent_zh_pipeline.yaml\n$")
