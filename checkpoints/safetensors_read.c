@@ -169,6 +169,16 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const ct_st_tensor *)a)->name, ((const ct_st_tensor *)b)->name);
 }
 
+/* qsort and bsearch must not see a null array, which a file with no tensors has. */
+static void sort_tensors(ct_safetensors *st) {
+    if (st->count > 0) qsort(st->tensors, (size_t)st->count, sizeof *st->tensors, by_name);
+}
+
+static const ct_st_tensor *lookup(const ct_safetensors *st, const char *name) {
+    ct_st_tensor key = {.name = name};
+    return st->count > 0 ? bsearch(&key, st->tensors, (size_t)st->count, sizeof key, by_name) : NULL;
+}
+
 typedef struct span {
     uint64_t begin, end;
     const char *name;
@@ -432,11 +442,10 @@ static int open_index(ct_safetensors *st, const char *index_path) {
         if ((status = open_file(st, &st->files[k])) < 0) break;
     }
     if (status == 0) {
-        qsort(st->tensors, (size_t)st->count, sizeof *st->tensors, by_name);
+        sort_tensors(st);
         /* Every mapped name must be in the shard the index says. */
         cJSON_ArrayForEach(item, map) {
-            ct_st_tensor key = {.name = item->string};
-            const ct_st_tensor *t = bsearch(&key, st->tensors, (size_t)st->count, sizeof key, by_name);
+            const ct_st_tensor *t = lookup(st, item->string);
             char *want = join(dir, item->valuestring);
             if (!want) {
                 status = -1;
@@ -504,7 +513,7 @@ ct_safetensors *ct_safetensors_open(const char *path_or_dir) {
             st->nfiles = 1;
             status = open_file(st, &st->files[0]);
         }
-        if (status == 0) qsort(st->tensors, (size_t)st->count, sizeof *st->tensors, by_name);
+        if (status == 0) sort_tensors(st);
     }
     /* Names must be unique: JSON allows repeated keys, and shards could repeat each other. */
     for (int i = 1; status == 0 && i < st->count; i++)
@@ -529,8 +538,7 @@ const ct_st_tensor *ct_safetensors_at(const ct_safetensors *st, int i) {
 }
 
 const ct_st_tensor *ct_safetensors_find(const ct_safetensors *st, const char *name) {
-    ct_st_tensor key = {.name = name};
-    const ct_st_tensor *t = bsearch(&key, st->tensors, (size_t)st->count, sizeof key, by_name);
+    const ct_st_tensor *t = lookup(st, name);
     if (!t) ct_fail("%s: no tensor named '%s' (the checkpoint has %d tensors)", st->path, name, st->count);
     return t;
 }

@@ -52,7 +52,7 @@ for name in "${names[@]}"; do
     cpu=$(awk 'END { print $1 + $2 }' "$build/time.$name")
     printf '%s\t%.0f\t%.1f\t%d\n' "$name" "$wall" "$cpu" "$status" >> "$build/fuzz-log.tsv"
     runs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$build/log.$name" | grep -o '[0-9]*$')
-    echo "fuzz $name: ${wall%.*} s, $cpu CPU-s, ${runs:-?} inputs, exit $status"
+    printf "fuzz %s: %.0f s, %s CPU-s, %s inputs, exit %d\n" "$name" "$wall" "$cpu" "${runs:-?}" "$status"
     if [ $status -ne 0 ]; then
         failed=1
         grep -aE '^(==[0-9]+==ERROR|SUMMARY|fuzz invariant|.*runtime error)' "$build/log.$name" | head -n 5
