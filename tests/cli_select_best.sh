@@ -12,6 +12,8 @@
 #   resume    a run of 12 steps continued to 14 (resume=) writes the model/ of an uninterrupted
 #             14-step run, whose best step is before 12: the selection came through the checkpoint
 #   lora      best_val_loss on a LoRA run: adapter/ and the merged model/ are the best step's
+#   distill   best_val_loss on a distillation run: the student's best step
+#   prune     best_val_loss on a one-shot pruning run (its masks do not change after step 0)
 #   refuse    bad combinations stop at the recipe with one line naming the key
 set -u
 ctune=$1
@@ -92,6 +94,16 @@ lora)
     export_step a "$best" peft
     cmp -s "$tmp/a-${best}peft/adapter_model.safetensors" "$tmp/a/adapter/adapter_model.safetensors" ||
         fail "a/adapter/ is not the adapter of step $best, the best val loss"
+    ;;
+distill)
+    train a recipes/distill_intent_zh.yaml train.max_steps=12 checkpoint.select=best_val_loss \
+        distill.teacher=tests/fixtures/models/qwen2 student.init_from_teacher_embedding=false
+    check_selected a loss lower 12
+    ;;
+prune)
+    train a recipes/prune_intent_zh.yaml train.max_steps=12 checkpoint.select=best_val_loss prune.schedule=one_shot \
+        data.val=datasets/data/intent_val.jsonl
+    check_selected a loss lower 12
     ;;
 refuse)
     # expect WHAT LINES KEY=VALUE...: exit 1, the error naming checkpoint.select on the last of
