@@ -12,7 +12,8 @@
  *             learning rate and one AdamW update.
  *   around    evaluation every train.eval_every steps, checkpoints every checkpoint.every steps
  *             and at the end (HDF5, atomic, keep-last-N), metrics.jsonl and a progress line, and a
- *             Hugging Face folder of the final model in output_dir/model.
+ *             Hugging Face folder of the final model in output_dir/model: the last step's, or
+ *             the best val evaluation's (checkpoint.select, train/trainer_select.c).
  *
  * On the CPU a run is deterministic for a given seed and thread count, and a run resumed from a
  * checkpoint produces bit-identical losses to an uninterrupted one: the checkpoint holds the
