@@ -69,6 +69,8 @@ static void print_result(const ct_recipe *recipe, const ct_train_result *result)
         printf("val accuracy %.4f (length-normalized %.4f), macro F1 %.4f\n", result->accuracy,
                result->accuracy_length_normalized, result->macro_f1);
     if (result->evaluated) printf("val perplexity %.3f\n", result->perplexity);
+    if (recipe->checkpoint.select != CT_RECIPE_SELECT_LAST && result->model_dir[0])
+        printf("model/ holds step %lld (checkpoint.select)\n", (long long)result->model_step);
     /* The checkpoint and model paths were logged as they were written. */
 }
 

@@ -336,6 +336,18 @@ int ct_run_log_prune(ct_run_log *log, int64_t step, const cJSON *report) {
     return history_add_sparsity(log, step, sparsity);
 }
 
+int ct_run_log_model(ct_run_log *log, int64_t step, const char *select, const char *metric, double value) {
+    if (step < 0) return ct_fail("run log: model record with step %lld; steps count from 0", (long long)step);
+    cJSON *record = cJSON_CreateObject(), *nonfinite = NULL;
+    cJSON_AddStringToObject(record, "type", "model");
+    ct_json_add_exact_number(record, "step", (double)step);
+    cJSON_AddStringToObject(record, "select", select);
+    cJSON_AddStringToObject(record, "metric", metric);
+    add_field(record, &nonfinite, "value", value);
+    if (nonfinite) cJSON_AddItemToObject(record, "nonfinite", nonfinite);
+    return write_record(log, record);
+}
+
 int ct_run_log_close(ct_run_log *log) {
     if (!log) return 0;
     int status = ct_run_log_plot(log);

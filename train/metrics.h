@@ -5,6 +5,7 @@
  *    "peak_memory_bytes":123456789,"elapsed_s":97.25}
  *   {"type":"eval","step":120,"split":"val","accuracy":0.9,"accuracy_length_normalized":0.88,
  *    "macro_f1":0.87,"perplexity":5.1,"loss":1.63}
+ *   {"type":"model","step":120,"select":"best_val_loss","metric":"loss","value":1.63}
  *
  * Numbers are written in the shortest form that reads back to the same double, bit for bit. A
  * NaN or infinite value is written as null, and the record gets a "nonfinite" object naming the
@@ -67,6 +68,9 @@ int ct_run_log_eval(ct_run_log *log, const ct_eval_record *record);
  *    "layers":{"0":0.3,...},"tensors":{"model.layers.0.self_attn.q_proj.weight":0.3,...}}
  * The plot draws the global sparsity in the accuracy panel (a 0-1 scale), as series "sparsity". */
 int ct_run_log_prune(ct_run_log *log, int64_t step, const cJSON *report);
+/* The step model/ holds when checkpoint.select chose one by a validation metric:
+ *   {"type":"model","step":400,"select":"best_val_accuracy","metric":"accuracy","value":0.93} */
+int ct_run_log_model(ct_run_log *log, int64_t step, const char *select, const char *metric, double value);
 /* (Re)writes run_dir/plot.svg from every record so far: a loss panel (train, and eval per split)
  * above an accuracy panel (per split, summed scoring solid, length-normalized dashed), both
  * against step. Written to a temporary file and renamed, so a reader never sees half a plot. */

@@ -23,6 +23,7 @@ _Static_assert(sizeof(ct_recipe_schedule_name) == sizeof(int), "enum must be int
 _Static_assert(sizeof(ct_recipe_precision) == sizeof(int), "enum must be int-sized");
 _Static_assert(sizeof(ct_recipe_teacher_dtype) == sizeof(int), "enum must be int-sized");
 _Static_assert(sizeof(ct_recipe_kd_loss) == sizeof(int), "enum must be int-sized");
+_Static_assert(sizeof(ct_recipe_select) == sizeof(int), "enum must be int-sized");
 
 /* ---- the schema table ---- */
 
@@ -42,6 +43,7 @@ static const char *const prune_schedule_choices[] = {"one_shot", "gradual", NULL
 static const char *const teacher_dtype_choices[] = {"f32", "bf16", "int8", NULL};
 static const char *const kd_loss_choices[] = {"forward_kl", "reverse_kl", "symmetric_kl", NULL};
 static const char *const base_dtype_choices[] = {"auto", "f32", "bf16", "int8", NULL};
+static const char *const select_choices[] = {"last", "best_val_accuracy", "best_val_loss", NULL};
 
 #define AT(field) offsetof(ct_recipe, field)
 #define SECTION(name, help) {name, CT_RECIPE_SECTION, 0, NULL, help, NULL, NULL}
@@ -176,6 +178,10 @@ static const ct_recipe_key schema[] = {
     INT("checkpoint.every", checkpoint.every, "0", "[0, )", "save every this many steps; 0 = only at the end"),
     INT("checkpoint.keep_last", checkpoint.keep_last, "2", "[0, )", "keep this many newest checkpoints; 0 = all"),
     STRING("checkpoint.dir", checkpoint.dir, "", "where checkpoints go; empty = output_dir/checkpoints"),
+    ENUM("checkpoint.select", checkpoint.select, select_choices, "last",
+         "which weights become model/: the last step's, or those of the data.val evaluation (every "
+         "train.eval_every steps and the last) with the highest accuracy (intent formats) or the lowest loss; "
+         "a tie keeps the earlier step"),
 
     SECTION("eval", "evaluation"),
     INT("eval.max_examples", eval.max_examples, "0", "[0, )", "evaluate at most this many examples of a file; 0 = all"),
@@ -796,6 +802,27 @@ static int validate_distill(const ct_recipe *r) {
     return 0;
 }
 
+/* checkpoint.select=best_*: something to choose among, and the metric it names. */
+static int validate_select(const ct_recipe *r) {
+    const ct_recipe_select s = r->checkpoint.select;
+    if (s == CT_RECIPE_SELECT_LAST) return 0;
+    const char *name = s == CT_RECIPE_SELECT_BEST_VAL_ACCURACY ? "best_val_accuracy" : "best_val_loss";
+    if (!r->data.val[0])
+        return ct_fail("checkpoint.select=%s chooses among evaluations of data.val, which is empty: set data.val or "
+                       "checkpoint.select=last", name);
+    if (r->train.eval_every <= 0)
+        return ct_fail("checkpoint.select=%s needs evaluations to choose from, but train.eval_every is 0 (the last "
+                       "step only): set train.eval_every or checkpoint.select=last", name);
+    if (s == CT_RECIPE_SELECT_BEST_VAL_ACCURACY && r->data.format != CT_RECIPE_DATA_INTENT &&
+        r->data.format != CT_RECIPE_DATA_DIALOG_INTENT)
+        return ct_fail("checkpoint.select=best_val_accuracy needs labels to score, but data.format=%s has none: use "
+                       "checkpoint.select=best_val_loss", format_choices[r->data.format]);
+    if (r->prune.schedule == CT_RECIPE_PRUNE_GRADUAL && r->prune.method != CT_RECIPE_PRUNE_NONE)
+        return ct_fail("checkpoint.select=%s would keep a model of an earlier step, less sparse than a gradual "
+                       "prune.schedule's prune.amount: use checkpoint.select=last or prune.schedule=one_shot", name);
+    return 0;
+}
+
 int ct_recipe_validate(const ct_recipe *r) {
     const ct_recipe_model *m = &r->model;
     if (!m->path[0]) {
@@ -817,6 +844,7 @@ int ct_recipe_validate(const ct_recipe *r) {
     if (!r->train.max_steps && !r->train.epochs)
         return ct_fail("train.max_steps and train.epochs are both 0: set one of them");
     CT_TRY(validate_distill(r));
+    CT_TRY(validate_select(r));
     /* An intent example's only target is its answer, at the very end: cutting the end of a long
      * one leaves a sequence that trains nothing. */
     if (r->data.truncation == CT_RECIPE_TRUNCATE_RIGHT &&

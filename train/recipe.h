@@ -35,6 +35,8 @@ typedef enum { CT_RECIPE_LORA_KAIMING, CT_RECIPE_LORA_GAUSSIAN } ct_recipe_lora_
 typedef enum { CT_RECIPE_TEACHER_F32, CT_RECIPE_TEACHER_BF16, CT_RECIPE_TEACHER_INT8 } ct_recipe_teacher_dtype;
 typedef enum { CT_RECIPE_FORWARD_KL, CT_RECIPE_REVERSE_KL, CT_RECIPE_SYMMETRIC_KL } ct_recipe_kd_loss;
 typedef enum { CT_RECIPE_BASE_AUTO, CT_RECIPE_BASE_F32, CT_RECIPE_BASE_BF16, CT_RECIPE_BASE_INT8 } ct_recipe_base_dtype;
+/* checkpoint.select: which evaluated step's weights become model/ (train/trainer_select.c). */
+typedef enum { CT_RECIPE_SELECT_LAST, CT_RECIPE_SELECT_BEST_VAL_ACCURACY, CT_RECIPE_SELECT_BEST_VAL_LOSS } ct_recipe_select;
 
 /* Strings are owned by the recipe and never NULL: an unset string is "". */
 typedef struct {
@@ -96,6 +98,7 @@ typedef struct {
     int every; /* steps between checkpoints; 0 = only at the end */
     int keep_last;
     char *dir; /* "" before ct_recipe_finalize = output_dir/checkpoints */
+    ct_recipe_select select; /* last, or the best validation evaluation */
 } ct_recipe_checkpoint;
 
 typedef struct {

@@ -49,6 +49,7 @@ static int evaluate_val_here(ct_trainer *t, ct_train_result *result) {
     ct_progress_break(&t->progress);
     CT_TRY(ct_trainer_evaluate(t, "val", t->val_examples, &t->val_store, t->recipe->eval.max_examples, &record));
     CT_TRY(ct_run_log_eval(t->run_log, &record));
+    CT_TRY(ct_trainer_select_consider(t, &record));
     result->evaluated = true;
     result->accuracy = record.accuracy;
     result->accuracy_length_normalized = record.accuracy_length_normalized;
@@ -109,11 +110,29 @@ static int loop(ct_trainer *t, ct_train_result *result) {
         result->steps = t->step;
         log_step(t, loss, grad_norm, tokens, ct_seconds_now() - start);
         bool last = t->step == t->total_steps;
-        if (!last && every(t->step, r->train.eval_every)) CT_TRY(evaluate_val(t, result));
+        /* The evaluation first: the checkpoint of the step then holds its place in the selection
+         * (checkpoint.select), the last step's included, so a resume with more steps keeps it. */
+        if (last || every(t->step, r->train.eval_every)) CT_TRY(evaluate_val(t, result));
         if (last || every(t->step, r->checkpoint.every)) CT_TRY(checkpoint(t, result));
     }
-    CT_TRY(evaluate_val(t, result));
+    /* data.test scores the model that model/ will hold: checkpoint.select's, on rank 0. */
+    CT_TRY(ct_trainer_dist_agree(t, ct_trainer_is_root(t) ? ct_trainer_select_restore(t) : 0));
     return evaluate_test(t);
+}
+
+/* The log line of model/, and with checkpoint.select=best_* its record in metrics.jsonl. */
+static int report_model(ct_trainer *t, ct_train_result *result) {
+    bool best = t->recipe->checkpoint.select != CT_RECIPE_SELECT_LAST && t->best.step >= 0;
+    result->model_step = best ? t->best.step : t->step;
+    if (!best) {
+        fprintf(t->log, "model: %s\n", result->model_dir);
+        return 0;
+    }
+    fprintf(t->log, "model: %s (step %lld, best val %s %.4f)\n", result->model_dir, (long long)t->best.step,
+            ct_trainer_select_metric(t), t->best.value);
+    if (!t->run_log) return 0;
+    return ct_run_log_model(t->run_log, t->best.step, ct_trainer_select_name(t), ct_trainer_select_metric(t),
+                            t->best.value);
 }
 
 static int save_model(ct_trainer *t, ct_train_result *result) {
@@ -137,7 +156,7 @@ static int save_model(ct_trainer *t, ct_train_result *result) {
     CT_TRY(ct_llama_dequantize(t->model)); /* an INT8 frozen base (model.base_dtype) is saved as f32 */
     CT_TRY(ct_llama_save(t->model, result->model_dir, t->tokenizer_dir, CT_F32));
     CT_TRY(ct_model_folder_write_serving(result->model_dir, t->recipe, t->chat.format));
-    fprintf(t->log, "model: %s\n", result->model_dir);
+    CT_TRY(report_model(t, result));
     return ct_prune_train_finish(t, result->model_dir);
 }
 

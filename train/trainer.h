@@ -12,7 +12,8 @@
  *             learning rate and one AdamW update.
  *   around    evaluation every train.eval_every steps, checkpoints every checkpoint.every steps
  *             and at the end (HDF5, atomic, keep-last-N), metrics.jsonl and a progress line, and a
- *             Hugging Face folder of the final model in output_dir/model.
+ *             Hugging Face folder of the final model in output_dir/model: the last step's, or
+ *             the best val evaluation's (checkpoint.select, train/trainer_select.c).
  *
  * On the CPU a run is deterministic for a given seed and thread count, and a run resumed from a
  * checkpoint produces bit-identical losses to an uninterrupted one: the checkpoint holds the
@@ -54,12 +55,13 @@ typedef struct {
     double last_loss;
     bool interrupted;         /* stopped early on request, after saving a checkpoint */
     bool evaluated;           /* the final evaluation ran (a validation or test split was given) */
-    double accuracy;          /* final evaluation: intent accuracy (summed log-likelihood) */
+    double accuracy;          /* final evaluation (of the last step): intent accuracy (summed log-likelihood) */
     double accuracy_length_normalized;
     double macro_f1;
     double perplexity;        /* text data: perplexity of the held-out split */
     char checkpoint[4096];    /* the last checkpoint written */
     char model_dir[4096];     /* the Hugging Face folder of the final model ("" when interrupted) */
+    int64_t model_step;       /* the step whose weights model_dir holds (checkpoint.select) */
 } ct_train_result;
 
 /* Runs the recipe (already resolved: ct_recipe_resolve). hooks may be NULL. Returns 0, or -1

@@ -66,6 +66,13 @@ typedef struct {
     double tokens_per_s;
     struct ct_prune_run *prune; /* the prune section's state (train/prune_train.c), or NULL */
     struct ct_trainer_dist *dist; /* under mpirun (train/trainer_dist.c), else NULL */
+    /* checkpoint.select=best_* (train/trainer_select.c), on rank 0: the best val evaluation so far
+     * and host copies of the trainable tensors at its step. */
+    struct {
+        int64_t step; /* -1: none yet */
+        double value;
+        ct_tensor **weights; /* parallel to trainable.params; NULL until the first best */
+    } best;
     FILE *quiet_log;              /* ranks other than 0 log here (/dev/null) */
 } ct_trainer;
 
@@ -124,5 +131,16 @@ ct_llama *ct_trainer_load_model_from_checkpoint(const char *path, ct_tokenizer *
 int ct_trainer_evaluate(ct_trainer *t, const char *split, ct_examples *examples, const ct_seq_store *store,
                         int64_t max_examples, ct_eval_record *record);
 
+/* trainer_select.c: checkpoint.select. */
+const char *ct_trainer_select_name(const ct_trainer *t);   /* "last", "best_val_accuracy", ... */
+const char *ct_trainer_select_metric(const ct_trainer *t); /* "accuracy", "loss", ... */
+/* After a val evaluation: keeps a copy of the trainable weights when it is the best so far. */
+int ct_trainer_select_consider(ct_trainer *t, const ct_eval_record *record);
+/* After the last evaluation: the selected weights back into the model (nothing for select=last). */
+int ct_trainer_select_restore(ct_trainer *t);
+/* Checkpoints: the selection written with the step's state, read back by a resume. */
+int ct_trainer_select_save(const ct_trainer *t, ct_h5_writer *w);
+int ct_trainer_select_load(ct_trainer *t, ct_h5_reader *rd, const char *path);
+void ct_trainer_select_free(ct_trainer *t);
 
 #endif

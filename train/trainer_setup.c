@@ -343,6 +343,7 @@ int ct_trainer_setup(ct_trainer *t, const ct_recipe *recipe, const ct_train_hook
     memset(t, 0, sizeof *t);
     t->recipe = recipe;
     t->hooks = hooks;
+    t->best.step = -1;
     t->log = hooks && hooks->log ? hooks->log : stderr;
     if (ct_dist_rank() != 0) { /* under mpirun rank 0 speaks for all */
         t->quiet_log = fopen("/dev/null", "w");
@@ -383,6 +384,7 @@ void ct_trainer_teardown(ct_trainer *t) {
     ct_trainer_dist_free(t);
     if (t->quiet_log) fclose(t->quiet_log);
     ct_prune_train_free(t);
+    ct_trainer_select_free(t);
     ct_trainable_free(&t->trainable);
     free(t->base_path);
     if (!t->model || t->tokenizer != t->model->tokenizer) ct_tokenizer_free(t->tokenizer);

@@ -11,7 +11,10 @@
  *                             path and the ct_tensors_hash of its frozen tensors, "fnv1a64:...");
  *                             blobs tokenizer_json and tokenizer_config_json (UTF-8 text, so the
  *                             file is a model on its own: ctune eval and model.path accept it)
- *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint)
+ *                             and data_cursor (4 x int64: epoch, batch, seed, fingerprint);
+ *                             with checkpoint.select=best_*: select, best_step, best_value
+ *   /best/<HF name>           with checkpoint.select=best_*: the trainable tensors at best_step
+ *                             (train/trainer_select.c)
  * There is no random-generator state to keep: data order and dropout are counter-based,
  * keyed on (seed, epoch) and (seed, step).
  *
@@ -76,6 +79,7 @@ static int put_state(ct_trainer *t, ct_h5_writer *w) {
     int64_t cursor[4];
     ct_data_cursor c = ct_batcher_cursor(t->batcher);
     ct_data_cursor_pack(&c, cursor);
+    CT_TRY(ct_trainer_select_save(t, w));
     return ct_h5_put_blob(w, STATE, "data_cursor", cursor, sizeof cursor);
 }
 
@@ -196,6 +200,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     ct_data_cursor cursor = ct_data_cursor_unpack(packed);
     if (rc == 0 && ct_batcher_restore(t->batcher, &cursor) < 0)
         rc = ct_fail_context("resume=%s: the data or batching keys differ from the run that wrote it: ", path);
+    if (rc == 0) rc = ct_trainer_select_load(t, rd, path);
     ct_h5_close(rd);
     if (rc < 0) return -1;
     if (step >= t->total_steps)
