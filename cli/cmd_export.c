@@ -208,7 +208,10 @@ static struct {
     char unchanged[4200];    /* the line when --out is as it was */
     char written[4200];      /* the line when the export had already renamed its output into place */
     atomic_flag cleaning;    /* a second signal, on another thread, waits for the first one's exit */
+    bool installed[2];       /* the handler is installed for interrupt_signals[i] */
 } interrupt = {.cleaning = ATOMIC_FLAG_INIT};
+
+static const int interrupt_signals[2] = {SIGINT, SIGTERM};
 
 /* --out is another file or folder than before: the export's rename happened. */
 static bool out_replaced(void) {
@@ -259,13 +262,23 @@ static void catch_interrupts(const char *out) {
     /* one signal at a time on this thread: a TERM during the cleanup of an INT waits */
     sigaddset(&action.sa_mask, SIGINT);
     sigaddset(&action.sa_mask, SIGTERM);
-    /* a signal ignored from the start (a background job of a script, nohup) stays ignored */
-    int signals[2] = {SIGINT, SIGTERM};
+    /* Only over the default action: a signal ignored from the start (a background job of a
+     * script, nohup) stays ignored, and one already caught (`ctune run`, which calls this command
+     * in-process and stops between stages) stays with its handler. */
     for (int i = 0; i < 2; i++) {
         struct sigaction inherited;
-        if (sigaction(signals[i], NULL, &inherited) == 0 && inherited.sa_handler != SIG_IGN)
-            sigaction(signals[i], &action, NULL);
+        interrupt.installed[i] = sigaction(interrupt_signals[i], NULL, &inherited) == 0 &&
+                                 !(inherited.sa_flags & SA_SIGINFO) && inherited.sa_handler == SIG_DFL &&
+                                 sigaction(interrupt_signals[i], &action, NULL) == 0;
     }
+}
+
+/* The export is over: back to the default action where the handler was installed. */
+static void release_interrupts(void) {
+    struct sigaction fallback = {.sa_handler = SIG_DFL};
+    sigemptyset(&fallback.sa_mask);
+    for (int i = 0; i < 2; i++)
+        if (interrupt.installed[i]) sigaction(interrupt_signals[i], &fallback, NULL);
 }
 
 static int failed(void) {
@@ -279,7 +292,10 @@ int ct_cmd_export(int argc, char **argv) {
     if (parsed) return parsed == 1 ? 0 : 2;
     catch_interrupts(a.out);
     ct_model_source src;
-    if (open_source(&a, &src) < 0) return failed();
+    if (open_source(&a, &src) < 0) {
+        release_interrupts();
+        return failed();
+    }
     int rc = 0;
     if (a.adapter) {
         ct_peft_adapter *ad = ct_peft_adapter_open(a.adapter);
@@ -295,5 +311,6 @@ int ct_cmd_export(int argc, char **argv) {
                  : export_staged(&a, &src, export_hf);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
     ct_model_source_close(&src);
+    release_interrupts();
     return rc < 0 ? failed() : 0;
 }
