@@ -3,24 +3,35 @@
 # the signal, no output, no temporary file or folder beside it, and one line saying so
 # (docs/reliability.md).
 #
-#   tests/reliability/interrupt_export.sh CTUNE gguf|hf INT|TERM|INT+TERM
+#   tests/reliability/interrupt_export.sh CTUNE gguf|hf INT|TERM|INT+TERM [RUN]
+#   tests/reliability/interrupt_export.sh CTUNE train RUN    (makes RUN for the cases above)
 #
-# The moment is chosen rather than drawn: the signal is sent as soon as the export's temporary
-# file (gguf) or a file inside its temporary folder (hf) appears; writing the ~13 MB model takes
-# far longer than that watch. An export that had finished anyway (exit 0, or the "interrupted
-# after ... was written" line) is tried again, up to 5 times. INT+TERM sends both at once: the
-# second arrives while the first one's cleanup runs, and must change nothing (one line, the exit
-# of one of them).
+# The model exported is RUN, or one trained here: the tiny recipe widened to ~13 MB
+# (hidden_size=256), one step, so that writing it takes a while. The moment is chosen rather
+# than drawn: the signal is sent as soon as the export's temporary file (gguf) or a file inside
+# its temporary folder (hf) appears; writing the model takes far longer than that watch. An
+# export that had finished anyway (exit 0, or the "interrupted after ... was written" line) is
+# tried again, up to 5 times. INT+TERM sends both at once: the second arrives while the first
+# one's cleanup runs, and must change nothing (one line, the exit of one of them).
 set -uo pipefail
-ctune=${1:?usage: interrupt_export.sh CTUNE gguf|hf INT|TERM|INT+TERM}
-format=${2:?gguf or hf}
+ctune=${1:?usage: interrupt_export.sh CTUNE gguf|hf INT|TERM|INT+TERM [RUN]}
+format=${2:?gguf, hf or train}
+train_run() {
+    rm -rf "$1"
+    "$ctune" train recipes/pretrain_tiny_zh.yaml output_dir="$1" train.max_steps=1 data.val= train.eval_every=0 \
+        threads=1 model.hidden_size=256 model.intermediate_size=704 >"$1.train.out" 2>&1 ||
+        { echo "the run failed"; tail -n 5 "$1.train.out"; exit 1; }
+    rm -f "$1.train.out"
+}
+if [ "$format" = train ]; then
+    train_run "${3:?the run folder to make}"
+    exit 0
+fi
 signals=${3:?INT, TERM or INT+TERM}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/ctune-interrupt-export.XXXXXX")
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$dir"' EXIT
-# A model of ~13 MB (the tiny recipe widened), so that writing it takes a while.
-"$ctune" train recipes/pretrain_tiny_zh.yaml output_dir="$dir/run" train.max_steps=1 data.val= train.eval_every=0 \
-    threads=1 model.hidden_size=256 model.intermediate_size=704 >"$dir/train.out" 2>&1 ||
-    { echo "the run failed"; tail -n 5 "$dir/train.out"; exit 1; }
+run=${4:-}
+[ -n "$run" ] || { run="$dir/run" && train_run "$run"; }
 mkdir "$dir/out"
 out="$dir/out/model.$format"
 # what shows the export is writing: its temporary file, or an entry in its temporary folder
@@ -37,7 +48,7 @@ set -m
 caught=0
 for attempt in 1 2 3 4 5; do
     rm -rf "$dir/out" && mkdir "$dir/out"
-    "$ctune" export --model "$dir/run" --format "$format" --out "$out" >"$dir/export.out" 2>"$dir/export.err" &
+    "$ctune" export --model "$run" --format "$format" --out "$out" >"$dir/export.out" 2>"$dir/export.err" &
     pid=$!
     until compgen -G "$watched" >/dev/null || ! kill -0 $pid 2>/dev/null; do sleep 0.002; done
     for s in ${signals//+/ }; do kill -s "$s" $pid 2>/dev/null; done
