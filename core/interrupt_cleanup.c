@@ -91,8 +91,8 @@ static void remove_folder(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     /* Unlinking while reading may skip entries: read again until a pass removes nothing. */
-    for (int pass = 0; pass < 8 && unlink_entries(fd) > 0; pass++) {
-    }
+    for (int pass = 0; pass < 8; pass++)
+        if (unlink_entries(fd) == 0) break;
     close(fd);
     rmdir(path); /* if something is left in it, so is the folder */
 }
