@@ -237,7 +237,7 @@ int ct_gguf_write(const ct_gguf_writer *w, const char *path, ct_gguf_progress_fn
     int closed = fclose(f) == 0;
     ct_strbuf_free(&h);
     if (written != 0 || !closed) {
-        unlink(tmp);
+        ct_atomic_discard(tmp);
         free(tmp);
         if (written < 0) return ct_fail_context("%s: ", path);
         return ct_fail("%s: writing failed (%s); check free disk space; nothing was written there", path,

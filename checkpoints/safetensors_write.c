@@ -161,7 +161,7 @@ int ct_safetensors_write(const char *path, const ct_st_item *items, int n, ct_dt
         if (status == 0) status = write_all(fd, header, header_len, path);
         for (int i = 0; status == 0 && i < n; i++) status = write_tensor(fd, &entries[i], stage, path);
         if (fclose(f) != 0 && status == 0) status = ct_fail("%s: close failed (%s)", path, strerror(errno));
-        if (status < 0) unlink(tmp);
+        if (status < 0) ct_atomic_discard(tmp);
         else status = ct_atomic_commit(tmp, path);
     }
     free(tmp);

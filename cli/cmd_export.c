@@ -3,16 +3,22 @@
  *   --format hf    a Hugging Face folder with any adapter merged in (W + s·B·A, f64, rounded once)
  *   --format gguf       a GGUF file for llama.cpp (--type f32|f16|bf16|q8_0), adapters merged
  *   --format gguf-lora  the LoRA adapter as a llama.cpp LoRA GGUF (cli/export_gguf.c) */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/export_folder.h"
 #include "cli/export_gguf.h"
 #include "cli/export_int8.h"
 #include "core/error.h"
+#include "core/interrupt_cleanup.h"
 #include "core/paths.h"
 #include "models/llama_lora.h"
 #include "models/llama_peft.h"
@@ -175,17 +181,104 @@ static int write_serving(const ct_model_source *src, const char *out) {
 static int export_hf(const export_args *a, ct_model_source *src, const char *dir) {
     if (ct_llama_lora_count(src->model)) CT_TRY(ct_llama_merge_lora(src->model));
     const ct_dtype dtype = a->dtype && !strcmp(a->dtype, "bf16") ? CT_BF16 : CT_F32;
-    char scratch[] = "/tmp/ctune-export-XXXXXX";
+    char scratch[CT_EXPORT_SCRATCH_SIZE] = "";
     const char *tokenizer_dir = src->tokenizer_dir;
     if (!tokenizer_dir) { /* a checkpoint carries its tokenizer files inside: take them out */
-        if (!mkdtemp(scratch)) return ct_fail("cannot make a scratch folder in /tmp for the tokenizer files");
+        CT_TRY(ct_export_scratch_make(scratch, sizeof scratch, "the tokenizer files"));
         tokenizer_dir = scratch;
     }
     int rc = tokenizer_dir == scratch ? ct_trainer_extract_tokenizer(src->loaded_from, scratch) : 0;
     if (rc == 0) rc = ct_llama_save(src->model, dir, tokenizer_dir, dtype);
     if (rc == 0) rc = write_serving(src, dir);
-    if (tokenizer_dir == scratch) ct_remove_tree(scratch);
+    ct_export_scratch_remove(scratch);
     return rc;
+}
+
+/* ---- SIGINT and SIGTERM ----
+ * Ctrl-C or a TERM stops an export at once, as the default action would, but first removes the
+ * temporary file or folder beside --out and the scratch folders (core/interrupt_cleanup.h), and
+ * says whether --out was reached. Everything the handler needs is prepared before it is
+ * installed: it makes only async-signal-safe calls. */
+
+static struct {
+    const char *out;
+    bool existed;            /* --out existed before the export ... */
+    dev_t dev;               /* ... as this file or folder */
+    ino_t ino;
+    char unchanged[4200];    /* the line when --out is as it was */
+    char written[4200];      /* the line when the export had already renamed its output into place */
+    atomic_flag cleaning;    /* a second signal, on another thread, waits for the first one's exit */
+    bool installed[2];       /* the handler is installed for interrupt_signals[i] */
+} interrupt = {.cleaning = ATOMIC_FLAG_INIT};
+
+static const int interrupt_signals[2] = {SIGINT, SIGTERM};
+
+/* --out is another file or folder than before: the export's rename happened. */
+static bool out_replaced(void) {
+    struct stat now;
+    if (stat(interrupt.out, &now) != 0) return false;
+    return !interrupt.existed || now.st_ino != interrupt.ino || now.st_dev != interrupt.dev;
+}
+
+static void on_interrupt(int sig) {
+    int saved = errno;
+    if (ct_cleanup_defer(sig)) { /* --out is being swapped: raised again when that is done */
+        errno = saved;
+        return;
+    }
+    if (atomic_flag_test_and_set(&interrupt.cleaning))
+        for (;;) pause();
+    ct_cleanup_remove_all();
+    const char *line = out_replaced() ? interrupt.written : interrupt.unchanged;
+    ssize_t ignored = write(STDERR_FILENO, line, strlen(line));
+    (void)ignored;
+    /* the conventional death by the signal (exit status 128 + its number), once this returns */
+    struct sigaction fallback = {.sa_handler = SIG_DFL};
+    sigemptyset(&fallback.sa_mask);
+    sigaction(sig, &fallback, NULL);
+    raise(sig);
+    errno = saved;
+}
+
+static void catch_interrupts(const char *out) {
+    struct stat before;
+    interrupt.out = out;
+    interrupt.existed = stat(out, &before) == 0;
+    interrupt.dev = interrupt.existed ? before.st_dev : 0;
+    interrupt.ino = interrupt.existed ? before.st_ino : 0;
+    /* a path too long for the line: the line without it */
+    if (snprintf(interrupt.unchanged, sizeof interrupt.unchanged,
+                 "ctune " CMD ": interrupted; nothing was written to %s (temporary files removed)\n",
+                 out) >= (int)sizeof interrupt.unchanged)
+        snprintf(interrupt.unchanged, sizeof interrupt.unchanged,
+                 "ctune " CMD ": interrupted; nothing was written to --out (temporary files removed)\n");
+    if (snprintf(interrupt.written, sizeof interrupt.written,
+                 "ctune " CMD ": interrupted after %s was written whole (temporary files removed)\n",
+                 out) >= (int)sizeof interrupt.written)
+        snprintf(interrupt.written, sizeof interrupt.written,
+                 "ctune " CMD ": interrupted after --out was written whole (temporary files removed)\n");
+    struct sigaction action = {.sa_handler = on_interrupt, .sa_flags = SA_RESTART};
+    sigemptyset(&action.sa_mask);
+    /* one signal at a time on this thread: a TERM during the cleanup of an INT waits */
+    sigaddset(&action.sa_mask, SIGINT);
+    sigaddset(&action.sa_mask, SIGTERM);
+    /* Only over the default action: a signal ignored from the start (a background job of a
+     * script, nohup) stays ignored, and one already caught (`ctune run`, which calls this command
+     * in-process and stops between stages) stays with its handler. */
+    for (int i = 0; i < 2; i++) {
+        struct sigaction inherited;
+        interrupt.installed[i] = sigaction(interrupt_signals[i], NULL, &inherited) == 0 &&
+                                 !(inherited.sa_flags & SA_SIGINFO) && inherited.sa_handler == SIG_DFL &&
+                                 sigaction(interrupt_signals[i], &action, NULL) == 0;
+    }
+}
+
+/* The export is over: back to the default action where the handler was installed. */
+static void release_interrupts(void) {
+    struct sigaction fallback = {.sa_handler = SIG_DFL};
+    sigemptyset(&fallback.sa_mask);
+    for (int i = 0; i < 2; i++)
+        if (interrupt.installed[i]) sigaction(interrupt_signals[i], &fallback, NULL);
 }
 
 static int failed(void) {
@@ -197,8 +290,12 @@ int ct_cmd_export(int argc, char **argv) {
     export_args a = {0};
     int parsed = export_parse(argc, argv, &a);
     if (parsed) return parsed == 1 ? 0 : 2;
+    catch_interrupts(a.out);
     ct_model_source src;
-    if (open_source(&a, &src) < 0) return failed();
+    if (open_source(&a, &src) < 0) {
+        release_interrupts();
+        return failed();
+    }
     int rc = 0;
     if (a.adapter) {
         ct_peft_adapter *ad = ct_peft_adapter_open(a.adapter);
@@ -214,5 +311,6 @@ int ct_cmd_export(int argc, char **argv) {
                  : export_staged(&a, &src, export_hf);
     if (rc == 0) printf("%s: %s written from %s\n", a.format, a.out, src.loaded_from);
     ct_model_source_close(&src);
+    release_interrupts();
     return rc < 0 ? failed() : 0;
 }

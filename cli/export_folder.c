@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/interrupt_cleanup.h"
 #include "core/paths.h"
 
 static int check_parent(const char *out) {
@@ -36,7 +37,11 @@ char *ct_export_folder_begin(const char *out) {
     char *tmp = ct_malloc(len, "a path");
     if (!tmp) return NULL;
     snprintf(tmp, len, "%s.tmp-XXXXXX", out);
-    if (!mkdtemp(tmp)) {
+    ct_cleanup_hold(); /* registered as soon as it exists, so an interrupt removes it */
+    bool made = mkdtemp(tmp) != NULL;
+    if (made) ct_cleanup_add_folder(tmp);
+    ct_cleanup_release();
+    if (!made) {
         ct_fail("--out %s: cannot make a temporary folder beside it (%s); check that its folder is writable", out,
                 strerror(errno));
         free(tmp);
@@ -53,6 +58,9 @@ int ct_export_folder_commit(const char *tmp, const char *out) {
     snprintf(old, len, "%s.old-XXXXXX", out);
     bool had = ct_is_dir(out);
     int rc = 0;
+    /* An interrupt between moving the old --out aside and renaming the new one into its place
+     * would leave neither under --out: it waits for the end of these steps. */
+    ct_cleanup_hold();
     if (had && (!mkdtemp(old) || rename(out, old) != 0))
         rc = ct_fail("--out %s: cannot move the existing folder aside (%s); check that its folder is writable", out,
                      strerror(errno));
@@ -61,12 +69,40 @@ int ct_export_folder_commit(const char *tmp, const char *out) {
         rc = -1;
         if (had && !ct_is_dir(out)) rename(old, out);
     }
-    if (rc == 0 && had) ct_remove_tree(old);
+    if (rc == 0 && had) ct_cleanup_add_folder(old); /* an interrupt while it is removed finishes the job */
+    ct_cleanup_release();
+    if (rc == 0 && had) {
+        ct_remove_tree(old);
+        ct_cleanup_forget(old);
+    }
     free(old);
     return rc;
 }
 
 void ct_export_folder_abort(char *tmp) {
-    if (tmp) ct_remove_tree(tmp);
+    if (tmp) {
+        ct_remove_tree(tmp);
+        ct_cleanup_forget(tmp);
+    }
     free(tmp);
+}
+
+int ct_export_scratch_make(char *dir, size_t size, const char *what) {
+    snprintf(dir, size, "%s", "/tmp/ctune-export-XXXXXX");
+    ct_cleanup_hold();
+    bool made = mkdtemp(dir) != NULL;
+    if (made) ct_cleanup_add_folder(dir);
+    ct_cleanup_release();
+    if (!made) {
+        dir[0] = '\0';
+        return ct_fail("cannot make a scratch folder in /tmp for %s (%s); check that /tmp is writable", what,
+                       strerror(errno));
+    }
+    return 0;
+}
+
+void ct_export_scratch_remove(const char *dir) {
+    if (!dir[0]) return;
+    ct_remove_tree(dir);
+    ct_cleanup_forget(dir);
 }

@@ -15,6 +15,7 @@
 
 #include "checkpoints/gguf.h"
 #include "checkpoints/peft.h"
+#include "cli/export_folder.h"
 #include "cli/export_gguf.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -57,17 +58,12 @@ static int check_out(const char *out) {
 typedef struct {
     char *tokenizer_dir; /* where tokenizer_config.json (the chat template) is */
     char *serving_dir;   /* where ctune_task.json and labels.json are, or NULL */
-    char scratch[64];    /* a folder of ours to remove, or "" */
+    char scratch[CT_EXPORT_SCRATCH_SIZE]; /* a folder of ours to remove, or "" */
 } export_files;
 
 static int make_scratch(export_files *f) {
     if (f->scratch[0]) return 0;
-    snprintf(f->scratch, sizeof f->scratch, "/tmp/ctune-export-XXXXXX");
-    if (!mkdtemp(f->scratch)) {
-        f->scratch[0] = 0;
-        return ct_fail("cannot make a scratch folder in /tmp for the tokenizer and task files");
-    }
-    return 0;
+    return ct_export_scratch_make(f->scratch, sizeof f->scratch, "the tokenizer and task files");
 }
 
 /* The task files of a trained model: its folder's, else written from its recipe. */
@@ -105,7 +101,7 @@ static int find_files(const ct_model_source *src, export_files *f) {
 }
 
 static void files_free(export_files *f) {
-    if (f->scratch[0]) ct_remove_tree(f->scratch);
+    ct_export_scratch_remove(f->scratch);
     free(f->tokenizer_dir);
     free(f->serving_dir);
 }

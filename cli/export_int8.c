@@ -61,7 +61,7 @@ static int tokenizer_folder(const ct_model_source *src, char *scratch, const cha
         return ct_fail("%s has no tokenizer files (tokenizer.json); an exported model must carry them: copy the "
                        "tokenizer's files into that folder, or export from the run folder",
                        src->loaded_from);
-    if (!mkdtemp(scratch)) return ct_fail("cannot make a scratch folder in /tmp for the tokenizer files");
+    CT_TRY(ct_export_scratch_make(scratch, CT_EXPORT_SCRATCH_SIZE, "the tokenizer files"));
     *dir = scratch;
     return ct_trainer_extract_tokenizer(src->loaded_from, scratch);
 }
@@ -69,7 +69,7 @@ static int tokenizer_folder(const ct_model_source *src, char *scratch, const cha
 int ct_export_int8_safetensors(ct_model_source *src, const char *out, ct_export_serving_fn serving) {
     char *tmp = ct_export_folder_begin(out);
     if (!tmp) return -1;
-    char scratch[] = "/tmp/ctune-export-XXXXXX";
+    char scratch[CT_EXPORT_SCRATCH_SIZE] = "";
     const char *tokenizer_dir = NULL;
     int rc = tokenizer_folder(src, scratch, &tokenizer_dir);
     if (rc == 0 && ct_llama_lora_count(src->model)) rc = ct_llama_merge_lora(src->model);
@@ -83,7 +83,7 @@ int ct_export_int8_safetensors(ct_model_source *src, const char *out, ct_export_
                cJSON_GetArraySize(report.tensors), report.worst_rel_rms, out);
     if (rc < 0) ct_export_folder_abort(tmp);
     else free(tmp);
-    if (tokenizer_dir == scratch) ct_remove_tree(scratch);
+    ct_export_scratch_remove(scratch);
     cJSON_Delete(report.tensors);
     return rc;
 }

@@ -52,7 +52,8 @@ int ct_pipeline_accuracy_svg(const char *path, const char *const *names, const d
                 LEFT + BAR_WIDTH * t / 10, TOP - 6, LEFT + BAR_WIDTH * t / 10, height - 30,
                 LEFT + BAR_WIDTH * t / 10, height - 14, t / 10.0);
     fputs("</svg>\n", out);
-    int rc = fclose(out) == 0 ? ct_atomic_commit(tmp, path) : (remove(tmp), ct_fail("%s: cannot write it", path));
+    int rc = fclose(out) == 0 ? ct_atomic_commit(tmp, path)
+                              : (ct_atomic_discard(tmp), ct_fail("%s: cannot write it", path));
     free(tmp);
     return rc;
 }

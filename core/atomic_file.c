@@ -8,13 +8,18 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/interrupt_cleanup.h"
 
 FILE *ct_atomic_fopen(const char *path, char **tmp) {
     size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
     *tmp = ct_malloc(n, "a path");
     if (!*tmp) return NULL;
     snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
+    /* registered as soon as it exists, so an interrupted export removes it (core/interrupt_cleanup.h) */
+    ct_cleanup_hold();
     int fd = mkstemp(*tmp);
+    if (fd >= 0) ct_cleanup_add_file(*tmp);
+    ct_cleanup_release();
     FILE *f = NULL;
     /* mkstemp makes the file 0600; outputs are meant to be shared like any other file. */
     if (fd >= 0 && fchmod(fd, 0644) == 0) f = fdopen(fd, "wb");
@@ -23,7 +28,7 @@ FILE *ct_atomic_fopen(const char *path, char **tmp) {
                 path, strerror(errno));
         if (fd >= 0) {
             close(fd);
-            unlink(*tmp);
+            ct_atomic_discard(*tmp);
         }
         free(*tmp);
         *tmp = NULL;
@@ -56,17 +61,27 @@ static int fsync_parent_directory(const char *path) {
     return status;
 }
 
+void ct_atomic_discard(const char *tmp) {
+    unlink(tmp);
+    ct_cleanup_forget(tmp);
+}
+
 int ct_atomic_commit(const char *tmp, const char *path) {
     if (fsync_path(tmp, 0) < 0) {
         ct_fail("%s: cannot sync the new file %s (%s); check the disk", path, tmp, strerror(errno));
-        unlink(tmp);
+        ct_atomic_discard(tmp);
         return -1;
     }
-    if (rename(tmp, path) < 0) {
-        int saved = errno;
+    /* the rename and the registry agree: an interrupt finds tmp either registered or in place */
+    ct_cleanup_hold();
+    int renamed = rename(tmp, path) == 0;
+    int saved = errno;
+    if (renamed) ct_cleanup_forget(tmp);
+    ct_cleanup_release();
+    if (!renamed) {
         ct_fail("%s: cannot rename %s over it (%s); %s", path, tmp, strerror(saved),
                 saved == EISDIR || saved == ENOTEMPTY ? "check that it is not a directory" : "check the disk");
-        unlink(tmp);
+        ct_atomic_discard(tmp);
         return -1;
     }
     return fsync_parent_directory(path);
@@ -86,7 +101,7 @@ int ct_atomic_write_file(const char *path, const void *data, size_t len) {
     int status = 0;
     if (!ok) {
         status = ct_fail("%s: writing %s failed (%s); check free disk space", path, tmp, strerror(saved));
-        unlink(tmp);
+        ct_atomic_discard(tmp);
     } else {
         status = ct_atomic_commit(tmp, path);
     }

@@ -5,7 +5,8 @@
  * over the target, and the directory is fsynced (so the rename itself survives a power cut).
  * A failure or a crash at any point leaves the target as it was; a failure removes the
  * temporary file. Used by every writer of ctune: checkpoints, safetensors, configs, tokenizers,
- * recipes, plots. */
+ * recipes, plots. The temporary file is registered for removal by an interrupted command
+ * (core/interrupt_cleanup.h) from its creation until it is renamed or discarded. */
 #ifndef CT_ATOMIC_FILE_H
 #define CT_ATOMIC_FILE_H
 
@@ -15,6 +16,8 @@
 /* Creates `<path>.tmp.XXXXXX` (mode 0644) and opens it for writing; *tmp gets its name (the
  * caller frees it). NULL with a message naming path when the directory is missing or read-only. */
 FILE *ct_atomic_fopen(const char *path, char **tmp);
+/* Removes a temporary file from ct_atomic_fopen that will not be committed (a failed write). */
+void ct_atomic_discard(const char *tmp);
 /* For a temporary file the caller has written and closed: fsync it, rename it over `path`, fsync
  * the directory. On failure it is removed. 0, or -1 with a message naming path. */
 int ct_atomic_commit(const char *tmp, const char *path);

@@ -283,7 +283,7 @@ int ct_run_log_plot(ct_run_log *log) {
         int failed = ferror(out);
         if (fclose(out) != 0 || failed) {
             ct_fail("run log: writing %s failed: %s; check free disk space", temp_path, strerror(errno));
-            remove(temp_path);
+            ct_atomic_discard(temp_path);
         } else {
             status = ct_atomic_commit(temp_path, final_path);
         }

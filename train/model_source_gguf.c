@@ -16,6 +16,7 @@
 #include "checkpoints/gguf.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/interrupt_cleanup.h"
 #include "core/paths.h"
 #include "datasets/tokenizer_gguf.h"
 #include "models/llama_gguf.h"
@@ -52,6 +53,7 @@ static int write_chat_template(const ct_gguf *g, const char *dir) {
 static int serving_folder(ct_model_source *s, const ct_gguf *g) {
     char dir[] = "/tmp/ctune-gguf-XXXXXX";
     if (!mkdtemp(dir)) return ct_fail("cannot make a scratch folder in /tmp for the GGUF file's task files");
+    ct_cleanup_add_folder(dir); /* an interrupted export removes it (core/interrupt_cleanup.h) */
     if (!(s->scratch_dir = ct_strdup(dir))) return -1;
     CT_TRY(write_key_file(g, "ctune.task", dir, CT_MODEL_TASK_FILE));
     CT_TRY(write_key_file(g, "ctune.labels", dir, CT_MODEL_LABELS_FILE));
@@ -93,7 +95,10 @@ void ct_model_source_close(ct_model_source *s) {
     ct_llama_free(s->model);
     free(s->tokenizer_dir);
     free(s->recipe_yaml);
-    if (s->scratch_dir) ct_remove_tree(s->scratch_dir);
+    if (s->scratch_dir) {
+        ct_remove_tree(s->scratch_dir);
+        ct_cleanup_forget(s->scratch_dir);
+    }
     free(s->scratch_dir);
     memset(s, 0, sizeof *s);
 }

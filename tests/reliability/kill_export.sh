@@ -7,8 +7,9 @@
 # A one-step run of the tiny recipe's model is exported once without interruption (the
 # reference); each trial repeats the export into a fresh folder and sends KILL, INT or TERM (in
 # turn) after a random delay drawn over the reference's wall time. Afterwards the output is
-# absent or equal to the reference byte for byte; a temporary file or folder beside it
-# (*.tmp*) may remain after KILL, which cannot be caught, and is never taken for the output.
+# absent or equal to the reference byte for byte. After INT or TERM nothing else is left beside
+# it (ctune export's handler removes its temporary file or folder, *.tmp*); after KILL, which
+# cannot be caught, a temporary may remain, and is never taken for the output.
 set -uo pipefail
 ctune=${1:?usage: kill_export.sh CTUNE gguf|hf TRIALS [SEED]}
 format=${2:?gguf or hf}
@@ -54,7 +55,13 @@ for t in $(seq 1 "$trials"); do
     else
         what="PARTIAL OUTPUT: FAILED"; failed=$((failed + 1))
     fi
-    echo "trial $t ($signal after $delay_ms ms, exit $status): $what$(ls "$out" | grep -q tmp && echo '; a temporary file remains')"
+    left=$(ls -A "$out" | grep tmp)
+    if [ -n "$left" ] && [ "$signal" != KILL ]; then
+        what="$what; TEMPORARY LEFT AFTER $signal ($left): FAILED"; failed=$((failed + 1))
+    elif [ -n "$left" ]; then
+        what="$what; a temporary file remains"
+    fi
+    echo "trial $t ($signal after $delay_ms ms, exit $status): $what"
     rm -rf "$out" "$out.log"
 done
 echo "kill_export $format: $trials trials, $absent without output, $whole whole; $failed failed (seed $seed)"
