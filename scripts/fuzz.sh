@@ -7,7 +7,7 @@
 # committed seeds (tests/fuzz/corpus/NAME) plus what earlier runs found (build-fuzz/corpus/NAME,
 # not committed); a crashing input lands in build-fuzz/crashes/NAME/ and fails the script, with
 # the command that replays it. CT_FUZZ_ARGS adds libFuzzer options (-jobs, -dict, ...). Every run appends "name wall_s cpu_s exit" to build-fuzz/fuzz-log.tsv,
-# the record docs/reliability.md sums.
+# the record docs/reliability.md sums. CT_FUZZ_NICE (default 19) is the niceness.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [NAME...]}
@@ -44,7 +44,7 @@ for name in "${names[@]}"; do
     # the first folder receives what the run finds; the seeds and the regressions are read only
     seeds=("tests/fuzz/corpus/$name")
     [ -d "tests/fuzz/regressions/$name" ] && seeds+=("tests/fuzz/regressions/$name")
-    /usr/bin/time -f "%U %S" -o "$build/time.$name" nice -n 19 "$build/fuzz_$name" "$work" "${seeds[@]}" \
+    /usr/bin/time -f "%U %S" -o "$build/time.$name" nice -n "${CT_FUZZ_NICE:-19}" "$build/fuzz_$name" "$work" "${seeds[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -artifact_prefix="$crashes/" -print_final_stats=1 ${CT_FUZZ_ARGS:-} > "$build/log.$name" 2>&1
     status=$?

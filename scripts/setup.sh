@@ -17,10 +17,11 @@ cd "$(dirname "$0")/.."
 # python3 and python3-venv: the main job's summary and the integration tests' virtual environment
 # (tests/integration/run.sh); nothing in the training path.
 # libopenmpi-dev and openmpi-bin: data-parallel training under mpirun (docs/distributed.md);
-# without them ctune builds and trains single-process.
+# without them ctune builds and trains single-process. jq: the reliability tests read the
+# metrics.jsonl of the runs they interrupt (tests/reliability/).
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
           libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin jq)
 # CT_SETUP_BENCH_BLAS=1: also BLIS and oneDNN, which only bench/bench_blas_compare.c opens (with
 # dlopen, at run time) to compare with OpenBLAS; ctune itself neither links nor needs them.
 if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev libdnnl-dev); fi
