@@ -285,14 +285,18 @@ def add_noise(rng, text, strength=1.0):
 
 def core_text(rng, intent, slots):
     """The request itself: a full template (most), a terse form, a one-word hinge in a shared
-    frame, or English."""
+    frame, a negated hinge word of another intent before this one's, or English."""
     r = rng.random()
     if r < 0.18:
         return expand(rng, rng.choice(TERSE[intent]), slots), True
-    if r < 0.29:
+    if r < 0.27:
         frame = rng.choice(HINGE_FRAMES)
         return expand(rng, frame.replace("{X}", rng.choice(HINGE_WORDS[intent])), slots), True
-    if r < 0.33:
+    if r < 0.30:  # a negated hinge word of another intent, then this intent's
+        other = rng.choice([i for i in INTENT_IDS if i not in (intent, "other")])
+        frame = rng.choice(P.NEG_FRAMES).replace("{X}", rng.choice(HINGE_WORDS[intent]))
+        return expand(rng, frame.replace("{Y}", rng.choice(HINGE_WORDS[other])), slots), True
+    if r < 0.34:
         return expand(rng, rng.choice(V.EN_TEMPLATES[intent]), slots), True
     return expand(rng, rng.choice(TEMPLATES[intent]), slots), False
 
