@@ -115,8 +115,8 @@ static void check_corpus(const ct_label_set *labels) {
     path = data_path("intent_val.jsonl");
     ct_example_options o = {.format = CT_DATA_INTENT, .labels = labels, .max_examples = 2};
     set = ct_examples_load(path, &o);
-    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "找真人聊...") &&
-              set->items[0].label == ct_label_set_index(labels, "human_agent") &&
+    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "没事哈") &&
+              set->items[0].label == ct_label_set_index(labels, "other") &&
               set->items[1].line == 2 && !set->items[0].messages,
           "intent_val, first 2 lines: %s", set ? "wrong content" : ct_last_error());
     ct_examples_free(set);
@@ -161,7 +161,7 @@ static void check_corpus(const ct_label_set *labels) {
     char *text = ct_tok_read_file(path, &len);
     for (size_t i = 0; text && i < len; i++) /* counted independently: lines with content */
         non_blank += text[i] != '\n' && (i == 0 || text[i - 1] == '\n');
-    CHECK(set && set->count == non_blank && non_blank == 27776 && set->items[1].line == 2,
+    CHECK(set && set->count == non_blank && non_blank == 27678 && set->items[1].line == 2,
           "text_lines: one document per non-empty line (%zu)", non_blank);
     free(text);
     ct_examples_free(set);
@@ -346,17 +346,17 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     /* An intent example, as docs/datasets.md shows it. */
     CHECK(ct_sft_encode(&o, &intents->items[0], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
-                  "<|im_start|>user\n找真人聊...<|im_end|>\n"
-                  "<|im_start|>assistant\n转人工<|im_end|>\n",
-                  "转人工<|im_end|>", "intent");
+                  "<|im_start|>user\n没事哈<|im_end|>\n"
+                  "<|im_start|>assistant\n其他<|im_end|>\n",
+                  "其他<|im_end|>", "intent");
     free(mask);
     o.system_prompt = "你是客服助手。";
     CHECK(ct_sft_encode(&o, &intents->items[1], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
                   "<|im_start|>system\n你是客服助手。<|im_end|>\n"
-                  "<|im_start|>user\n订单尾号0828 单2024011547740828现在什么进度别再拖了<|im_end|>\n"
-                  "<|im_start|>assistant\n订单状态<|im_end|>\n",
-                  "订单状态<|im_end|>", "intent with a system prompt");
+                  "<|im_start|>user\n我等了好久才搶到，單號2023010175279159 支持用云闪付支付嗎<|im_end|>\n"
+                  "<|im_start|>assistant\n支付问题<|im_end|>\n",
+                  "支付问题<|im_end|>", "intent with a system prompt");
     free(mask);
     o.system_prompt = NULL;
 
@@ -389,7 +389,7 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     CHECK(ct_sft_candidates_build(&o, &intents->items[0], &c) == 0 && c.n_labels == 15, "%s",
           ct_last_error());
     char *prompt = decode(tok, c.prompt.ids, c.prompt.len);
-    CHECK(!strcmp(prompt, "<|im_start|>user\n找真人聊...<|im_end|>\n<|im_start|>assistant\n"),
+    CHECK(!strcmp(prompt, "<|im_start|>user\n没事哈<|im_end|>\n<|im_start|>assistant\n"),
           "the prompt ends with the assistant header: %s", prompt);
     free(prompt);
     bool answers_ok = c.n_labels == 15;
