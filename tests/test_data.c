@@ -115,8 +115,8 @@ static void check_corpus(const ct_label_set *labels) {
     path = data_path("intent_val.jsonl");
     ct_example_options o = {.format = CT_DATA_INTENT, .labels = labels, .max_examples = 2};
     set = ct_examples_load(path, &o);
-    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "找真人聊 pls🙄") &&
-              set->items[0].label == ct_label_set_index(labels, "human_agent") &&
+    CHECK(set && set->count == 2 && !strcmp(set->items[0].text, "没事哈") &&
+              set->items[0].label == ct_label_set_index(labels, "other") &&
               set->items[1].line == 2 && !set->items[0].messages,
           "intent_val, first 2 lines: %s", set ? "wrong content" : ct_last_error());
     ct_examples_free(set);
@@ -138,10 +138,10 @@ static void check_corpus(const ct_label_set *labels) {
     set = load(path, CT_DATA_DIALOG_INTENT, labels);
     if (set) {
         const ct_example *d = &set->items[3];
-        CHECK(set->count == 300 && d->n_messages == 5 && !strcmp(d->messages[3].role, "assistant") &&
-                  !strcmp(d->messages[3].content, "亲，付款时碰到什么问题了吗？") &&
-                  !strcmp(d->messages[4].content, "钱扣了单子没出来") &&
-                  d->label == ct_label_set_index(labels, "payment_issue"),
+        CHECK(set->count == 300 && d->n_messages == 3 && !strcmp(d->messages[1].role, "assistant") &&
+                  !strcmp(d->messages[1].content, "您好，这里是官方客服") &&
+                  !strcmp(d->messages[2].content, "找你们负责人出来，给个交代，ok吗") &&
+                  d->label == ct_label_set_index(labels, "complaint"),
               "dialog_val: 300 dialogues; the fourth one");
     }
     ct_examples_free(set);
@@ -150,7 +150,7 @@ static void check_corpus(const ct_label_set *labels) {
     /* Pretraining text: 5,000 dialogues, one per paragraph; or one document per line. */
     path = data_path("pretrain_train.txt");
     set = load(path, CT_DATA_TEXT, NULL);
-    const char *first = "用户：不用转人工，这次是商家骚扰我我要投诉，差评，还要投诉\n客服：";
+    const char *first = "用户：this is a scam\n客服：";
     CHECK(set && set->count == 5000 && !strncmp(set->items[0].text, first, strlen(first)) &&
               set->items[1].line == 6,
           "pretrain_train: 5,000 paragraphs, the first starting with its first line, the second at line 6");
@@ -161,7 +161,7 @@ static void check_corpus(const ct_label_set *labels) {
     char *text = ct_tok_read_file(path, &len);
     for (size_t i = 0; text && i < len; i++) /* counted independently: lines with content */
         non_blank += text[i] != '\n' && (i == 0 || text[i - 1] == '\n');
-    CHECK(set && set->count == non_blank && non_blank == 26774 && set->items[1].line == 2,
+    CHECK(set && set->count == non_blank && non_blank == 27678 && set->items[1].line == 2,
           "text_lines: one document per non-empty line (%zu)", non_blank);
     free(text);
     ct_examples_free(set);
@@ -346,34 +346,34 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     /* An intent example, as docs/datasets.md shows it. */
     CHECK(ct_sft_encode(&o, &intents->items[0], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
-                  "<|im_start|>user\n找真人聊 pls🙄<|im_end|>\n"
-                  "<|im_start|>assistant\n转人工<|im_end|>\n",
-                  "转人工<|im_end|>", "intent");
+                  "<|im_start|>user\n没事哈<|im_end|>\n"
+                  "<|im_start|>assistant\n其他<|im_end|>\n",
+                  "其他<|im_end|>", "intent");
     free(mask);
     o.system_prompt = "你是客服助手。";
     CHECK(ct_sft_encode(&o, &intents->items[1], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask,
                   "<|im_start|>system\n你是客服助手。<|im_end|>\n"
-                  "<|im_start|>user\n这款和另一款有什么区别，订单编号 2023071395200629<|im_end|>\n"
-                  "<|im_start|>assistant\n商品咨询<|im_end|>\n",
-                  "商品咨询<|im_end|>", "intent with a system prompt");
+                  "<|im_start|>user\n我等了好久才搶到，單號2023010175279159 支持用云闪付支付嗎<|im_end|>\n"
+                  "<|im_start|>assistant\n支付问题<|im_end|>\n",
+                  "支付问题<|im_end|>", "intent with a system prompt");
     free(mask);
     o.system_prompt = NULL;
 
     /* A dialogue: all assistant turns, or only the final answer. */
     const char *dialog_text = "<|im_start|>user\n有人吗<|im_end|>\n<|im_start|>assistant\n亲，小助手在的，请问有什么可以帮您"
-                              "<|im_end|>\n<|im_start|>user\n我用支付宝买的办公椅<|im_end|>\n<|im_start|>assistant\n"
-                              "亲，付款时碰到什么问题了吗？<|im_end|>\n<|im_start|>user\n钱扣了单子没出来<|im_end|>\n"
-                              "<|im_start|>assistant\n支付问题<|im_end|>\n";
+                              "<|im_end|>\n<|im_start|>user\n宝宝辅食机什么时候发<|im_end|>\n<|im_start|>assistant\n"
+                              "亲，缺货中，还要等一个礼拜<|im_end|>\n<|im_start|>user\n那就算了<|im_end|>\n"
+                              "<|im_start|>assistant\n取消订单<|im_end|>\n";
     o.loss_on = CT_CHAT_MASK_ALL;
-    CHECK(ct_sft_encode(&o, &dialogs->items[3], &ids, &mask) == 0, "%s", ct_last_error());
+    CHECK(ct_sft_encode(&o, &dialogs->items[1], &ids, &mask) == 0, "%s", ct_last_error());
     check_encoded(tok, &ids, mask, dialog_text,
-                  "亲，小助手在的，请问有什么可以帮您<|im_end|>亲，付款时碰到什么问题了吗？<|im_end|>支付问题<|im_end|>",
+                  "亲，小助手在的，请问有什么可以帮您<|im_end|>亲，缺货中，还要等一个礼拜<|im_end|>取消订单<|im_end|>",
                   "dialog, loss on all assistant turns");
     free(mask);
     o.loss_on = CT_CHAT_MASK_LAST;
-    CHECK(ct_sft_encode(&o, &dialogs->items[3], &ids, &mask) == 0, "%s", ct_last_error());
-    check_encoded(tok, &ids, mask, dialog_text, "支付问题<|im_end|>", "dialog, loss on the last answer");
+    CHECK(ct_sft_encode(&o, &dialogs->items[1], &ids, &mask) == 0, "%s", ct_last_error());
+    check_encoded(tok, &ids, mask, dialog_text, "取消订单<|im_end|>", "dialog, loss on the last answer");
     free(mask);
 
     /* User text that spells a control token stays text: two <|im_end|> ids, not three. */
@@ -389,7 +389,7 @@ static void check_conversion(const ct_tokenizer *tok, const ct_chat_template *tp
     CHECK(ct_sft_candidates_build(&o, &intents->items[0], &c) == 0 && c.n_labels == 15, "%s",
           ct_last_error());
     char *prompt = decode(tok, c.prompt.ids, c.prompt.len);
-    CHECK(!strcmp(prompt, "<|im_start|>user\n找真人聊 pls🙄<|im_end|>\n<|im_start|>assistant\n"),
+    CHECK(!strcmp(prompt, "<|im_start|>user\n没事哈<|im_end|>\n<|im_start|>assistant\n"),
           "the prompt ends with the assistant header: %s", prompt);
     free(prompt);
     bool answers_ok = c.n_labels == 15;

@@ -10,10 +10,13 @@ add_test(NAME cli_serving_setup
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_serving_setup PROPERTIES FIXTURES_SETUP ct_serving)
 
-# The copied folder (nothing beside it) scores exactly as the run's checkpoint, which reads the
-# run's recipe: the summaries are equal once the model's path is left out.
+# The copied folder (nothing beside it) evaluates as the run's checkpoint, which reads the run's
+# recipe: the same prompt (system prompt included), label set and weights give the same loss to
+# the last digit, and the same label set and counts. The predictions are left out: after two steps
+# every label scores within rounding of the others, and the checkpoint's scoring (a KV cache) has
+# been seen to break such a near-tie the other way on one example of twelve.
 add_test(NAME cli_eval_bare_folder_like_run
-         COMMAND sh -c "summary() { \"$0\" eval --model \"$1\" --data datasets/data/intent_test.jsonl --max-examples 12 | sed -n 's/,\"model\":\"[^\"]*\"//p' | grep '^json '; }; a=$(summary ${ct_serving_bare}) && b=$(summary ${ct_serving_run}/checkpoints/step-00000002.h5) && echo \"$a\" && test -n \"$a\" && test \"$a\" = \"$b\"" $<TARGET_FILE:ctune>
+         COMMAND sh -c "summary() { \"$0\" eval --model \"$1\" --data datasets/data/intent_test.jsonl --max-examples 12 | grep '^json ' | grep -o '\"total\":[0-9]*\\|\"id\":\"[a-z_]*\"\\|\"support\":[0-9]*\\|\"loss\":[0-9.e-]*\\|\"target_tokens\":[0-9]*' | tr '\\n' ' '; }; a=$(summary ${ct_serving_bare}) && b=$(summary ${ct_serving_run}/checkpoints/step-00000002.h5) && echo \"$a\" && echo \"$a\" | grep -q '\"loss\":' && test \"$a\" = \"$b\"" $<TARGET_FILE:ctune>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 # The folder carries the system prompt, the label set and the chat template with that prompt.
 add_test(NAME cli_serving_folder_files

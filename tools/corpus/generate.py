@@ -26,6 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lexicon as L  # noqa: E402
 import variety as V  # noqa: E402
+import phrasing as P  # noqa: E402
 
 INTENT_IDS = [i for i, _ in L.INTENTS]
 S2T = {L.S2T_PAIRS[i]: L.S2T_PAIRS[i + 1] for i in range(0, len(L.S2T_PAIRS), 2)
@@ -36,11 +37,20 @@ SLOT = re.compile(r"\{(\w+)\}")
 POOLS = {"NOT_WANT": L.NOT_WANT, "STILL_NOT": L.STILL_NOT, "HURRY": L.HURRY, "HOW": L.HOW,
          "MONEY": L.MONEY, "HOW_LONG": L.HOW_LONG, "NOT_RECEIVED": L.NOT_RECEIVED,
          "ACK": L.ACK, "ANGRY": L.ANGRY, "GIVEUP": L.GIVEUP, "OK_DO": V.OK_DO, "WHEN": V.WHEN,
-         "WHICH_ONE": V.WHICH_ONE, "AGAIN": V.AGAIN}
-SCENARIOS = L.SCENARIOS + V.SCENARIOS
-HOMOPHONES = L.HOMOPHONES + V.MORE_HOMOPHONES
-OPENERS = {k: L.OPENERS[k] + V.MORE_OPENERS[k] for k in L.OPENERS}
-CLOSERS = {k: L.CLOSERS[k] + V.MORE_CLOSERS[k] for k in L.CLOSERS}
+         "WHICH_ONE": V.WHICH_ONE, "AGAIN": V.AGAIN, "THAT_ONE": P.THAT_ONE, "WHAT_NOW": P.WHAT_NOW,
+         "QUICK": P.QUICK, "NOT_YET": P.NOT_YET, "YES_DO": P.YES_DO, "NO_MORE": P.NO_MORE}
+SCENARIOS = L.SCENARIOS + V.SCENARIOS + P.SCENARIOS
+HOMOPHONES = L.HOMOPHONES + V.MORE_HOMOPHONES + P.MORE_HOMOPHONES
+OPENERS = {k: L.OPENERS[k] + V.MORE_OPENERS[k] + P.MORE_OPENERS[k] for k in L.OPENERS}
+CLOSERS = {k: L.CLOSERS[k] + V.MORE_CLOSERS[k] + P.MORE_CLOSERS[k] for k in L.CLOSERS}
+# The word lists of the three rounds, merged per intent.
+TEMPLATES = {k: L.TEMPLATES[k] + P.MORE_TEMPLATES[k] for k in L.TEMPLATES}
+TERSE = {k: V.TERSE[k] + P.MORE_TERSE[k] for k in V.TERSE}
+HINGE_WORDS = {k: V.HINGE_WORDS[k] + P.MORE_HINGE_WORDS[k] for k in V.HINGE_WORDS}
+HINGE_FRAMES = V.HINGE_FRAMES + P.MORE_HINGE_FRAMES
+EN_MIX = {k: L.EN_MIX.get(k, []) + P.MORE_EN_MIX.get(k, []) for k in sorted(set(L.EN_MIX) | set(P.MORE_EN_MIX))}
+EN_TAILS = L.EN_TAILS + P.MORE_EN_TAILS
+EMOJI = L.EMOJI + P.MORE_EMOJI
 
 # Sizes of the generated splits.
 N_INTENT_TRAIN = 480   # per intent
@@ -236,19 +246,24 @@ def add_noise(rng, text, strength=1.0):
         i = rng.randrange(1, len(text) - 1)
         text = text[:i] + text[i + 1:] if rng.random() < 0.5 else text[:i] + text[i] + text[i:]
     if p(0.12):  # mixed English
-        cands = [k for k in sorted(L.EN_MIX) if k in text]
+        cands = [k for k in sorted(EN_MIX) if k in text]
         if cands:
             k = rng.choice(cands)
-            text = text.replace(k, rng.choice(L.EN_MIX[k]), 1)
+            text = text.replace(k, rng.choice(EN_MIX[k]), 1)
         else:
-            text += rng.choice(L.EN_TAILS)
+            text += rng.choice(EN_TAILS)
     if p(0.03):  # a keyword typed in pinyin (the input method left it unconverted)
         cands = [k for k in sorted(V.PINYIN) if k in text]
         if cands:
             k = rng.choice(cands)
             text = text.replace(k, V.PINYIN[k], 1)
+    if p(0.04):  # pinyin initials and shorthand (kf, wl, dd, yhq, ...)
+        cands = [k for k in sorted(P.PINYIN_ABBREV) if k in text]
+        if cands:
+            k = rng.choice(cands)
+            text = text.replace(k, rng.choice(P.PINYIN_ABBREV[k]), 1)
     if p(0.15):  # emoji, at the end or after the first comma
-        e = rng.choice(L.EMOJI)
+        e = rng.choice(EMOJI)
         if rng.random() < 0.7 or "，" not in text:
             text = text + e * (rng.choice([1, 1, 1, 2, 3]) if len(e) == 1 else 1)
         else:
@@ -270,22 +285,36 @@ def add_noise(rng, text, strength=1.0):
 
 def core_text(rng, intent, slots):
     """The request itself: a full template (most), a terse form, a one-word hinge in a shared
-    frame, or English."""
+    frame, a negated hinge word of another intent before this one's, or English."""
     r = rng.random()
-    if r < 0.15:
-        return expand(rng, rng.choice(V.TERSE[intent]), slots), True
-    if r < 0.26:
-        frame = rng.choice(V.HINGE_FRAMES)
-        return expand(rng, frame.replace("{X}", rng.choice(V.HINGE_WORDS[intent])), slots), True
-    if r < 0.30:
+    if r < 0.18:
+        return expand(rng, rng.choice(TERSE[intent]), slots), True
+    if r < 0.27:
+        frame = rng.choice(HINGE_FRAMES)
+        return expand(rng, frame.replace("{X}", rng.choice(HINGE_WORDS[intent])), slots), True
+    if r < 0.30:  # a negated hinge word of another intent, then this intent's
+        other = rng.choice([i for i in INTENT_IDS if i not in (intent, "other")])
+        frame = rng.choice(P.NEG_FRAMES).replace("{X}", rng.choice(HINGE_WORDS[intent]))
+        return expand(rng, frame.replace("{Y}", rng.choice(HINGE_WORDS[other])), slots), True
+    if r < 0.34:
         return expand(rng, rng.choice(V.EN_TEMPLATES[intent]), slots), True
-    return expand(rng, rng.choice(L.TEMPLATES[intent]), slots), False
+    return expand(rng, rng.choice(TEMPLATES[intent]), slots), False
 
 
 def side_clause(rng, intent):
     """A settled side topic of another intent, said before the request."""
     sides = [k for k in sorted(V.SIDE_CLAUSES) if k != intent and intent not in V.SIDE_EXCLUDE.get(k, ())]
     return rng.choice(V.SIDE_CLAUSES[rng.choice(sides)]) + rng.choice(V.SIDE_JOIN)
+
+
+def fact_message(rng, request, slots):
+    """A long message: two to four neutral facts (who, when, what, how paid, where) piled up
+    before the request, or after it (a third of the time); only the request decides."""
+    facts = [expand(rng, f, slots) for f in rng.sample(P.FACTS, rng.randint(2, 4))]
+    join = rng.choice(P.FACT_JOINS)
+    if rng.random() < 0.33:
+        return request.rstrip("。？！") + "，" + join.join(facts)
+    return rng.choice(P.FACT_LEADS) + join.join(facts) + rng.choice(["，", "。", " ", "，就是"]) + request
 
 
 def utterance(rng, intent, slots=None, noise=1.0):
@@ -296,13 +325,15 @@ def utterance(rng, intent, slots=None, noise=1.0):
     text, short = core_text(rng, intent, slots)
     if intent != "other" and rng.random() < 0.06:  # two requests of the same intent in one message
         text = text.rstrip("。？！") + rng.choice(["，", "。", "，还有，", " "]) + \
-            expand(rng, rng.choice(L.TEMPLATES[intent]), slots)
+            expand(rng, rng.choice(TEMPLATES[intent]), slots)
     if intent != "other" and rng.random() < 0.07:  # a request after a settled side topic
         text = side_clause(rng, intent) + text
     if rng.random() < 0.05:  # an order reference before or after the request
         ref = slots.get("ordx")
         text = ref + rng.choice(["，", " ", "　"]) + text if rng.random() < 0.5 else text + "，" + ref
-    if intent != "other" and rng.random() < 0.04:  # run-on: clauses strung with spaces, no punctuation
+    if intent != "other" and rng.random() < 0.08:  # several facts before or after the request
+        text = fact_message(rng, text, slots)
+    elif intent != "other" and rng.random() < 0.04:  # run-on: clauses strung with spaces, no punctuation
         text = rng.choice(V.RUN_ON_LEADS) + " " + expand(rng, rng.choice(L.STORIES), slots).rstrip("，") + \
             " " + re.sub(r"[，。！？]", " ", text)
     elif intent != "other" and rng.random() < 0.12:  # a rambling story before the request
@@ -334,12 +365,31 @@ def dialogue(rng):
     if rng.random() < 0.25:
         u, a = rng.choice(L.GREETING_PAIRS)
         msgs += [{"role": "user", "content": add_noise(rng, u, 0.5)}, {"role": "assistant", "content": a}]
-    for users, agents in exchanges:
+    if len(exchanges) <= 2 and rng.random() < 0.25:  # a settled earlier topic: the last request counts
+        prev = rng.choice([i for i in INTENT_IDS if i not in (label, "other")])
+        u = utterance(rng, prev, Slots(rng), noise=0.6)
+        msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": agent_reply(rng, prev, Slots(rng), u)}]
+    filler_at = rng.randrange(1, len(exchanges) + 1) if rng.random() < 0.2 else -1
+    for k, (users, agents) in enumerate(exchanges):
+        if k == filler_at and len(msgs) // 2 + len(exchanges) - k < 5:  # at most 6 user turns in all
+            u, a = rng.choice(P.FILLERS)
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
         msgs.append({"role": "user", "content": add_noise(rng, expand(rng, rng.choice(users), slots), 0.6)})
-        msgs.append({"role": "assistant", "content": expand(rng, rng.choice(agents), slots)})
+        msgs.append({"role": "assistant", "content": vary_agent(rng, expand(rng, rng.choice(agents), slots))})
     final = expand(rng, pick_final(rng, finals), slots)
     msgs.append({"role": "user", "content": add_noise(rng, final, 0.5)})
     return {"messages": msgs, "label": label}
+
+
+def vary_agent(rng, text):
+    """Agents open and close their replies in different ways ("亲，" / "您好，" / nothing)."""
+    if rng.random() < 0.5:
+        return text
+    if text.startswith("亲，"):
+        text = rng.choice(P.AGENT_OPENERS) + text[2:]
+    if text[-1:] not in "？?" and rng.random() < 0.5:
+        text = text.rstrip("。") + rng.choice(P.AGENT_TAILS)
+    return text
 
 
 def agent_reply(rng, intent, slots, user_text=""):
