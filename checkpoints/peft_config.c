@@ -250,7 +250,13 @@ static int read_object(const char *file, const cJSON *root, ct_peft_config *cfg)
         if (!cJSON_GetObjectItemCaseSensitive(root, required[i]))
             return ct_fail("%s: missing key \"%s\"; peft's save_pretrained always writes it", file, required[i]);
     const cJSON *v;
-    cJSON_ArrayForEach(v, root) CT_TRY(read_key(file, v, cfg));
+    cJSON_ArrayForEach(v, root) {
+        /* JSON allows a key twice, and readers disagree on which one counts: refuse the file. */
+        for (const cJSON *earlier = root->child; earlier != v; earlier = earlier->next)
+            if (!strcmp(earlier->string, v->string))
+                return ct_fail("%s: key \"%s\" appears twice; keep one", file, v->string);
+        CT_TRY(read_key(file, v, cfg));
+    }
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "checkpoints/peft.h"
 #include "checkpoints/safetensors.h"
 #include "core/error.h"
 #include "ct_test.h"
@@ -73,7 +74,26 @@ static void test_safetensors_metadata_twice(void) {
     ct_test_remove_tree(dir);
 }
 
+/* An adapter_config.json with "base_model_name_or_path" twice: the second copy replaced the
+ * first without freeing it (LeakSanitizer). A key given twice is now refused by name. */
+static void test_peft_config_key_twice(void) {
+    char dir[128];
+    if (!ct_test_temp_dir(dir, sizeof dir, "fuzz_findings")) return;
+    const char *path = ct_test_path_in(dir, "adapter_config.json");
+    FILE *f = fopen(path, "w");
+    fputs("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"],"
+          " \"base_model_name_or_path\": \"a\", \"base_model_name_or_path\": \"b\"}", f);
+    fclose(f);
+    ct_peft_config cfg;
+    int rc = ct_peft_config_read(path, &cfg);
+    CHECK(rc < 0 && strstr(ct_last_error(), "base_model_name_or_path") && strstr(ct_last_error(), "twice"),
+          "a key given twice is refused: %s", rc < 0 ? ct_last_error() : "(read)");
+    ct_peft_config_free(&cfg);
+    ct_test_remove_tree(dir);
+}
+
 int main(void) {
+    test_peft_config_key_twice();
     test_safetensors_metadata_twice();
     test_config_key_case();
     test_chat_template_key_case();

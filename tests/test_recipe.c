@@ -546,7 +546,8 @@ static void test_resolve(void) {
         CHECK(!strcmp(r.name, "full_finetune_intent_zh") && !strcmp(r.output_dir, "runs/full_finetune_intent_zh") &&
                   !strcmp(r.checkpoint.dir, "runs/full_finetune_intent_zh/checkpoints"),
               "computed keys: %s %s %s", r.name, r.output_dir, r.checkpoint.dir);
-        CHECK(!strcmp(r.data.system_prompt, "你是电商平台的客服助手。请判断用户消息的意图，只回答意图名称。"), "system prompt");
+        CHECK(!strcmp(r.data.system_prompt, "") && r.data.loss_on == CT_CHAT_MASK_LAST && r.data.max_seq_len == 128,
+              "system prompt, loss_on, max_seq_len");
         ct_recipe_free(&r);
     }
     char *bad_args[] = {"optimizer.lr=1e-4", "data.shuffle=yes"};
