@@ -33,8 +33,11 @@ if [ ! -f "$dir/.done" ]; then
     "$ctune" train recipes/pretrain_tiny_zh.yaml output_dir="$dir/pretrain_tiny_zh" overwrite=true \
         train.max_steps=$pretrain_steps train.eval_every=0 checkpoint.every=0 > "$dir/pretrain.log" 2>&1 \
         || { tail -5 "$dir/pretrain.log" >&2; exit 1; }
+    # A system prompt, which the recipe no longer has: the served GGUF's embedded chat template
+    # must then render it for a client that sends none (test_llama_server.py checks that).
     "$ctune" train recipes/full_finetune_intent_zh.yaml model.path="$dir/pretrain_tiny_zh" \
         tokenizer.path="$dir/pretrain_tiny_zh/tokenizer" output_dir="$run" overwrite=true \
+        "data.system_prompt=你是电商平台的客服助手。请判断用户消息的意图，只回答意图名称。" \
         train.max_steps=$finetune_steps train.eval_every=0 checkpoint.every=0 > "$dir/finetune.log" 2>&1 \
         || { tail -5 "$dir/finetune.log" >&2; exit 1; }
     touch "$dir/.done"
