@@ -14,7 +14,7 @@ seconds=${1:?usage: scripts/fuzz.sh SECONDS [NAME...]}
 shift
 build=${CT_FUZZ_BUILD_DIR:-build-fuzz}
 if [ ! -f "$build/CMakeCache.txt" ]; then
-    CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Sanitize -DCT_FUZZ=ON -DCT_ENABLE_CUDA=OFF \
+    CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Sanitize -DCT_FUZZ=ON -DCT_ENABLE_CUDA=OFF -DCT_ENABLE_ONEDNN=OFF \
         ${CT_CMAKE_ARGS:-} > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 fi
 # CT_FUZZ_NO_BUILD=1: run the executables as they are (a long campaign while the sources change).

@@ -18,13 +18,14 @@ cd "$(dirname "$0")/.."
 # (tests/integration/run.sh); nothing in the training path.
 # libopenmpi-dev and openmpi-bin: data-parallel training under mpirun (docs/distributed.md);
 # without them ctune builds and trains single-process. jq: the reliability tests read the
-# metrics.jsonl of the runs they interrupt (tests/reliability/).
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools
+# metrics.jsonl of the runs they interrupt (tests/reliability/). libdnnl-dev: oneDNN, whose sgemm
+# runs the matmuls' f32 GEMMs faster than OpenBLAS on the model's shapes (kernels/cpu/cpu_sgemm.h).
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libdnnl-dev libhdf5-dev hdf5-tools
           libcjson-dev libyaml-dev libpcre2-dev libutf8proc-dev python3 python3-venv
           libopenmpi-dev openmpi-bin jq)
-# CT_SETUP_BENCH_BLAS=1: also BLIS and oneDNN, which only bench/bench_blas_compare.c opens (with
-# dlopen, at run time) to compare with OpenBLAS; ctune itself neither links nor needs them.
-if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev libdnnl-dev); fi
+# CT_SETUP_BENCH_BLAS=1: also BLIS, which only bench/bench_blas_compare.c opens (with dlopen, at
+# run time) to compare with OpenBLAS and oneDNN; ctune itself neither links nor needs it.
+if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev); fi
 # CT_FUZZ=1: also what the fuzz build (scripts/fuzz.sh) needs: clang with libFuzzer and its
 # sanitizer runtimes, LLVM's OpenMP, and valgrind (scripts/valgrind.sh). Not needed otherwise.
 if [ -n "${CT_FUZZ:-}" ]; then

@@ -5,8 +5,9 @@
  *   /optimizer/m/<HF name>    AdamW first moments of the trainable parameters
  *   /optimizer/v/<HF name>    AdamW second moments of the trainable parameters
  *   /masks/<HF name>          pruning masks (f32 0/1), only when the run pruned (train/prune_train.c)
- *   /state                    attributes: step, optimizer_step, threads, seed, elapsed_s,
- *                             recipe (resolved YAML), model_config (config.json text),
+ *   /state                    attributes: step, optimizer_step, threads, matmul (the library
+ *                             of the f32 matmuls: "OpenBLAS", "oneDNN 2.6.3", "cuBLAS"), seed,
+ *                             elapsed_s, recipe (resolved YAML), model_config (config.json text),
  *                             base_path and base_hash (only with a frozen base: its absolute
  *                             path and the ct_tensors_hash of its frozen tensors, "fnv1a64:...");
  *                             blobs tokenizer_json and tokenizer_config_json (UTF-8 text, so the
@@ -28,6 +29,7 @@
 #include "core/error.h"
 #include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
+#include "kernels/cpu/cpu_sgemm.h"
 #include "core/paths.h"
 #include "train/dist.h"
 #include "train/model_source.h"
@@ -52,10 +54,38 @@ static int put_text_file(ct_h5_writer *w, const char *dir, const char *file, con
     return rc;
 }
 
+/* The library of the f32 matmuls: checkpoints name it, since two libraries round differently and
+ * a resume is bit-identical only on the one that wrote the checkpoint (kernels/cpu/cpu_sgemm.h). */
+static const char *matmul_library(const ct_trainer *t) {
+    return t->recipe->device == CT_CPU ? ct_sgemm_library() : "cuBLAS";
+}
+
+/* A checkpoint written with another matmul library is refused, as one of another thread count
+ * is; a file written before the attribute existed names none and is not checked. */
+static int check_matmul_library(const ct_trainer *t, ct_h5_reader *rd, const char *path) {
+    char *stored = ct_h5_get_string(rd, STATE, "matmul");
+    if (!stored) {
+        ct_clear_error();
+        return 0;
+    }
+    const char *now = matmul_library(t), *fix = "resume with the build that wrote it";
+    if (!strcmp(stored, "OpenBLAS") && t->recipe->device == CT_CPU)
+        fix = "set CT_GEMM=openblas in the environment";
+    else if (!strncmp(stored, "oneDNN", 6) && !strcmp(now, "OpenBLAS"))
+        fix = "unset CT_GEMM, or build ctune with oneDNN (apt-get install libdnnl-dev)";
+    int rc = 0;
+    if (strcmp(stored, now) != 0)
+        rc = ct_fail("resume=%s: its matmuls ran on %s but this run's run on %s, which rounds differently; for a "
+                     "bit-identical resume %s", path, stored, now, fix);
+    free(stored);
+    return rc;
+}
+
 static int put_state(ct_trainer *t, ct_h5_writer *w) {
     CT_TRY(ct_h5_put_int64(w, STATE, "step", t->step));
     CT_TRY(ct_h5_put_int64(w, STATE, "optimizer_step", t->optimizer->step));
     CT_TRY(ct_h5_put_int64(w, STATE, "threads", t->threads));
+    CT_TRY(ct_h5_put_string(w, STATE, "matmul", matmul_library(t)));
     CT_TRY(ct_h5_put_int64(w, STATE, "seed", t->recipe->seed));
     CT_TRY(ct_h5_put_double(w, STATE, "elapsed_s", t->elapsed_before + (ct_seconds_now() - t->started_at)));
     char *recipe = ct_recipe_to_yaml(t->recipe);
@@ -182,6 +212,7 @@ int ct_trainer_resume(ct_trainer *t, const char *path) {
     if (rc == 0 && threads != t->threads)
         rc = ct_fail("resume=%s: written with %lld threads but this run has %d; set threads=%lld for a bit-identical "
                      "resume", path, (long long)threads, t->threads, (long long)threads);
+    if (rc == 0) rc = check_matmul_library(t, rd, path);
     if (rc == 0) rc = ct_trainer_check_checkpoint(t, rd, path);
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "step", &step);
     if (rc == 0) rc = ct_h5_get_int64(rd, STATE, "optimizer_step", &optimizer_step);

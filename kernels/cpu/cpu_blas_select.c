@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
+#include "kernels/cpu/cpu_sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -275,8 +276,9 @@ static struct {
     double check_ms;
     const char *check;     /* "ok", "not run", or "FAILED" */
     char warning[320];
-    char line[400];
-    char json[400];
+    char onednn_warning[320];
+    char line[440];
+    char json[440];
 } blas;
 
 /* "OpenBLAS 0.3.21" from "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -330,14 +332,15 @@ static void describe(const char *forced, const char *rejected) {
         snprintf(coretype, sizeof coretype, "auto (%s failed the gemm check)", rejected);
     else
         snprintf(coretype, sizeof coretype, "auto");
-    snprintf(blas.line, sizeof blas.line, "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s",
-             version, blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu), coretype, blas.check, blas.check_ms,
-             ct_blas_below_cpu() ? ", kernels BELOW the cpu" : "");
+    snprintf(blas.line, sizeof blas.line,
+             "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s; matmul sgemm: %s", version,
+             blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu), coretype, blas.check, blas.check_ms,
+             ct_blas_below_cpu() ? ", kernels BELOW the cpu" : "", ct_sgemm_library());
     snprintf(blas.json, sizeof blas.json,
              "\"blas\": \"%s\", \"blas_core\": \"%s\", \"blas_kernels\": \"%s\", \"cpu_isa\": \"%s\", "
-             "\"blas_coretype\": \"%s\"",
+             "\"blas_coretype\": \"%s\", \"matmul_sgemm\": \"%s\"",
              version, blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu),
-             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto");
+             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto", ct_sgemm_library());
 }
 
 static void set_warning(const char *forced, const char *rejected) {
@@ -355,6 +358,19 @@ static void set_warning(const char *forced, const char *rejected) {
         snprintf(blas.warning, sizeof blas.warning,
                  "blas: OpenBLAS runs %s (%s kernels) on a cpu with %s and could not be switched; GEMMs run several "
                  "times slower", blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu));
+}
+
+/* The matmuls' f32 GEMM goes through oneDNN when ctune has it (kernels/cpu/cpu_sgemm.h): the same
+ * check, through ct_sgemm; a failure falls back to OpenBLAS with a warning. */
+static void check_onednn(void) {
+    if (!ct_sgemm_uses_onednn()) return;
+    char library[48];
+    snprintf(library, sizeof library, "%s", ct_sgemm_library());
+    if (ct_blas_gemm_check(ct_sgemm_as_cblas, NULL, NULL) == 0) return;
+    snprintf(blas.onednn_warning, sizeof blas.onednn_warning,
+             "blas: %s failed the start-up GEMM check on this cpu (%s); the matmuls use OpenBLAS", library,
+             ct_last_error());
+    ct_sgemm_use_openblas();
 }
 
 int ct_blas_select(char **argv) {
@@ -379,6 +395,7 @@ int ct_blas_select(char **argv) {
     char why[256] = "";
     if (rc < 0) snprintf(why, sizeof why, "%s", ct_last_error()); /* ct_fail below reuses its buffer */
     if (rc < 0 && blas.from_ctune) drop_forced_core(argv, env); /* returns only if execv failed */
+    if (rc == 0) check_onednn();
     describe(env, rejected);
     set_warning(env, rejected);
     if (rc < 0) {
@@ -403,7 +420,10 @@ static void ensure_described(void) {
     describe(getenv("OPENBLAS_CORETYPE"), NULL);
 }
 
-const char *ct_blas_warning(void) { return blas.warning[0] ? blas.warning : NULL; }
+const char *ct_blas_warning(void) {
+    if (blas.warning[0]) return blas.warning;
+    return blas.onednn_warning[0] ? blas.onednn_warning : NULL;
+}
 
 bool ct_blas_below_cpu(void) {
     return blas.cpu != CT_ISA_UNKNOWN && blas.kernels != CT_ISA_UNKNOWN && blas.kernels < blas.cpu;

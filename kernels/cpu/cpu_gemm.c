@@ -1,4 +1,5 @@
-/* GEMM on the CPU: OpenBLAS (OpenMP build) sgemm/dgemm.
+/* GEMM on the CPU: f32 through ct_sgemm (oneDNN or OpenBLAS, kernels/cpu/cpu_sgemm.h), f64 through
+ * OpenBLAS's dgemm.
  *
  * Debian's OpenBLAS has no bf16 GEMM, so narrow operands go through f32 tiles: a bf16 or i8 a,
  * a bf16, f16 or i8 b and a bf16 c are converted a block at a time into scratch memory (a nested
@@ -15,6 +16,7 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/cpu_sgemm.h"
 
 #define TILE_M 256
 #define TILE_N 1024
@@ -32,8 +34,7 @@ static int gemm_real(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, c
         cblas_dgemm(CblasRowMajor, op_a, op_b, (blasint)M, (blasint)N, (blasint)K, alpha, a->data,
                     (blasint)a_cols, b->data, (blasint)ct_cols(b), beta, c->data, (blasint)N);
     else
-        cblas_sgemm(CblasRowMajor, op_a, op_b, (blasint)M, (blasint)N, (blasint)K, (float)alpha, a->data,
-                    (blasint)a_cols, b->data, (blasint)ct_cols(b), (float)beta, c->data, (blasint)N);
+        ct_sgemm(ta, tb, M, N, K, (float)alpha, a->data, a_cols, b->data, ct_cols(b), (float)beta, c->data, N);
     return 0;
 }
 
@@ -119,7 +120,6 @@ static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, 
     float *b_tile = b_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_n * tile_k) + 1) : NULL;
     float *c_tile = c_narrow ? ct_arena_alloc(sizeof(float) * (size_t)(tile_m * tile_n)) : NULL;
     if ((a_narrow && !a_tile) || (b_narrow && !b_tile) || (c_narrow && !c_tile)) return -1;
-    enum CBLAS_TRANSPOSE op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
     for (int64_t n0 = 0; n0 < N; n0 += tile_n) {
         int64_t nn = ct_cpu_min64(tile_n, N - n0);
         f32_view bv = b_once ? operand_part(b, tb, n0, nn, 0, K, b_tile) : (f32_view){NULL, 0};
@@ -134,9 +134,8 @@ static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, 
                 int64_t kk = ct_cpu_min64(tile_k, K - k0);
                 if (!b_once) bv = operand_part(b, tb, n0, nn, k0, kk, b_tile);
                 f32_view av = operand_part(a, !ta, m0, mm, k0, kk, a_tile);
-                cblas_sgemm(CblasRowMajor, op_a, op_b, (blasint)mm, (blasint)nn, (blasint)kk, (float)alpha, av.data,
-                            (blasint)av.ld, bv.data, (blasint)bv.ld, k0 == 0 ? (float)beta : 1.0f, (float *)cv.data,
-                            (blasint)cv.ld);
+                ct_sgemm(ta, tb, mm, nn, kk, (float)alpha, av.data, av.ld, bv.data, bv.ld, k0 == 0 ? (float)beta : 1.0f,
+                         (float *)cv.data, cv.ld);
             }
             if (c_narrow) narrow_block(c_tile, c, m0, mm, n0, nn);
         }

@@ -93,6 +93,8 @@ case_ "a fresh run into a folder holding a run" "" train recipes/pretrain_tiny_z
 # ---- resuming ----
 case_ "resume from a missing checkpoint" "" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=run/checkpoints/step-00000009.h5 "${tiny[@]}"
 case_ "resume with another thread count" "" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=$ckpt train.max_steps=4 "${tiny[@]}" threads=2
+CASE_ENV="CT_GEMM=openblas" \
+    case_ "resume with another matmul library (CT_GEMM=openblas)" "" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=$ckpt train.max_steps=4 "${tiny[@]}"
 case_ "resume with another model shape" "" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=$ckpt train.max_steps=4 "${tiny[@]}" model.intermediate_size=64
 case_ "resume at or past train.max_steps" "" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=$ckpt train.max_steps=2 "${tiny[@]}"
 case_ "truncated checkpoint" "$(truncate_to $ckpt bad/truncated.h5 40000 | sed 's|^|mkdir -p bad \&\& |')" train recipes/pretrain_tiny_zh.yaml output_dir=run resume=bad/truncated.h5 train.max_steps=4 "${tiny[@]}"
