@@ -118,8 +118,8 @@ static int input_hash(const ct_pipeline *p, int input, uint64_t *h) {
     CT_TRY(ct_stage_paths(p, input, dir, sizeof dir, model, sizeof model));
     CT_TRY(ct_pipeline_hash_tree(model, h));
     if (input != CT_STAGE_TEACHER) return 0;
-    char *tokenizer = ct_path_join(dir, "tokenizer");
-    int rc = tokenizer ? ct_pipeline_hash_tree(tokenizer, h) : -1;
+    char *tokenizer = ct_path_join(dir, "tokenizer"); /* none when the teacher was given one */
+    int rc = !tokenizer ? -1 : ct_is_dir(tokenizer) ? ct_pipeline_hash_tree(tokenizer, h) : 0;
     free(tokenizer);
     return rc;
 }

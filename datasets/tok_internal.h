@@ -92,6 +92,11 @@ void ct_tok_arena_free(ct_tok_arena *a);
 typedef struct {
     int utf8proc_options; /* 0: no normalizer */
     pcre2_code **regexes; /* Split steps, applied in order */
+    /* Without JIT only: the same regexes compiled for valid UTF-8 alone. PCRE2's interpreter
+     * looks for the end of the valid stretch of a subject compiled with PCRE2_MATCH_INVALID_UTF
+     * on every call, which made splitting a long text quadratic (a 1.6 MB corpus: minutes); a
+     * text found valid once is matched with these and PCRE2_NO_UTF_CHECK instead. */
+    pcre2_code **strict;
     int n_regexes;
 } ct_pretok;
 

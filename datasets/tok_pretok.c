@@ -86,30 +86,42 @@ int ct_pretok_add_split(ct_pretok *p, const char *pattern, bool literal, const c
     if (!translated) return -1;
     int error;
     PCRE2_SIZE error_at;
-    uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)translated, PCRE2_ZERO_TERMINATED, options, &error,
-                                     &error_at, NULL);
+    uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)translated, PCRE2_ZERO_TERMINATED,
+                                     options | PCRE2_MATCH_INVALID_UTF, &error, &error_at, NULL);
+    /* Without JIT (some platforms) the interpreter gives the same matches, only slower. */
+    const bool jit = ct_regex_jit_wanted();
+    pcre2_code *strict = code && !jit ? pcre2_compile((PCRE2_SPTR)translated, PCRE2_ZERO_TERMINATED, options,
+                                                      &error, &error_at, NULL) : NULL;
     free(translated);
-    if (!code) {
+    if (!code || (!jit && !strict)) {
+        pcre2_code_free(code);
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(error, message, sizeof message);
         return ct_fail("%s: pre-tokenizer regex does not compile (%s): %s", file, message, pattern);
     }
-    /* Without JIT (some platforms) the interpreter gives the same matches, only slower. */
-    if (ct_regex_jit_wanted()) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    if (jit) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
     pcre2_code **grown = realloc(p->regexes, (size_t)(p->n_regexes + 1) * sizeof *grown);
-    if (!grown) {
+    pcre2_code **grown_strict = grown ? realloc(p->strict, (size_t)(p->n_regexes + 1) * sizeof *grown_strict) : NULL;
+    if (grown) p->regexes = grown;
+    if (grown_strict) p->strict = grown_strict;
+    if (!grown || !grown_strict) {
         pcre2_code_free(code);
+        pcre2_code_free(strict);
         return ct_fail("out of memory adding a pre-tokenizer regex");
     }
-    p->regexes = grown;
+    p->strict[p->n_regexes] = strict;
     p->regexes[p->n_regexes++] = code;
     return 0;
 }
 
 void ct_pretok_free(ct_pretok *p) {
-    for (int i = 0; i < p->n_regexes; i++) pcre2_code_free(p->regexes[i]);
+    for (int i = 0; i < p->n_regexes; i++) {
+        pcre2_code_free(p->regexes[i]);
+        pcre2_code_free(p->strict[i]);
+    }
     free(p->regexes);
+    free(p->strict);
     *p = (ct_pretok){0};
 }
 
@@ -222,10 +234,10 @@ static int grow_jit_stack(ct_pretok_scratch *s) {
     return 0;
 }
 
-static int next_match(const pcre2_code *re, ct_pretok_scratch *s, const char *text, size_t len,
+static int next_match(const pcre2_code *re, uint32_t options, ct_pretok_scratch *s, const char *text, size_t len,
                       size_t from, size_t *start, size_t *end) {
     for (;;) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)text, len, from, 0, s->match, s->context);
+        int rc = pcre2_match(re, (PCRE2_SPTR)text, len, from, options, s->match, s->context);
         if (rc == PCRE2_ERROR_NOMATCH) return 0;
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
             CT_TRY(grow_jit_stack(s));
@@ -245,6 +257,7 @@ static int next_match(const pcre2_code *re, ct_pretok_scratch *s, const char *te
 
 typedef struct {
     const ct_pretok *p;
+    bool valid_utf8; /* without JIT: match with p->strict and no UTF check */
     ct_pretok_scratch *s;
     ct_piece_fn fn;
     void *ctx;
@@ -262,10 +275,11 @@ static int emit(const split_job *job, int level, const char *text, size_t len, s
  * next character. */
 static int split_level(const split_job *job, int level, const char *text, size_t len,
                        size_t offset) {
-    const pcre2_code *re = job->p->regexes[level];
+    const pcre2_code *re = job->valid_utf8 ? job->p->strict[level] : job->p->regexes[level];
+    const uint32_t options = job->valid_utf8 ? PCRE2_NO_UTF_CHECK : 0;
     size_t pos = 0, from = 0, start, end;
     while (from < len) {
-        int found = next_match(re, job->s, text, len, from, &start, &end);
+        int found = next_match(re, options, job->s, text, len, from, &start, &end);
         if (found < 0) return -1;
         if (found == 0) break;
         if (end == start) {
@@ -282,11 +296,21 @@ static int split_level(const split_job *job, int level, const char *text, size_t
     return 0;
 }
 
+static bool utf8_valid(const char *text, size_t len) {
+    uint32_t cp;
+    for (size_t at = 0; at < len;) {
+        int n = ct_utf8_decode((const uint8_t *)text + at, len - at, &cp);
+        if (n == 0) return false;
+        at += (size_t)n;
+    }
+    return true;
+}
+
 int ct_pretok_split(const ct_pretok *p, ct_pretok_scratch *s, const char *text, size_t len,
                     ct_piece_fn fn, void *ctx) {
     if (len == 0) return 0;
     if (p->n_regexes == 0) return fn(ctx, text, len, 0);
     CT_TRY(scratch_ready(s));
-    split_job job = {p, s, fn, ctx};
+    split_job job = {p, p->strict && p->strict[0] && utf8_valid(text, len), s, fn, ctx};
     return split_level(&job, 0, text, len, 0);
 }

@@ -114,6 +114,17 @@ grep -q "^\[1/8\] teacher: continuing the interrupted run from $tmp/int/teacher/
 grep -q '"resumed":true' "$tmp/int/teacher/metrics.jsonl" || fail "metrics.jsonl shows no resume"
 [ -s "$tmp/int/teacher/stage.json" ] || fail "no record after the continued run"
 
+# 4c. a teacher given a tokenizer (tokenizer.train=false) has no tokenizer/ of its own: the next
+# stages take the one in its model folder
+given="output_dir=$tmp/given teacher.set.tokenizer.train=false teacher.set.tokenizer.path=$out/teacher/tokenizer"
+# shellcheck disable=SC2086
+"$ctune" run tests/fixtures/pipeline_tiny.yaml $given serve.server="$tmp/no-llama-server" > /dev/null 2> "$tmp/given.err" ||
+    { cat "$tmp/given.err"; fail "a teacher with a given tokenizer"; }
+[ ! -e "$tmp/given/teacher/tokenizer" ] && [ -s "$tmp/given/export/model.gguf" ] ||
+    fail "a teacher with a given tokenizer: not every stage ran from its model folder"
+cmp -s "$tmp/given/teacher/model/tokenizer.json" "$out/teacher/tokenizer/tokenizer.json" ||
+    fail "the teacher's model folder does not hold the tokenizer it was given"
+
 # 5. refusals
 echo >> "$out/merge/model/config.json"
 before=$(tree_sum "$out")
