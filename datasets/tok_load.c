@@ -56,7 +56,15 @@ static int check_bpe_options(const char *file, const cJSON *model) {
     return 0;
 }
 
+/* The largest token id a tokenizer may use: about 64 times the largest real vocabulary (Gemma's
+ * 262,144). The id table is as long as the largest id, so a file naming id 2^30 once asked for
+ * 10 GB (found by fuzzing), and doubling the table's length past 2^30 overflowed. */
+#define MAX_TOKEN_ID (1 << 24)
+
 static int set_id_text(ct_tokenizer *tok, int32_t id, const char *text, uint8_t flags) {
+    if (id > MAX_TOKEN_ID)
+        return ct_fail("%s: token id %d of '%s' is past ctune's limit of %d; a tokenizer's ids count its tokens from 0",
+                       tok->path, id, text, MAX_TOKEN_ID);
     if (id >= tok->n_ids) {
         int32_t n = tok->n_ids ? tok->n_ids : 1024;
         while (n <= id) n *= 2;

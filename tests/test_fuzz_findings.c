@@ -92,7 +92,27 @@ static void test_peft_config_key_twice(void) {
     ct_test_remove_tree(dir);
 }
 
+/* A tokenizer.json naming token id 1,000,000,000: the id table, as long as the largest id, asked
+ * for 10 GB (libFuzzer's malloc limit), and an id past 2^30 overflowed its doubling. Refused by
+ * name. */
+static void test_huge_token_id(void) {
+    const char *form = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": %d}, \"merges\": []}}";
+    char json[256];
+    snprintf(json, sizeof json, form, 1000000000);
+    ct_tokenizer *tok = ct_tokenizer_load_text(json, strlen(json), "huge.json");
+    CHECK(!tok && strstr(ct_last_error(), "huge.json") && strstr(ct_last_error(), "token id 1000000000"),
+          "a huge token id is refused by name: %s", tok ? "(loaded)" : ct_last_error());
+    ct_tokenizer_free(tok);
+    /* an id under the limit passes this check and fails later, on what the file lacks */
+    snprintf(json, sizeof json, form, 1 << 20);
+    tok = ct_tokenizer_load_text(json, strlen(json), "sparse.json");
+    CHECK(!tok && !strstr(ct_last_error(), "token id"), "id 2^20 refused as too large: %s",
+          tok ? "(loaded)" : ct_last_error());
+    ct_tokenizer_free(tok);
+}
+
 int main(void) {
+    test_huge_token_id();
     test_peft_config_key_twice();
     test_safetensors_metadata_twice();
     test_config_key_case();
