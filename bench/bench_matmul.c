@@ -1,5 +1,6 @@
 /* Matmul forward + backward through the op layer (tape, arena, GEMM) against the raw rate of the
- * same sgemm (ct_sgemm: oneDNN or OpenBLAS, whichever the matmuls use) in the same run. Prints one JSON line per measurement and the ratio.
+ * same sgemm (ct_sgemm: oneDNN or OpenBLAS, whichever the matmuls use) in the same run. Prints
+ * one JSON line per measurement and the ratio.
  *   usage: bench_matmul [n=1024] [repeats=5] */
 #include <omp.h>
 #include <stdio.h>

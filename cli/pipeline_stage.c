@@ -49,12 +49,9 @@ static int wiring(const ct_pipeline *p, int stage, char items[6][4200], int *n) 
         snprintf(items[(*n)++], 4200, "model.path=%s", in_dir);
         /* The tokenizer the teacher learned; a teacher given one (tokenizer.train=false) has no
          * tokenizer/ of its own, and its model folder holds the one it used. */
-        char learned[4200];
+        char learned[sizeof in_dir + 16];
         snprintf(learned, sizeof learned, "%s/tokenizer", in_dir);
-        if (ct_is_dir(learned))
-            snprintf(items[(*n)++], 4200, "tokenizer.path=%s/tokenizer", in_dir);
-        else
-            snprintf(items[(*n)++], 4200, "tokenizer.path=%s", in_model);
+        snprintf(items[(*n)++], 4200, "tokenizer.path=%s", ct_is_dir(learned) ? learned : in_model);
     } else if (stage == CT_STAGE_DISTILL) {
         snprintf(items[(*n)++], 4200, "distill.teacher=%s", in_model);
         snprintf(items[(*n)++], 4200, "tokenizer.path=%s", in_model);

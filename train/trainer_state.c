@@ -69,13 +69,15 @@ static int check_matmul_library(const ct_trainer *t, ct_h5_reader *rd, const cha
         return 0;
     }
     const char *now = matmul_library(t), *fix = "resume with the build that wrote it";
+    if (!strcmp(stored, now)) {
+        free(stored);
+        return 0;
+    }
     if (!strcmp(stored, "OpenBLAS") && t->recipe->device == CT_CPU)
         fix = "set CT_GEMM=openblas in the environment";
     else if (!strncmp(stored, "oneDNN", 6) && !strcmp(now, "OpenBLAS"))
         fix = "unset CT_GEMM, or build ctune with oneDNN (apt-get install libdnnl-dev)";
-    int rc = 0;
-    if (strcmp(stored, now) != 0)
-        rc = ct_fail("resume=%s: its matmuls ran on %s but this run's run on %s, which rounds differently; for a "
+    int rc = ct_fail("resume=%s: its matmuls ran on %s but this run's run on %s, which rounds differently; for a "
                      "bit-identical resume %s", path, stored, now, fix);
     free(stored);
     return rc;

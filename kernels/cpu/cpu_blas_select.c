@@ -363,13 +363,10 @@ static void set_warning(const char *forced, const char *rejected) {
 /* The matmuls' f32 GEMM goes through oneDNN when ctune has it (kernels/cpu/cpu_sgemm.h): the same
  * check, through ct_sgemm; a failure falls back to OpenBLAS with a warning. */
 static void check_onednn(void) {
-    if (!ct_sgemm_uses_onednn()) return;
-    char library[48];
-    snprintf(library, sizeof library, "%s", ct_sgemm_library());
-    if (ct_blas_gemm_check(ct_sgemm_as_cblas, NULL, NULL) == 0) return;
+    if (!ct_sgemm_uses_onednn() || ct_blas_gemm_check(ct_sgemm_as_cblas, NULL, NULL) == 0) return;
     snprintf(blas.onednn_warning, sizeof blas.onednn_warning,
-             "blas: %s failed the start-up GEMM check on this cpu (%s); the matmuls use OpenBLAS", library,
-             ct_last_error());
+             "blas: %s failed the start-up GEMM check on this cpu (%s); the matmuls use OpenBLAS",
+             ct_sgemm_library(), ct_last_error());
     ct_sgemm_use_openblas();
 }
 
