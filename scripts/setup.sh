@@ -8,6 +8,8 @@
 #   CT_SETUP_BENCH_BLAS=1                  also install BLIS and oneDNN for bench_blas_compare
 #   CT_FUZZ=1                              also install clang, libFuzzer and valgrind (CI's fuzz
 #                                          smoke and memcheck subset; docs/reliability.md)
+#   CT_CCACHE=1                            also install ccache and compile through it (CI: its
+#                                          cache outlives the clone, so a rerun recompiles nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ packages=(build-essential cmake pkg-config libopenblas-openmp-dev libdnnl-dev li
 # CT_SETUP_BENCH_BLAS=1: also BLIS, which only bench/bench_blas_compare.c opens (with dlopen, at
 # run time) to compare with OpenBLAS and oneDNN; ctune itself neither links nor needs it.
 if [ "${CT_SETUP_BENCH_BLAS:-0}" = 1 ]; then packages+=(libblis-dev); fi
+if [ "${CT_CCACHE:-0}" = 1 ]; then packages+=(ccache); fi
 # CT_FUZZ=1: also what the fuzz build (scripts/fuzz.sh) needs: clang with libFuzzer and its
 # sanitizer runtimes, LLVM's OpenMP, and valgrind (scripts/valgrind.sh). Not needed otherwise.
 if [ -n "${CT_FUZZ:-}" ]; then
@@ -45,6 +48,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build_dir=${CT_BUILD_DIR:-build}
+# CT_CCACHE=1: every compiler (C, C++, nvcc) behind ccache. CMake reads these variables when it
+# first configures a build folder (.ci/run exports them as well, for scripts/fuzz.sh's clang build).
+if [ "${CT_CCACHE:-0}" = 1 ]; then
+    export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_CUDA_COMPILER_LAUNCHER=ccache
+fi
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${CT_BUILD_TYPE:-Release}" -DCT_WERROR="${CT_WERROR:-OFF}" \
       ${CT_CMAKE_ARGS:-} > "$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log"; exit 1; }
 grep -E "ctune:" "$build_dir.configure.log" || true
