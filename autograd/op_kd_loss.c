@@ -3,7 +3,10 @@
  * logits, keeps CT_KD_STATS f64 numbers per row and drops the logits; backward computes them
  * again, turns them into the chunk's logit gradient and multiplies it straight into the hidden
  * states' and the student head's gradients. So at most one chunk of logits (and of their
- * gradient) exists at any time, for either model: never [rows, vocab]. */
+ * gradient) exists at any time, for either model: never [rows, vocab]. When every row fits in
+ * one chunk and a backward will follow, forward keeps that chunk's logits for it instead: the
+ * backward would allocate the same chunk right away (the loss is the first node it visits), so
+ * the peak stays the same and one lm_head GEMM per model is saved, with the same bits. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +21,7 @@ typedef struct {
     int64_t vocab, chunk;
     ct_tensor *teacher_hidden, *teacher_head, *targets; /* frozen: no gradient */
     ct_tensor *row_stats;                               /* f64 [rows, CT_KD_STATS] */
+    ct_tensor *kept_student, *kept_teacher;             /* one chunk's logits from forward, or NULL */
 } kd_ctx;
 
 /* Rows [start, start + count) of a 2-D (or 1-D) tensor as a view that records nothing. */
@@ -46,19 +50,24 @@ static ct_tensor *chunk_logits(const ct_tensor *hidden, const ct_tensor *head, i
     return ct_backend_for(hidden->device)->gemm(x, false, w, true, out, 1.0, 0.0) < 0 ? NULL : out;
 }
 
-static int forward_chunk(const kd_ctx *c, ct_tensor *sh, ct_tensor *sw, int64_t start, int64_t count) {
+/* keep: the op is one chunk and its backward will run; the logits stay in c for it. */
+static int forward_chunk(kd_ctx *c, ct_tensor *sh, ct_tensor *sw, int64_t start, int64_t count, bool keep) {
     ct_tensor *s = chunk_logits(sh, sw, start, count, c->vocab);
     ct_tensor *t = c->teacher_hidden ? chunk_logits(c->teacher_hidden, c->teacher_head, start, count, c->vocab) : NULL;
     ct_tensor *y = rows_view(c->targets, start, count), *st = rows_view(c->row_stats, start, count);
     if (!s || (c->teacher_hidden && !t) || !y || !st) return -1;
+    if (keep) c->kept_student = s, c->kept_teacher = t;
     return ct_backend_for(sh->device)->kd_rows_forward(s, t, y, &c->params, st);
 }
 
 static int backward_chunk(const kd_ctx *c, ct_tensor *sh, ct_tensor *sw, ct_tensor *grad_out, ct_tensor *gh,
                           ct_tensor *gw, int64_t start, int64_t count) {
     const ct_backend *be = ct_backend_for(sh->device);
-    ct_tensor *s = chunk_logits(sh, sw, start, count, c->vocab);
-    ct_tensor *t = c->teacher_hidden ? chunk_logits(c->teacher_hidden, c->teacher_head, start, count, c->vocab) : NULL;
+    ct_tensor *s = c->kept_student, *t = c->kept_teacher;
+    if (!s) {
+        s = chunk_logits(sh, sw, start, count, c->vocab);
+        t = c->teacher_hidden ? chunk_logits(c->teacher_hidden, c->teacher_head, start, count, c->vocab) : NULL;
+    }
     ct_tensor *y = rows_view(c->targets, start, count), *st = rows_view(c->row_stats, start, count);
     if (!s || (c->teacher_hidden && !t) || !y || !st) return -1;
     ct_tensor *g = ct_empty_on(s->device, s->dtype, 2, s->shape);
@@ -158,12 +167,18 @@ ct_tensor *ct_kd_loss(ct_tensor *student_hidden, ct_tensor *student_head, ct_ten
     int64_t chunk = o->chunk_rows > 0 ? o->chunk_rows : CT_KD_CHUNK_ELEMENTS / vocab;
     c->chunk = chunk < 1 ? 1 : chunk;
     if (!(c->row_stats = ct_empty_on(student_hidden->device, CT_F64, 2, (int64_t[]){rows, CT_KD_STATS}))) return NULL;
-    for (int64_t start = 0; start < rows; start += c->chunk) {
-        int64_t count = rows - start < c->chunk ? rows - start : c->chunk;
-        if (ct_scope_begin() < 0) return NULL;
-        int rc = forward_chunk(c, student_hidden, student_head, start, count);
-        ct_scope_end();
-        if (rc < 0) return NULL;
+    ct_tensor *inputs[2] = {student_hidden, student_head};
+    bool backward_follows = ct_needs_grad(inputs, 2);
+    if (rows <= c->chunk && backward_follows) { /* one chunk, in the op's scope, kept for backward */
+        if (rows > 0 && forward_chunk(c, student_hidden, student_head, 0, rows, true) < 0) return NULL;
+    } else {
+        for (int64_t start = 0; start < rows; start += c->chunk) {
+            int64_t count = rows - start < c->chunk ? rows - start : c->chunk;
+            if (ct_scope_begin() < 0) return NULL;
+            int rc = forward_chunk(c, student_hidden, student_head, start, count, false);
+            ct_scope_end();
+            if (rc < 0) return NULL;
+        }
     }
     /* The total in row order on the host: rows * CT_KD_STATS numbers, whatever the vocabulary. */
     const ct_tensor *stats = c->row_stats->device == CT_CPU ? c->row_stats : ct_to_device(c->row_stats, CT_CPU);
@@ -171,7 +186,6 @@ ct_tensor *ct_kd_loss(ct_tensor *student_hidden, ct_tensor *student_head, ct_ten
     double total = 0;
     for (int64_t r = 0; r < rows; r++) total += ((const double *)stats->data)[CT_KD_STATS * r + 4];
     ct_set(out, 0, total);
-    ct_tensor *inputs[2] = {student_hidden, student_head};
-    if (ct_needs_grad(inputs, 2) && !ct_record("kd_loss", kd_backward, inputs, 2, out, c)) return NULL;
+    if (backward_follows && !ct_record("kd_loss", kd_backward, inputs, 2, out, c)) return NULL;
     return out;
 }

@@ -65,9 +65,10 @@ ct_tensor *ct_kl_div(ct_tensor *student_logits, ct_tensor *teacher_logits, ct_te
  * and the op returns the SUM over those rows (a 0-d tensor): the caller divides once, by the
  * step's target count across gradient accumulation. Logits exist only a chunk of chunk_rows rows
  * at a time (0 = CT_KD_CHUNK_ELEMENTS / vocab rows), in forward and in backward, which computes
- * them again. Hidden states [rows, H] f32 (f64 for gradient checks); heads [>= vocab, H] in the
- * hidden's dtype, or, with f32 hidden states, a bf16 or frozen i8 head kept as loaded (a teacher,
- * or a LoRA run's frozen base: the GEMM widens it a tile at a time). The student's hidden states
+ * them again (when all rows fit in one chunk, forward keeps it for backward instead). Hidden
+ * states [rows, H] f32 (f64 for gradient checks); heads [>= vocab, H] in the hidden's dtype,
+ * or, with f32 hidden states, a bf16 or frozen i8 head kept as loaded (a teacher, or a LoRA
+ * run's frozen base: the GEMM widens it a tile at a time). The student's hidden states
  * and head get gradients when they require them; the teacher's never do. kl_weight 0 is plain
  * cross-entropy and reads no teacher (both may then be NULL): the training loss of a run without
  * a teacher (models/llama.h, ct_llama_loss_sum). */

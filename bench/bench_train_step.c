@@ -71,7 +71,7 @@ static struct {
     double gemm_flop;
 } timing;
 
-/* Kernels never call back into the table (attention multiplies its tiles with cblas directly),
+/* Kernels never call back into the table (attention multiplies its tiles with ct_sgemm directly),
  * so the intervals do not nest and the buckets add up. */
 #define TIMED(slot, bucket, params, args)                   \
     static int timed_##slot params {                        \

@@ -158,7 +158,8 @@ ct_tensor *ct_llama_shift_labels(ct_tensor *labels);
  * CT_REDUCE_SUM) to float rounding (targets i32 [B, T], already shifted; -100 is ignored, any other
  * id outside [0, vocab_size) is an error), without ever holding [B * T, vocab_size] logits: the
  * final hidden states of the rows with a target go to ct_kd_loss with no teacher, which applies
- * lm_head a chunk of rows at a time, in forward and again in backward. `targets` lives on the
+ * lm_head a chunk of rows at a time, in forward and again in backward (one chunk is kept
+ * instead, autograd/op_kd_loss.c). `targets` lives on the
  * model's device, `host_targets` is the same tensor on the host (the rows are picked there; they
  * may be one tensor on the CPU). The logits are computed whole, as before, where the fused op
  * does not apply: an lm_head with an adapter, a pruning mask or a bias, and bf16 compute (whose

@@ -2,7 +2,8 @@
  * ct_llama_loss_sum). On a Qwen2.5-0.5B-shaped model the logits of 512 tokens and their gradient
  * are 2 x 297 MiB, more than a LoRA run's int8 base: the rows with a target are gathered from the
  * final hidden states instead, and ct_kd_loss (no teacher: plain cross-entropy) applies lm_head to
- * a chunk of them at a time, in forward and again in backward. */
+ * a chunk of them at a time, in forward and again in backward (or keeps a single chunk between
+ * the two, autograd/op_kd_loss.c). */
 #include <stdio.h>
 
 #include "core/error.h"

@@ -13,8 +13,10 @@
  *
  * Visibility is decided per element from position and segment ids, but whole tiles are skipped
  * (or taken without per-element checks) from per-block min / max summaries, which for ordinary
- * causal rows skips the upper triangle. The tile products run through sgemm / dgemm on strided
- * views of q, k, v (no copies); inside the parallel region OpenBLAS runs them single-threaded.
+ * causal rows skips the upper triangle. The tile products run on strided views of q, k, v (no
+ * copies), f32 through ct_sgemm (oneDNN when the matmuls use it: 3-6% less CPU time for a
+ * pretraining step of the tiny model than OpenBLAS's tiles, docs/PERF.md) and f64 through
+ * OpenBLAS's dgemm; inside the parallel region either runs single-threaded.
  * bf16 q, k, v are widened to f32 copies first (the end of this file). */
 #include <cblas.h>
 #include <math.h>
@@ -25,6 +27,7 @@
 #include "core/arena.h"
 #include "core/error.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/cpu_sgemm.h"
 
 #define ATTN_BLOCK 64
 
@@ -316,7 +319,7 @@ static void softmax_grad_f64(double *s, double *dp, int64_t n, double lse, doubl
         }                                                                                                             \
     }
 
-DEFINE_ATTENTION(float, f32, cblas_sgemm, expf, logf)
+DEFINE_ATTENTION(float, f32, ct_sgemm_as_cblas, expf, logf)
 DEFINE_ATTENTION(double, f64, cblas_dgemm, exp, log)
 
 /* Scratch per thread: a score tile, an output accumulator and the running max / sum. */

@@ -1,4 +1,4 @@
-/* The f32 GEMM behind ctune's matmuls on the CPU.
+/* The f32 GEMM behind ctune's matmuls (and the attention kernel's tiles) on the CPU.
  *
  * oneDNN's dnnl_sgemm when ctune was built with it (libdnnl-dev: CMake finds it and defines
  * CT_HAVE_ONEDNN), OpenBLAS's cblas_sgemm otherwise. On the model's skinny training shapes oneDNN
