@@ -14,7 +14,7 @@
  * Visibility is decided per element from position and segment ids, but whole tiles are skipped
  * (or taken without per-element checks) from per-block min / max summaries, which for ordinary
  * causal rows skips the upper triangle. The tile products run on strided views of q, k, v (no
- * copies), f32 through ct_sgemm (oneDNN when the matmuls use it: 3-6% less CPU time for a
+ * copies), f32 through ct_sgemm (oneDNN when the matmuls use it: about 4% less CPU time for a
  * pretraining step of the tiny model than OpenBLAS's tiles, docs/PERF.md) and f64 through
  * OpenBLAS's dgemm; inside the parallel region either runs single-threaded.
  * bf16 q, k, v are widened to f32 copies first (the end of this file). */

@@ -59,6 +59,6 @@ void ct_sgemm_as_cblas(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE 
                        const blasint M, const blasint N, const blasint K, const float alpha, const float *a,
                        const blasint lda, const float *b, const blasint ldb, const float beta, float *c,
                        const blasint ldc) {
-    (void)order; /* row-major: ct_blas_gemm_check asks for nothing else */
+    (void)order; /* row-major: its callers (the GEMM check, the attention tiles) ask for nothing else */
     ct_sgemm(ta != CblasNoTrans, tb != CblasNoTrans, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
 }

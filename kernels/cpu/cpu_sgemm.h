@@ -27,7 +27,7 @@ bool ct_sgemm_uses_onednn(void);
 /* Makes ct_sgemm call OpenBLAS from now on (after a failed start-up check of oneDNN). */
 void ct_sgemm_use_openblas(void);
 /* ct_sgemm behind cblas_sgemm's signature (row-major only), so ct_blas_gemm_check checks the
- * library that runs the matmuls. */
+ * library that runs the matmuls, and the attention kernel's tile macro takes it as its GEMM. */
 void ct_sgemm_as_cblas(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, const enum CBLAS_TRANSPOSE tb,
                        const blasint M, const blasint N, const blasint K, const float alpha, const float *a,
                        const blasint lda, const float *b, const blasint ldb, const float beta, float *c,
