@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "cli/signal_thread.h"
 #include "kernels/cpu/cpu_blas.h"
 #include "kernels/cpu/cpu_omp_wait.h"
 #include "cli/cmd_tokenizer.h"
@@ -46,7 +47,10 @@ int ct_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int main(int argc, char **argv) {
-    /* First: these may run ctune again, with OpenMP's threads sleeping at barriers on a busy
+    /* Before any other thread exists: SIGINT and SIGTERM go to a thread of their own, so that
+     * no handler ever interrupts a computation (cli/signal_thread.h). */
+    if (ct_signal_thread_start() < 0) fprintf(stderr, "ctune: %s\n", ct_last_error());
+    /* Then: these may run ctune again, with OpenMP's threads sleeping at barriers on a busy
      * machine and with OpenBLAS's kernels matched to the CPU. */
     ct_omp_wait_select(argv);
     if (ct_blas_select(argv) < 0) {

@@ -67,7 +67,16 @@ static int start_server(const char *server, const char *gguf, const char *log, i
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    int rc = posix_spawn(pid, server, &actions, NULL, argv, environ);
+    /* The server starts with no signal blocked: ctune's threads block SIGINT and SIGTERM (they
+     * go to its signal thread, cli/signal_thread.h), and a blocked mask survives exec. */
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(pid, server, &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     return rc == 0 ? 0 : ct_fail("%s: cannot start it: %s", server, strerror(rc));
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { SLOT_FREE, SLOT_CLAIMED, SLOT_FILE, SLOT_FOLDER };
@@ -22,6 +23,10 @@ static struct {
 
 static atomic_int holds;
 static atomic_int pending_signal;
+/* Set while a handler decides whether to defer; stays set once it has decided not to (the
+ * process is then ending): a hold taken meanwhile waits, so no swap starts under a dying handler
+ * that runs on another thread (cli/signal_thread.h). */
+static atomic_int deciding;
 
 static void add(const char *path, int kind) {
     size_t len = strlen(path);
@@ -108,19 +113,30 @@ void ct_cleanup_remove_all(void) {
         }
 }
 
-void ct_cleanup_hold(void) { atomic_fetch_add(&holds, 1); }
+void ct_cleanup_hold(void) {
+    atomic_fetch_add(&holds, 1);
+    /* A handler on another thread is deciding: it sees this hold and defers (clearing the flag),
+     * or it had seen none and ends the process while this waits. */
+    while (atomic_load(&deciding)) nanosleep(&(struct timespec){0, 100000}, NULL);
+}
 
 void ct_cleanup_release(void) {
     if (atomic_fetch_sub(&holds, 1) != 1) return;
     int sig = atomic_exchange(&pending_signal, 0);
-    if (sig) raise(sig);
+    /* kill, not raise: raise targets this thread, where the signal may be blocked (it is when a
+     * signal thread receives them); kill reaches the thread that takes it. */
+    if (sig) kill(getpid(), sig);
 }
 
 bool ct_cleanup_defer(int sig) {
-    if (atomic_load(&holds) == 0) return false;
+    atomic_store(&deciding, 1);
+    if (atomic_load(&holds) == 0) return false; /* `deciding` stays set: no swap starts now */
     atomic_store(&pending_signal, sig);
     /* Released meanwhile (the handler runs on another thread than the holder): the release may
      * have looked before the signal was stored, so this handler goes on instead. */
     if (atomic_load(&holds) == 0 && atomic_exchange(&pending_signal, 0) == sig) return false;
+    atomic_store(&deciding, 0);
     return true;
 }
+
+void ct_cleanup_handler_survived(void) { atomic_store(&deciding, 0); }

@@ -36,7 +36,12 @@ void ct_cleanup_remove_all(void);
 void ct_cleanup_hold(void);
 void ct_cleanup_release(void);
 /* For a signal handler (async-signal-safe): true when a hold is on, the signal then being kept
- * for ct_cleanup_release; the handler returns at once. */
+ * for ct_cleanup_release; the handler returns at once. False: the handler goes on and ends the
+ * process; from then on a ct_cleanup_hold on another thread waits (for the end), so no swap
+ * starts while the handler removes the temporaries. */
 bool ct_cleanup_defer(int sig);
+/* A handler that went on (ct_cleanup_defer returned false) but let the process live (tests):
+ * holds stop waiting. */
+void ct_cleanup_handler_survived(void);
 
 #endif

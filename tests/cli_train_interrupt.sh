@@ -51,6 +51,17 @@ fi
     model.intermediate_size=48 model.num_layers=1 "$@" >"$dir/out" 2>"$dir/err" &
 pid=$!
 wait_for "step 2/"
+# SIGINT and SIGTERM reach one thread only, never a computing one (cli/signal_thread.h): every
+# thread but one blocks both (SigBlk bits 2 and 15: 0x4002), and there are others (OpenMP's).
+receivers=0 blocking=0
+for task in /proc/$pid/task/*; do
+    mask=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$task/status" 2>/dev/null) || continue
+    [ -n "$mask" ] || continue
+    if [ $((0x$mask & 0x4002)) -eq 0 ]; then receivers=$((receivers + 1)); fi
+    if [ $((0x$mask & 0x4002)) -eq $((0x4002)) ]; then blocking=$((blocking + 1)); fi
+done
+[ $receivers -eq 1 ] && [ $blocking -ge 2 ] ||
+    { echo "SIGINT/SIGTERM: $receivers threads receive them (1 expected), $blocking block both (2 or more expected)"; kill $pid; exit 1; }
 kill -INT $pid
 wait $pid
 status=$?
