@@ -21,7 +21,8 @@
  * ("bench": "train_step_breakdown"), times in ms per step. Threads: OMP_NUM_THREADS or --threads.
  *   usage: bench_train_step [--steps 20] [--warmup 3] [--batch 16] [--seq 128] [--vocab 3008]
  *          [--hidden 128] [--intermediate 352] [--layers 4] [--heads 4] [--kv-heads 2]
- *          [--lr 1e-3] [--grad-clip 1.0] [--seed 1234] [--threads N] [--profile 1] */
+ *          [--lr 1e-3] [--grad-clip 1.0] [--seed 1234] [--threads N] [--profile 1]
+ *          [--precision fp32|bf16]   (bf16: bf16 compute copies, f32 master weights, as train.precision) */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ typedef struct {
     double lr, grad_clip;
     uint64_t seed;
     bool profile;
+    bool bf16; /* --precision bf16: bf16 compute, f32 master weights (train.precision: bf16) */
 } options;
 
 static double now(void) {
@@ -171,7 +173,8 @@ static void reset_timing(void) {
 static int usage(const char *why) {
     fprintf(stderr, "bench_train_step: %s\nusage: bench_train_step [--steps 20] [--warmup 3] [--batch 16] "
                     "[--seq 128] [--vocab 3008] [--hidden 128] [--intermediate 352] [--layers 4] [--heads 4] "
-                    "[--kv-heads 2] [--lr 1e-3] [--grad-clip 1.0] [--seed 1234] [--threads N] [--profile 0|1]\n",
+                    "[--kv-heads 2] [--lr 1e-3] [--grad-clip 1.0] [--seed 1234] [--threads N] [--profile 0|1] "
+                    "[--precision fp32|bf16]\n",
             why);
     return 2;
 }
@@ -208,6 +211,9 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (strcmp(flag, "--seed") == 0) {
             o->seed = strtoull(value, &end, 10);
             if (*end) return usage("--seed takes a whole number");
+        } else if (strcmp(flag, "--precision") == 0) {
+            if (strcmp(value, "fp32") && strcmp(value, "bf16")) return usage("--precision takes fp32 or bf16");
+            o->bf16 = value[0] == 'b';
         } else if (strcmp(flag, "--profile") == 0) {
             if (strcmp(value, "0") && strcmp(value, "1")) return usage("--profile takes 0 or 1");
             o->profile = value[0] == '1';
@@ -299,13 +305,13 @@ static void print_step(const options *o, const ct_llama *m, const step_times *t,
            "\"kv_heads\": %lld, \"params\": %lld, \"warmup\": %lld, \"steps\": %lld, \"profiled\": %s, "
            "\"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, \"first_loss\": %.4f, \"last_loss\": %.4f, "
            "\"peak_arena_bytes\": %zu, \"arena_reserved_bytes\": %zu, \"arena_chunk_allocations_while_timed\": "
-           "%llu, \"max_rss_mib\": %.1f, \"omp_wait\": \"%s\", %s}\n",
+           "%llu, \"max_rss_mib\": %.1f, \"omp_wait\": \"%s\", \"precision\": \"%s\", %s}\n",
            omp_get_max_threads(), (long long)o->batch, (long long)o->seq, (long long)o->vocab, (long long)o->hidden,
            (long long)o->intermediate, (long long)o->layers, (long long)o->heads, (long long)o->kv_heads,
            (long long)ct_llama_num_params(m), (long long)o->warmup, (long long)o->steps,
            o->profile ? "true" : "false", (double)(o->batch * o->seq) / per_step, 1e3 * per_step, first_loss,
            t->last_loss, mem->peak_in_use, mem->reserved, (unsigned long long)chunk_allocations_while_timed,
-           max_rss_mib(), ct_omp_wait_describe(), bench_blas_json());
+           max_rss_mib(), ct_omp_wait_describe(), o->bf16 ? "bf16" : "fp32", bench_blas_json());
 }
 
 /* Phases from the timed steps; kernels from the profiled ones (t = that pass's times). */
@@ -344,6 +350,7 @@ int main(int argc, char **argv) {
     if (status) return status;
     if (o.threads > 0) omp_set_num_threads((int)o.threads);
     ct_llama *m = tiny_model(&o);
+    if (m) m->compute_dtype = o.bf16 ? CT_BF16 : CT_F32;
     ct_adamw *opt = m ? tiny_optimizer(m, &o) : NULL;
     ct_tensor **batches = opt ? random_batches(&o, o.warmup + o.steps) : NULL;
     if (!batches) {

@@ -11,6 +11,7 @@
 #   usage: bench/compare_train_step.sh [BUILD_DIR=build] [REPS=3] [THREADS=2] [-- flags for both]
 #   env:   TORCH_ATTN=sdpa|eager (default sdpa)   PYTHON=python3
 #   e.g.   bench/compare_train_step.sh build 3 2 -- --steps 20 --warmup 3
+#          bench/compare_train_step.sh build 3 2 -- --precision bf16   # both in mixed precision
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,6 +81,7 @@ def breakdown_of_best(impl):
 first = steps["ctune"][0]
 summary = {
     "bench": "train_step_compare", "threads": threads, "torch_attn": attn, "reps": len(steps["ctune"]),
+    "precision": steps["torch"][0].get("precision", "fp32"),
     "batch": first["batch"], "seq": first["seq"], "steps": first["steps"], "warmup": first["warmup"],
     "torch": steps["torch"][0]["torch"], "transformers": steps["torch"][0]["transformers"],
     "ctune_tokens_per_s": [l["tokens_per_s"] for l in steps["ctune"]],
@@ -91,7 +93,7 @@ summary = {
 print(json.dumps(summary))
 
 print()
-print(f"training step, B={first['batch']} T={first['seq']}, {threads} threads, {summary['reps']} alternating "
+print(f"training step, {summary['precision']}, B={first['batch']} T={first['seq']}, {threads} threads, {summary['reps']} alternating "
       f"repetitions of {first['warmup']} warm-up + {first['steps']} timed steps; torch attention: {attn}")
 print(f"{'':8} {'tokens/s best':>14} {'tokens/s median':>16} {'ms/step best':>13} {'gemm share':>11} "
       f"{'loss first -> last':>20}")

@@ -8,6 +8,11 @@ ct_llama_loss), backward, clip the global gradient norm, AdamW (torch.optim.Adam
 implementation, constant lr; weight decay on matrices only). Batches are uniform random ids drawn
 before timing. The same warm-up and timed step counts as the C benchmark.
 
+Precision: --precision fp32 (default) or bf16: the forward and the loss under
+torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's own CPU mixed precision (f32 parameters,
+bf16 matmuls and their backward), beside bench_train_step's --precision bf16 (f32 masters, bf16
+compute copies).
+
 Attention: --attn sdpa (default; torch's scaled_dot_product_attention, is_causal without a mask
 tensor) or --attn eager (explicit softmax(q k^T) v with a causal mask).
 
@@ -49,6 +54,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=0, help="0: torch's default")
     p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     p.add_argument("--profile", type=int, choices=[0, 1], default=0)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = p.parse_args()
     if args.steps < 1 or args.warmup < 0:
         p.error("--steps must be at least 1 and --warmup at least 0")
@@ -76,10 +82,11 @@ def tiny_optimizer(model, a):
     return torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
-def train_step(model, opt, ids, grad_clip, times):
+def train_step(model, opt, ids, grad_clip, times, bf16=False):
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    loss = model(input_ids=ids, labels=ids).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=ids, labels=ids).loss
     t1 = time.perf_counter()
     loss.backward()
     t2 = time.perf_counter()
@@ -103,13 +110,13 @@ def is_attention_op(key):
     return "flash_attention" in key or "scaled_dot_product" in key
 
 
-def profiled_seconds(model, opt, batches, grad_clip):
+def profiled_seconds(model, opt, batches, grad_clip, bf16):
     """Runs the steps under torch.profiler: (wall seconds, self CPU seconds of GEMM, attention and
     cross-entropy ops). Self time, so a wrapper op is not counted on top of the kernel it calls."""
     times = dict(forward=0.0, backward=0.0, optimizer=0.0, total=0.0)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for ids in batches:
-            train_step(model, opt, ids, grad_clip, times)
+            train_step(model, opt, ids, grad_clip, times, bf16)
     events = prof.key_averages()
     def self_s(select):
         return sum(e.self_cpu_time_total for e in events if select(e.key)) * 1e-6
@@ -130,22 +137,23 @@ def main():
     warm = dict(forward=0.0, backward=0.0, optimizer=0.0, total=0.0)
     timed = dict(warm)
     first_loss = last_loss = math.nan
+    bf16 = a.precision == "bf16"
     for i in range(a.warmup):
-        loss = train_step(model, opt, batches[i], a.grad_clip, warm)
+        loss = train_step(model, opt, batches[i], a.grad_clip, warm, bf16)
         if i == 0:
             first_loss = loss
     for i in range(a.steps):
-        loss = train_step(model, opt, batches[a.warmup + i], a.grad_clip, timed)
+        loss = train_step(model, opt, batches[a.warmup + i], a.grad_clip, timed, bf16)
         if i == 0 and a.warmup == 0:
             first_loss = loss
         last_loss = loss
-    profile = profiled_seconds(model, opt, batches[a.warmup:], a.grad_clip) if a.profile else None
+    profile = profiled_seconds(model, opt, batches[a.warmup:], a.grad_clip, bf16) if a.profile else None
 
     per_step = timed["total"] / a.steps
     n_params = sum(p.numel() for p in model.parameters())
     step = {
         "bench": "train_step", "impl": "torch", "torch": torch.__version__, "transformers": transformers.__version__,
-        "attn": a.attn, "threads": torch.get_num_threads(), "batch": a.batch, "seq": a.seq, "vocab": a.vocab,
+        "attn": a.attn, "precision": a.precision, "threads": torch.get_num_threads(), "batch": a.batch, "seq": a.seq, "vocab": a.vocab,
         "hidden": a.hidden, "intermediate": a.intermediate, "layers": a.layers, "heads": a.heads,
         "kv_heads": a.kv_heads, "params": n_params, "warmup": a.warmup, "steps": a.steps,
         "profiled": bool(a.profile), "tokens_per_s": round(a.batch * a.seq / per_step, 1),

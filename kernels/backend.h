@@ -40,6 +40,10 @@ typedef struct ct_backend {
      * are widened to f32 on the fly, a tile at a time). */
     int (*gemm)(const ct_tensor *a, bool transpose_a, const ct_tensor *b, bool transpose_b, ct_tensor *c,
                 double alpha, double beta);
+    /* Whether gemm runs bf16 x bf16 in hardware, faster than f32 (NULL: no). The matmul's backward
+     * then rounds a mixed-precision forward's f32 output gradient to bf16, so that its two GEMMs
+     * run bf16 x bf16 too (autograd/op_matmul.c). */
+    bool (*bf16_gemm_native)(void);
     /* out = a (op) b, where b has a's shape or is one row broadcast over a's rows. */
     int (*binary)(ct_binary_op op, const ct_tensor *a, const ct_tensor *b, ct_tensor *out);
     /* y = x converted between f32 and bf16 (rounded to nearest even), or copied (same dtype). */

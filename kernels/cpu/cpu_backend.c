@@ -1,10 +1,12 @@
 /* The CPU backend's op table (kernels/device.c picks a device's table). */
 #include "core/error.h"
+#include "kernels/cpu/cpu_bf16_gemm.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 static const ct_backend cpu_backend = {
     .name = "cpu",
     .gemm = ct_cpu_gemm,
+    .bf16_gemm_native = ct_cpu_bf16_gemm_available,
     .binary = ct_cpu_binary,
     .convert = ct_cpu_convert,
     .axpby = ct_cpu_axpby,

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_blas.h"
+#include "kernels/cpu/cpu_bf16_gemm.h"
 #include "kernels/cpu/cpu_sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -277,8 +278,8 @@ static struct {
     const char *check;     /* "ok", "not run", or "FAILED" */
     char warning[320];
     char onednn_warning[320];
-    char line[440];
-    char json[440];
+    char line[560];
+    char json[560];
 } blas;
 
 /* "OpenBLAS 0.3.21" from "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -333,14 +334,14 @@ static void describe(const char *forced, const char *rejected) {
     else
         snprintf(coretype, sizeof coretype, "auto");
     snprintf(blas.line, sizeof blas.line,
-             "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s; matmul sgemm: %s", version,
+             "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s; matmul sgemm: %s; bf16 gemm: %s", version,
              blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu), coretype, blas.check, blas.check_ms,
-             ct_blas_below_cpu() ? ", kernels BELOW the cpu" : "", ct_sgemm_library());
+             ct_blas_below_cpu() ? ", kernels BELOW the cpu" : "", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
     snprintf(blas.json, sizeof blas.json,
              "\"blas\": \"%s\", \"blas_core\": \"%s\", \"blas_kernels\": \"%s\", \"cpu_isa\": \"%s\", "
-             "\"blas_coretype\": \"%s\", \"matmul_sgemm\": \"%s\"",
+             "\"blas_coretype\": \"%s\", \"matmul_sgemm\": \"%s\", \"bf16_gemm\": \"%s\"",
              version, blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu),
-             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto", ct_sgemm_library());
+             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
 }
 
 static void set_warning(const char *forced, const char *rejected) {

@@ -32,4 +32,4 @@ add_test(NAME blas_train_log
 # Every bench line carries the BLAS fields.
 add_test(NAME blas_bench_json COMMAND bench_matmul 64 1)
 set_tests_properties(blas_bench_json PROPERTIES
-  PASS_REGULAR_EXPRESSION "\"blas\": \"OpenBLAS [0-9.]+\", \"blas_core\": \"[A-Za-z0-9]+\", \"blas_kernels\": \"[a-z0-9+]+\", \"cpu_isa\": \"[a-z0-9+]+\", \"blas_coretype\": \"(auto|forced|user)\", \"matmul_sgemm\": \"(OpenBLAS|oneDNN [0-9.]+)\"}")
+  PASS_REGULAR_EXPRESSION "\"blas\": \"OpenBLAS [0-9.]+\", \"blas_core\": \"[A-Za-z0-9]+\", \"blas_kernels\": \"[a-z0-9+]+\", \"cpu_isa\": \"[a-z0-9+]+\", \"blas_coretype\": \"(auto|forced|user)\", \"matmul_sgemm\": \"(OpenBLAS|oneDNN [0-9.]+)\", \"bf16_gemm\": \"(oneDNN avx512_core_(bf16|amx)|widened to f32 \\([^)]+\\))\"}")
