@@ -21,6 +21,7 @@
 #include "autograd/ops.h"
 #include "autograd/ops_transformer.h"
 #include "core/rng.h"
+#include "kernels/backend.h"
 #include "autograd/tape.h"
 #include "tests/ct_test.h"
 
@@ -257,25 +258,38 @@ static void check_matmul(void) {
     CHECK(out && out->dtype == CT_BF16, "matmul of bf16 a: output dtype %s", out ? ct_dtype_name(out->dtype) : "-");
 }
 
-/* The tiled widening of a frozen i8 weight against the same weight widened by ct_copy. */
+/* A frozen i8 weight against the same weight widened by ct_copy: through the tiles (9 rows) and
+ * through the few-rows kernel (1, 3 and 4 rows: generation and KV-cache scoring), per-row scales
+ * and blocks of 8 over K = 21 (a partial last block); beta = 1 adds to C. */
 static void check_i8_weight(void) {
     ct_tensor *wf = random_f32(2, (int64_t[]){1030, 21});
     for (int block = 0; block <= 8; block += 8) {
         ct_tensor *q = ct_quantize_i8(wf, block, false, NULL);
         ct_tensor *dequantized = ct_empty(CT_F32, 2, (int64_t[]){1030, 21});
         ct_copy(dequantized, q);
-        pair x = random_pair(2, (int64_t[]){9, 21}, 1.0, true);
-        ct_tensor *y = ct_matmul(x.f, q, false, true), *expected = ct_matmul(x.f, dequantized, false, true);
-        expect_close(block ? "matmul f32 x i8 (blocks of 8)" : "matmul f32 x i8 (per row)", "output", y, expected,
-                     1e-6);
-        ct_tensor *yb = ct_matmul(x.b, q, false, true);
-        expect_close("matmul bf16 x i8", "output", yb, expected, OUTPUT_TOLERANCE);
-        /* a device copy keeps the scales (CPU to CPU here; the GPU tests move i8 weights too) */
-        ct_tensor *moved = ct_to_device(q, CT_CPU);
-        CHECK(moved && moved->scale && moved->scale != q->scale && moved->scale_block == q->scale_block,
-              "ct_to_device of an i8 tensor (block %d) dropped or shared its scales", block);
-        if (moved && moved->scale)
-            expect_close("ct_to_device i8", "output", ct_matmul(x.f, moved, false, true), y, 1e-12);
+        const int64_t row_counts[] = {9, 1, 3, 4};
+        for (size_t i = 0; i < sizeof row_counts / sizeof row_counts[0]; i++) {
+            char what[80];
+            snprintf(what, sizeof what, "matmul f32 x i8 (%s), %lld rows", block ? "blocks of 8" : "per row",
+                     (long long)row_counts[i]);
+            pair x = random_pair(2, (int64_t[]){row_counts[i], 21}, 1.0, true);
+            ct_tensor *y = ct_matmul(x.f, q, false, true), *expected = ct_matmul(x.f, dequantized, false, true);
+            expect_close(what, "output", y, expected, 1e-6);
+            /* beta = 1: y + x·qᵀ against 2 * expected */
+            CHECK(ct_backend_for(CT_CPU)->gemm(x.f, false, q, true, y, 1.0, 1.0) == 0, "%s, beta 1: %s", what,
+                  ct_last_error());
+            expect_close(what, "output + x·qᵀ", y, ct_scale(expected, 2.0), 1e-6);
+            if (i) continue;
+            ct_tensor *yb = ct_matmul(x.b, q, false, true);
+            expect_close("matmul bf16 x i8", "output", yb, expected, OUTPUT_TOLERANCE);
+            /* a device copy keeps the scales (CPU to CPU here; the GPU tests move i8 weights too) */
+            ct_tensor *moved = ct_to_device(q, CT_CPU);
+            CHECK(moved && moved->scale && moved->scale != q->scale && moved->scale_block == q->scale_block,
+                  "ct_to_device of an i8 tensor (block %d) dropped or shared its scales", block);
+            if (moved && moved->scale)
+                expect_close("ct_to_device i8", "output", ct_matmul(x.f, moved, false, true),
+                             ct_matmul(x.f, q, false, true), 1e-12);
+        }
     }
 }
 
