@@ -8,18 +8,10 @@
 #   e.g.   bench/compare_precision.sh build 3 2 -- --hidden 768 --intermediate 2048 --layers 12 \
 #              --heads 12 --kv-heads 12 --seq 512 --batch 2 --steps 3 --warmup 1
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-positional=()
-while (($#)) && [[ "$1" != "--" ]]; do positional+=("$1"); shift; done
-if (($#)); then shift; fi
-build="${positional[0]:-build}"
-reps="${positional[1]:-3}"
-threads="${positional[2]:-2}"
-case "$build" in /*) ;; *) build="$root/$build" ;; esac
-bench="$build/bench_train_step"
-[[ -x "$bench" ]] || { echo "compare_precision: $bench not found; cmake --build $build --target bench_train_step" >&2; exit 1; }
-[[ "$reps" =~ ^[1-9][0-9]*$ && "$threads" =~ ^[1-9][0-9]*$ ]] ||
-    { echo "compare_precision: REPS and THREADS must be positive whole numbers" >&2; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/bench_args.sh"
+bench_args compare_precision 3 2 "$@"
+set -- "${bench_flags[@]}"
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "compare_precision: THREADS must be a positive whole number" >&2; exit 2; }
 export OMP_NUM_THREADS="$threads"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT

@@ -13,17 +13,9 @@
 #   e.g.   bench/contention_step.sh build 5 2         # a fixed 2 threads, the old behaviour
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-positional=()
-while (($#)) && [[ "$1" != "--" ]]; do positional+=("$1"); shift; done
-if (($#)); then shift; fi
-build="${positional[0]:-build}"
-reps="${positional[1]:-5}"
-threads="${positional[2]:-auto}"
-case "$build" in /*) ;; *) build="$root/$build" ;; esac
-bench="$build/bench_train_step"
-[[ -x "$bench" ]] || { echo "contention_step: $bench not found; cmake --build $build --target bench_train_step" >&2; exit 1; }
-[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "contention_step: REPS must be a positive whole number (got '$reps')" >&2; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/bench_args.sh"
+bench_args contention_step 5 auto "$@"
+set -- "${bench_flags[@]}"
 
 results="$(mktemp)"
 competitor=""
