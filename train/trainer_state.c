@@ -29,6 +29,7 @@
 #include "core/error.h"
 #include "core/atomic_file.h"
 #include "checkpoints/hdf5_file.h"
+#include "kernels/cpu/cpu_bf16_gemm.h"
 #include "kernels/cpu/cpu_sgemm.h"
 #include "core/paths.h"
 #include "train/dist.h"
@@ -56,8 +57,15 @@ static int put_text_file(ct_h5_writer *w, const char *dir, const char *file, con
 
 /* The library of the f32 matmuls: checkpoints name it, since two libraries round differently and
  * a resume is bit-identical only on the one that wrote the checkpoint (kernels/cpu/cpu_sgemm.h). */
+/* What the matmuls ran on, as far as it sets their bits: the f32 GEMM library, and in a bf16
+ * run on a CPU that multiplies bf16 in hardware, that path too (the widened one rounds as the
+ * f32 library does, so a bf16 run without the hardware names the library alone, as before). */
 static const char *matmul_library(const ct_trainer *t) {
-    return t->recipe->device == CT_CPU ? ct_sgemm_library() : "cuBLAS";
+    if (t->recipe->device != CT_CPU) return "cuBLAS";
+    if (t->recipe->train.precision != CT_RECIPE_BF16 || !ct_cpu_bf16_gemm_available()) return ct_sgemm_library();
+    static char name[160];
+    snprintf(name, sizeof name, "%s, bf16 GEMMs on %s", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
+    return name;
 }
 
 /* A checkpoint written with another matmul library is refused, as one of another thread count
@@ -73,7 +81,11 @@ static int check_matmul_library(const ct_trainer *t, ct_h5_reader *rd, const cha
         free(stored);
         return 0;
     }
-    if (!strcmp(stored, "OpenBLAS") && t->recipe->device == CT_CPU)
+    if (strstr(stored, "bf16 GEMMs on") && !strstr(now, "bf16 GEMMs on"))
+        fix = "resume on a CPU with AVX512-BF16, without CT_GEMM_BF16=widen";
+    else if (!strstr(stored, "bf16 GEMMs on") && strstr(now, "bf16 GEMMs on"))
+        fix = "set CT_GEMM_BF16=widen in the environment";
+    else if (!strcmp(stored, "OpenBLAS") && t->recipe->device == CT_CPU)
         fix = "set CT_GEMM=openblas in the environment";
     else if (!strncmp(stored, "oneDNN", 6) && !strcmp(now, "OpenBLAS"))
         fix = "unset CT_GEMM, or build ctune with oneDNN (apt-get install libdnnl-dev)";

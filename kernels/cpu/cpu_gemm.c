@@ -57,9 +57,9 @@ CT_CPU_CLONES_VECTORIZED static void scale_i8_run(const int8_t *restrict q, floa
 }
 
 /* Columns [c0, c0 + nc) of row `row` of an i8 tensor as f32: runs of one scale each (the whole
- * span when the scale is per row), so the loop over a run vectorizes; a per-element scale lookup
- * widened at about 2 GB/s and made a one-token INT8 matmul 12x slower than the f32 one
- * (bench_int8_gemm). */
+ * span when the scale is per row), so the loop over a run vectorizes. A per-element scale lookup
+ * widened at about 2 GB/s: a one-token INT8 matmul took 12x the f32 one's time with the weight
+ * in cache, 3x with it read from memory (bench_int8_gemm). */
 static void widen_i8_row(const int8_t *q, const ct_tensor *t, int64_t row, int64_t c0, int64_t nc, int64_t cols,
                          float *out) {
     if (!t->scale) {
@@ -173,8 +173,8 @@ static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, 
 /* ---- a few rows against an i8 weight ----
  * Generation and scoring with a KV cache multiply one token (or a few) by each weight. The tiled
  * path widens an i8 weight into f32 tiles first: for one row that writes and reads four times the
- * bytes of the weight itself, and a Qwen2.5-0.5B-sized projection took 4x the f32 matmul's time
- * (bench_int8_gemm). Here each weight row is widened into a buffer that stays in L1 (q * scale,
+ * bytes of the weight itself, and a Qwen2.5-0.5B-sized projection still took 4x the f32
+ * matmul's time with the weights in cache (bench_int8_gemm). Here each weight row is widened into a buffer that stays in L1 (q * scale,
  * the values the tiles would hold) and dotted with every row of A: the int8 weight is the only
  * large read. */
 #define I8_ROWS_MAX 4
