@@ -4,17 +4,17 @@
 # Runs bench_train_step (the tiny model's step, --profile 0) REPS times alone and REPS times with a
 # competing process this script starts itself (a shell busy loop, one core's worth of work),
 # alternating the two, and prints the median ms/step of each and the slowdown (contended / alone).
-# THREADS is passed to bench_train_step as --threads: a number, or "auto" (what ctune does when
-# the recipe's threads is 0: as many threads as cores minus the other runnable processes at start,
-# docs/PERF.md "Steady under contention"). Other work on the machine slows both sides alike; the
-# alternation keeps either from getting all the quiet moments.
+# THREADS is passed to bench_train_step as --threads (ctune keeps the thread count a recipe asks
+# for and changes only how idle threads wait: docs/PERF.md "Steady under contention"). Other work
+# on the machine slows both sides alike; the alternation keeps either from getting all the quiet
+# moments.
 #
-#   usage: bench/contention_step.sh [BUILD_DIR=build] [REPS=5] [THREADS=auto] [-- bench_train_step flags]
-#   e.g.   bench/contention_step.sh build 5 2         # a fixed 2 threads, the old behaviour
+#   usage: bench/contention_step.sh [BUILD_DIR=build] [REPS=5] [THREADS=2] [-- bench_train_step flags]
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/bench_args.sh"
-bench_args contention_step 5 auto "$@"
+bench_args contention_step 5 2 "$@"
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "contention_step: THREADS must be a positive whole number" >&2; exit 2; }
 set -- "${bench_flags[@]}"
 
 results="$(mktemp)"
