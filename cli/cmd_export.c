@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/signal_thread.h"
 #include "cli/export_folder.h"
 #include "cli/export_gguf.h"
 #include "cli/export_int8.h"
@@ -228,6 +229,9 @@ static void on_interrupt(int sig) {
     }
     if (atomic_flag_test_and_set(&interrupt.cleaning))
         for (;;) pause();
+    /* This runs on the signal thread (cli/signal_thread.h): the export itself is stopped first,
+     * so that it writes nothing more while its temporaries go. */
+    ct_signal_thread_freeze_main();
     ct_cleanup_remove_all();
     const char *line = out_replaced() ? interrupt.written : interrupt.unchanged;
     ssize_t ignored = write(STDERR_FILENO, line, strlen(line));

@@ -3,10 +3,31 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
+
+static pthread_t main_thread;
+static atomic_bool started, main_frozen;
+
+/* SIGRTMIN's handler on the main thread: it never returns, so whatever it interrupted (a GEMM in
+ * a library included) never runs on. */
+static void freeze(int sig) {
+    (void)sig;
+    atomic_store(&main_frozen, true);
+    for (;;) pause();
+}
+
+void ct_signal_thread_freeze_main(void) {
+    if (!atomic_load(&started) || pthread_equal(pthread_self(), main_thread)) return;
+    if (pthread_kill(main_thread, SIGRTMIN) != 0) return;
+    for (int i = 0; i < 1000 && !atomic_load(&main_frozen); i++) /* a second at most */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
 
 static void interrupt_signals(sigset_t *set) {
     sigemptyset(set);
@@ -42,5 +63,9 @@ int ct_signal_thread_start(void) {
         pthread_sigmask(SIG_SETMASK, &before, NULL);
         return ct_fail("the thread for SIGINT and SIGTERM could not start: %s", strerror(rc));
     }
+    main_thread = pthread_self();
+    struct sigaction action = {.sa_handler = freeze};
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGRTMIN, &action, NULL) == 0) atomic_store(&started, true);
     return 0;
 }

@@ -22,4 +22,11 @@
  * left unblocked, as before). */
 int ct_signal_thread_start(void);
 
+/* For a handler that ends the process after cleaning up (ctune export): stops the main thread
+ * where it is (SIGRTMIN, whose handler never returns) and waits until it has stopped, so that it
+ * writes nothing more while the temporaries are removed; the interrupted code never resumes,
+ * which is what makes stopping it there safe. Does nothing on the main thread itself or when
+ * ct_signal_thread_start did not run. Async-signal-safe. */
+void ct_signal_thread_freeze_main(void);
+
 #endif
