@@ -12,24 +12,20 @@ typedef struct {
     bool transpose_a, transpose_b;
 } matmul_ctx;
 
-/* The output gradient as the backward's GEMMs take it. After a forward of two bf16 operands
- * (mixed precision) on a backend whose bf16 GEMM runs in hardware, dc rounded to bf16 once, so
- * that both products run bf16 x bf16, as autocast's backward does; otherwise dc itself (f32, with
- * bf16 operands widened beside it). NULL with ct_fail when the copy cannot be made. */
-static const ct_tensor *gemm_grad(const ct_node *node, const ct_backend *be) {
-    const ct_tensor *a = node->inputs[0], *b = node->inputs[1], *dc = node->output->grad;
-    bool mixed = a->dtype == CT_BF16 && b->dtype == CT_BF16 && dc->dtype == CT_F32;
-    if (!mixed || !be->bf16_gemm_native || !be->bf16_gemm_native()) return dc;
-    ct_tensor *rounded = ct_empty_on(dc->device, CT_BF16, dc->ndim, dc->shape);
-    return rounded && be->convert(dc, rounded) == 0 ? rounded : NULL;
+/* Whether the backward's GEMMs take the output gradient rounded to bf16: after a forward of two
+ * bf16 operands (mixed precision) on a backend whose bf16 GEMM runs in hardware, so that both
+ * products run bf16 x bf16, as autocast's backward does; otherwise they take the f32 gradient,
+ * with bf16 operands widened beside it. */
+static bool rounds_grad(const ct_node *node, const ct_backend *be) {
+    const ct_tensor *a = node->inputs[0], *b = node->inputs[1];
+    bool mixed = a->dtype == CT_BF16 && b->dtype == CT_BF16 && node->output->grad->dtype == CT_F32;
+    return mixed && be->bf16_gemm_native && be->bf16_gemm_native();
 }
 
-static int matmul_gradients(const ct_node *node, const ct_backend *be, ct_tensor *ga, bool fresh_a, ct_tensor *gb,
-                            bool fresh_b) {
+static int matmul_gradients(const ct_node *node, const ct_backend *be, const ct_tensor *dc, ct_tensor *ga,
+                            bool fresh_a, ct_tensor *gb, bool fresh_b) {
     const matmul_ctx *ctx = node->ctx;
     ct_tensor *a = node->inputs[0], *b = node->inputs[1];
-    const ct_tensor *dc = gemm_grad(node, be);
-    if (!dc) return -1;
     if (ga) {
         const double beta = fresh_a ? 0.0 : 1.0;
         if (!ctx->transpose_a) CT_TRY(be->gemm(dc, false, b, !ctx->transpose_b, ga, 1.0, beta));
@@ -44,15 +40,18 @@ static int matmul_gradients(const ct_node *node, const ct_backend *be, ct_tensor
 }
 
 static int matmul_backward(ct_node *node) {
-    ct_tensor *a = node->inputs[0], *b = node->inputs[1];
-    const ct_backend *be = ct_backend_for(node->output->grad->device);
+    ct_tensor *dc = node->output->grad;
+    const ct_backend *be = ct_backend_for(dc->device);
     ct_tensor *ga, *gb;
     bool fresh_a, fresh_b; /* a fresh buffer is written (beta 0), not zero-filled and added to */
-    CT_TRY(ct_grad_target_fresh(a, &ga, &fresh_a));
-    CT_TRY(ct_grad_target_fresh(b, &gb, &fresh_b));
-    /* A nested scope: a bf16 copy of the output gradient lives only while its GEMMs run. */
+    CT_TRY(ct_grad_target_fresh(node->inputs[0], &ga, &fresh_a));
+    CT_TRY(ct_grad_target_fresh(node->inputs[1], &gb, &fresh_b));
+    if (!rounds_grad(node, be)) return matmul_gradients(node, be, dc, ga, fresh_a, gb, fresh_b);
+    /* A nested scope: the bf16 copy of the output gradient lives only while its GEMMs run. */
     CT_TRY(ct_scope_begin());
-    int status = matmul_gradients(node, be, ga, fresh_a, gb, fresh_b);
+    ct_tensor *rounded = ct_empty_on(dc->device, CT_BF16, dc->ndim, dc->shape);
+    int status = rounded ? be->convert(dc, rounded) : -1;
+    if (status == 0) status = matmul_gradients(node, be, rounded, ga, fresh_a, gb, fresh_b);
     ct_scope_end();
     return status;
 }

@@ -1,13 +1,14 @@
 /* An INT8 frozen weight's matmul on the CPU against the same matmul with the f32 weight, in one
  * run: y = x · Wᵀ with x f32 [M, K] and W [N, K] either f32 or i8 with one scale per row
  * (ct_quantize_i8, the INT8 export's and model.base_dtype=int8's weights). The i8 path widens W
- * to f32 a tile at a time inside the GEMM (kernels/cpu/cpu_gemm.c: q * scale, then sgemm), so its
- * cost over the f32 path is the widening; the question is whether that runs at memory speed.
- * Shapes: a Qwen2.5-0.5B-sized MLP projection at evaluation (few rows) and the tiny model's
- * projections at a training batch. Prints one JSON line per shape: best of REPS for each path,
- * their ratio. Each path cycles through COPIES different weights (256 MiB of f32 for the
- * Qwen-sized ones, more than any cache), as generation reads every layer's weight once per token;
- * the tiny model's weights fit in cache, as they do in its training.
+ * to f32 inside the GEMM (kernels/cpu/cpu_gemm.c: q * scale a tile at a time, then sgemm; up to
+ * 4 rows of x a weight row at a time, dotted in cache), so its cost over the f32 path is the
+ * widening; the question is whether that runs at memory speed. Shapes: a Qwen2.5-0.5B-sized MLP
+ * projection at evaluation (few rows) and the tiny model's projections at a training batch.
+ * Prints one JSON line per shape: best of REPS for each path, their ratio. Each path cycles
+ * through 16 different weights for the Qwen-sized shapes (266 MB of f32, more than any cache), as
+ * generation reads every layer's weight once per token; the tiny model's one weight stays in
+ * cache, as it does in training.
  *   usage: bench_int8_gemm [repeats=20] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,8 @@ int main(int argc, char **argv) {
                "\"f32_us\": %.1f, \"i8_us\": %.1f, \"i8_over_f32\": %.3f, \"f32_gflops\": %.1f, \"i8_gflops\": %.1f, "
                "\"weight_mb_f32\": %.2f, \"weight_mb_i8\": %.2f, \"weight_copies\": %d, %s}\n",
                shapes[i].name, (long long)M, (long long)N, (long long)K, f32 * 1e6, i8 * 1e6, i8 / f32,
-               flop / f32 * 1e-9, flop / i8 * 1e-9, 4e-6 * (double)(N * K), 1e-6 * (double)(N * K), copies, bench_blas_json());
+               flop / f32 * 1e-9, flop / i8 * 1e-9, 4e-6 * (double)(N * K), 1e-6 * (double)(N * K), copies,
+               bench_blas_json());
         for (int c = 0; c < copies; c++) ct_tensor_free(w[c]), ct_tensor_free(q[c]);
         ct_tensor_free(x), ct_tensor_free(y);
     }

@@ -55,16 +55,17 @@ static int put_text_file(ct_h5_writer *w, const char *dir, const char *file, con
     return rc;
 }
 
-/* The library of the f32 matmuls: checkpoints name it, since two libraries round differently and
- * a resume is bit-identical only on the one that wrote the checkpoint (kernels/cpu/cpu_sgemm.h). */
-/* What the matmuls ran on, as far as it sets their bits: the f32 GEMM library, and in a bf16
- * run on a CPU that multiplies bf16 in hardware, that path too (the widened one rounds as the
- * f32 library does, so a bf16 run without the hardware names the library alone, as before). */
+/* What the matmuls ran on, as far as it sets their bits: checkpoints name it, since a resume is
+ * bit-identical only on what wrote the checkpoint. The f32 GEMM library (two round differently:
+ * kernels/cpu/cpu_sgemm.h), and in a bf16 run on a CPU that multiplies bf16 in hardware that path
+ * too (the widened one rounds as the f32 library does, so a bf16 run without the hardware names
+ * the library alone, as before). */
+#define BF16_HARDWARE_MARK ", bf16 GEMMs on "
 static const char *matmul_library(const ct_trainer *t) {
     if (t->recipe->device != CT_CPU) return "cuBLAS";
     if (t->recipe->train.precision != CT_RECIPE_BF16 || !ct_cpu_bf16_gemm_available()) return ct_sgemm_library();
     static char name[160];
-    snprintf(name, sizeof name, "%s, bf16 GEMMs on %s", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
+    snprintf(name, sizeof name, "%s" BF16_HARDWARE_MARK "%s", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
     return name;
 }
 
@@ -81,9 +82,10 @@ static int check_matmul_library(const ct_trainer *t, ct_h5_reader *rd, const cha
         free(stored);
         return 0;
     }
-    if (strstr(stored, "bf16 GEMMs on") && !strstr(now, "bf16 GEMMs on"))
+    const bool stored_hardware = strstr(stored, BF16_HARDWARE_MARK), now_hardware = strstr(now, BF16_HARDWARE_MARK);
+    if (stored_hardware && !now_hardware)
         fix = "resume on a CPU with AVX512-BF16, without CT_GEMM_BF16=widen";
-    else if (!strstr(stored, "bf16 GEMMs on") && strstr(now, "bf16 GEMMs on"))
+    else if (!stored_hardware && now_hardware)
         fix = "set CT_GEMM_BF16=widen in the environment";
     else if (!strcmp(stored, "OpenBLAS") && t->recipe->device == CT_CPU)
         fix = "set CT_GEMM=openblas in the environment";

@@ -334,14 +334,17 @@ static void describe(const char *forced, const char *rejected) {
     else
         snprintf(coretype, sizeof coretype, "auto");
     snprintf(blas.line, sizeof blas.line,
-             "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s; matmul sgemm: %s; bf16 gemm: %s", version,
+             "blas: %s, core %s (%s kernels), cpu %s, coretype %s, gemm check %s (%.2f ms)%s; matmul sgemm: %s; "
+             "bf16 gemm: %s",
+             version,
              blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu), coretype, blas.check, blas.check_ms,
              ct_blas_below_cpu() ? ", kernels BELOW the cpu" : "", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
     snprintf(blas.json, sizeof blas.json,
              "\"blas\": \"%s\", \"blas_core\": \"%s\", \"blas_kernels\": \"%s\", \"cpu_isa\": \"%s\", "
              "\"blas_coretype\": \"%s\", \"matmul_sgemm\": \"%s\", \"bf16_gemm\": \"%s\"",
              version, blas.core, ct_isa_name(blas.kernels), ct_isa_name(blas.cpu),
-             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto", ct_sgemm_library(), ct_cpu_bf16_gemm_path());
+             blas.from_user ? "user" : blas.from_ctune ? "forced" : "auto", ct_sgemm_library(),
+             ct_cpu_bf16_gemm_path());
 }
 
 static void set_warning(const char *forced, const char *rejected) {

@@ -174,9 +174,9 @@ static int gemm_tiled(const ct_tensor *a, bool ta, const ct_tensor *b, bool tb, 
  * Generation and scoring with a KV cache multiply one token (or a few) by each weight. The tiled
  * path widens an i8 weight into f32 tiles first: for one row that writes and reads four times the
  * bytes of the weight itself, and a Qwen2.5-0.5B-sized projection still took 4x the f32
- * matmul's time with the weights in cache (bench_int8_gemm). Here each weight row is widened into a buffer that stays in L1 (q * scale,
- * the values the tiles would hold) and dotted with every row of A: the int8 weight is the only
- * large read. */
+ * matmul's time with the weights in cache (bench_int8_gemm). Here each weight row is widened
+ * into a buffer that stays in L1 (q * scale, the values the tiles would hold) and dotted with
+ * every row of A: the int8 weight is the only large read. */
 #define I8_ROWS_MAX 4
 
 CT_CPU_CLONES static float dot_f32_run(const float *restrict x, const float *restrict w, int64_t n) {
